@@ -1,0 +1,3 @@
+"""gridctl: neighbourhood energy microgrid controller."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""Shared pytest configuration: fixture plugins for real servers on loopback."""
