@@ -1,0 +1,411 @@
+"""Input data of one dispatch solve: arrays over nodes x steps, no config objects, no clock.
+
+Index conventions used everywhere in :mod:`optimizer`:
+
+* ``n`` indexes nodes (``N = len(node_ids)``): homes, shops, the mall.
+* ``t`` indexes plan steps (``T``), each ``step_s`` seconds long; step 0 starts now.
+* ``k`` indexes load tiers (``K``): tier 0 is critical and is shed last; a higher index is
+  shed earlier.  The value of lost load must therefore strictly decrease with ``k``.
+* ``l`` indexes router links (``L``).
+
+Sign convention: split variables are non-negative and name their direction; a link's net
+flow is positive from ``from_node`` to ``to_node``.  Floats are used throughout (money is
+``decimal.Decimal`` only outside the optimizer).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+
+import numpy as np
+
+__all__ = [
+    "BatteryData",
+    "DispatchProblem",
+    "GridData",
+    "LinkData",
+    "Penalties",
+    "SolverOptions",
+    "reserve_profile_kwh",
+]
+
+
+def _as_array(owner: str, name: str, value, shape: tuple[int, ...], dtype=float) -> np.ndarray:
+    """Copy ``value`` to a read-only array of ``shape``; raise a one-line ValueError otherwise."""
+    arr = np.array(value, dtype=dtype, copy=True)
+    if arr.shape != shape:
+        raise ValueError(f"{owner}.{name}: shape {arr.shape} != expected {shape}")
+    if dtype is float and not np.all(np.isfinite(arr)):
+        raise ValueError(f"{owner}.{name}: contains NaN or infinite values")
+    arr.setflags(write=False)
+    return arr
+
+
+def _check(cond: bool, owner: str, name: str, message: str) -> None:
+    if not cond:
+        raise ValueError(f"{owner}.{name}: {message}")
+
+
+@dataclass(frozen=True)
+class SolverOptions:
+    """How hard to try.
+
+    Parameters
+    ----------
+    time_limit_s : float
+        Wall-time budget of the solver call [s]; on expiry the best incumbent is used, or the
+        fallback plan if there is none.
+    mip_rel_gap : float
+        Relative MIP gap at which HiGHS stops [-] (0.005 = 0.5 %).  Unused by pure LPs.
+    threads : int
+        Solver threads [-].
+    """
+
+    time_limit_s: float = 10.0
+    mip_rel_gap: float = 0.005
+    threads: int = 1
+
+    def __post_init__(self) -> None:
+        _check(self.time_limit_s > 0, "SolverOptions", "time_limit_s", "must be > 0")
+        _check(0 <= self.mip_rel_gap < 1, "SolverOptions", "mip_rel_gap", "must be in [0, 1)")
+        _check(self.threads >= 1, "SolverOptions", "threads", "must be >= 1")
+
+
+@dataclass(frozen=True)
+class Penalties:
+    """Prices of the slack that keeps the model feasible whatever reality does.
+
+    Parameters
+    ----------
+    soc_below_min_jpy_per_kwh : float
+        Per kWh of stored energy below ``soc_min_kwh`` at the end of each step [JPY/kWh].
+    reserve_shortfall_jpy_per_kwh : float
+        Per kWh of block stored energy below ``reserve_kwh`` at the end of each
+        grid-connected step [JPY/kWh].
+    surplus_spill_jpy_per_kwh : float
+        Per kWh of non-curtailable PV that nothing can absorb [JPY/kWh].
+    tie_break_jpy_per_kwh : float
+        Tiny cost on battery charge, grid import and link flow [JPY/kWh] so that an LP never
+        picks pointless simultaneous opposite flows when they happen to cost nothing.
+    """
+
+    soc_below_min_jpy_per_kwh: float = 500.0
+    reserve_shortfall_jpy_per_kwh: float = 60.0
+    surplus_spill_jpy_per_kwh: float = 1000.0
+    tie_break_jpy_per_kwh: float = 1e-3
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            _check(getattr(self, f.name) >= 0, "Penalties", f.name, "must be >= 0")
+
+
+@dataclass(frozen=True)
+class GridData:
+    """Utility connection of each node, shape ``(N,)`` or ``(N, T)``.
+
+    Parameters
+    ----------
+    import_price_jpy_per_kwh : ndarray, shape (N, T)
+        Price paid per kWh imported from the utility [JPY/kWh]; may be negative.
+    export_price_jpy_per_kwh : ndarray, shape (N, T)
+        Price earned per kWh exported to the utility [JPY/kWh]; may be negative.
+    import_limit_kw : ndarray, shape (N,)
+        Connection limit for import [kW], >= 0 (0 = no grid connection at that node).
+    export_limit_kw : ndarray, shape (N,)
+        Connection limit for export [kW], >= 0.
+    available : ndarray of bool, shape (T,)
+        True where the utility grid is connected during the step; False in islanded steps
+        (an ongoing outage or a warned, planned outage window), where all grid flows are zero.
+    demand_charge_jpy_per_kw : ndarray, shape (N,)
+        Charge per kW of peak import above ``peak_import_so_far_kw`` [JPY/kW]; 0 disables it.
+    peak_import_so_far_kw : ndarray, shape (N,)
+        Peak import already reached in the current billing period [kW]; only import above it
+        costs demand charge.
+    """
+
+    import_price_jpy_per_kwh: np.ndarray
+    export_price_jpy_per_kwh: np.ndarray
+    import_limit_kw: np.ndarray
+    export_limit_kw: np.ndarray
+    available: np.ndarray
+    demand_charge_jpy_per_kw: np.ndarray
+    peak_import_so_far_kw: np.ndarray
+
+
+@dataclass(frozen=True)
+class BatteryData:
+    """Battery of each node, all shape ``(N,)``; a node without battery has zero limits.
+
+    Parameters
+    ----------
+    stored_kwh : ndarray
+        Measured stored energy now [kWh].  Outside ``[0, soc_max_kwh]`` it is clamped by the
+        model with a note; below ``soc_min_kwh`` it is allowed and the shortfall is penalised.
+    soc_min_kwh, soc_max_kwh : ndarray
+        Stored-energy bounds [kWh], ``0 <= soc_min_kwh <= soc_max_kwh``.
+    charge_max_kw, discharge_max_kw : ndarray
+        AC power limits [kW], >= 0.
+    charge_efficiency, discharge_efficiency : ndarray
+        One-way efficiencies in ``(0, 1]`` [-]: stored energy grows by ``eta_c * charge`` and
+        falls by ``discharge / eta_d``.
+    wear_cost_jpy_per_kwh : ndarray
+        Throughput wear cost per kWh discharged (AC side) [JPY/kWh], >= 0.
+    terminal_value_jpy_per_kwh : ndarray
+        Value credited per kWh stored at the end of the horizon [JPY/kWh], >= 0, so that the
+        plan does not empty the batteries at the horizon end.
+    grid_export_allowed : ndarray of bool
+        False where the contract forbids battery energy flowing to the grid (FIT meter):
+        then ``grid_export_kw <= pv_used_kw`` at that node.
+    """
+
+    stored_kwh: np.ndarray
+    soc_min_kwh: np.ndarray
+    soc_max_kwh: np.ndarray
+    charge_max_kw: np.ndarray
+    discharge_max_kw: np.ndarray
+    charge_efficiency: np.ndarray
+    discharge_efficiency: np.ndarray
+    wear_cost_jpy_per_kwh: np.ndarray
+    terminal_value_jpy_per_kwh: np.ndarray
+    grid_export_allowed: np.ndarray
+
+
+@dataclass(frozen=True)
+class LinkData:
+    """Router links, all shape ``(L,)``.
+
+    Parameters
+    ----------
+    from_node, to_node : ndarray of int
+        Node indices of the two ends; net flow is positive from ``from_node`` to ``to_node``.
+    capacity_kw : ndarray
+        Limit on the sending-end power in either direction [kW], >= 0.
+    efficiency : ndarray
+        Fraction of the sent power that arrives, in ``(0, 1]`` [-].
+    """
+
+    from_node: np.ndarray
+    to_node: np.ndarray
+    capacity_kw: np.ndarray
+    efficiency: np.ndarray
+
+
+@dataclass(frozen=True)
+class DispatchProblem:
+    """Everything one dispatch solve needs.  Validated and made read-only on construction.
+
+    Parameters
+    ----------
+    node_ids : tuple of str
+        Node names, length N, unique.
+    step_s : float
+        Length of each plan step [s]; 900 for 15-minute steps.
+    pv_available_kw : ndarray, shape (N, T)
+        Forecast PV power available [kW], >= 0.
+    pv_curtailable : ndarray of bool, shape (N,)
+        Whether the node's PV can be curtailed; if not, all available PV must be used or
+        spilled at ``Penalties.surplus_spill_jpy_per_kwh``.
+    load_kw : ndarray, shape (N, K, T)
+        Forecast load by tier [kW], >= 0; tier 0 is critical.
+    value_of_lost_load_jpy_per_kwh : ndarray, shape (K,)
+        Cost of shedding one kWh of each tier [JPY/kWh], strictly decreasing with the tier
+        index so that critical load is shed last.
+    grid : GridData
+    battery : BatteryData
+    links : LinkData
+    reserve_kwh : ndarray, shape (T,)
+        Block-wide stored energy to keep at the end of each grid-connected step [kWh] (soft,
+        see :func:`reserve_profile_kwh`).
+    penalties : Penalties
+    options : SolverOptions
+    """
+
+    node_ids: tuple[str, ...]
+    step_s: float
+    pv_available_kw: np.ndarray
+    pv_curtailable: np.ndarray
+    load_kw: np.ndarray
+    value_of_lost_load_jpy_per_kwh: np.ndarray
+    grid: GridData
+    battery: BatteryData
+    links: LinkData
+    reserve_kwh: np.ndarray
+    penalties: Penalties = field(default_factory=Penalties)
+    options: SolverOptions = field(default_factory=SolverOptions)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "node_ids", tuple(str(n) for n in self.node_ids))
+        n_nodes = len(self.node_ids)
+        _check(n_nodes >= 1, "DispatchProblem", "node_ids", "needs at least one node")
+        _check(len(set(self.node_ids)) == n_nodes, "DispatchProblem", "node_ids", "not unique")
+        _check(self.step_s > 0, "DispatchProblem", "step_s", "must be > 0")
+        pv = np.asarray(self.pv_available_kw, dtype=float)
+        _check(pv.ndim == 2, "DispatchProblem", "pv_available_kw", "must be 2-D (nodes, steps)")
+        n_steps = pv.shape[1]
+        _check(n_steps >= 1, "DispatchProblem", "pv_available_kw", "needs at least one step")
+        load = np.asarray(self.load_kw, dtype=float)
+        _check(load.ndim == 3, "DispatchProblem", "load_kw", "must be 3-D (nodes, tiers, steps)")
+        n_tiers = load.shape[1]
+        _check(n_tiers >= 1, "DispatchProblem", "load_kw", "needs at least one tier")
+        self._set("pv_available_kw", pv, (n_nodes, n_steps))
+        self._set("pv_curtailable", self.pv_curtailable, (n_nodes,), bool)
+        self._set("load_kw", load, (n_nodes, n_tiers, n_steps))
+        self._set("value_of_lost_load_jpy_per_kwh", self.value_of_lost_load_jpy_per_kwh, (n_tiers,))
+        self._set("reserve_kwh", self.reserve_kwh, (n_steps,))
+        for name in ("pv_available_kw", "load_kw", "reserve_kwh"):
+            _check(bool(np.all(getattr(self, name) >= 0)), "DispatchProblem", name, "must be >= 0")
+        voll = self.value_of_lost_load_jpy_per_kwh
+        _check(bool(np.all(voll >= 0)), "DispatchProblem", "value_of_lost_load_jpy_per_kwh",
+               "must be >= 0")
+        _check(bool(np.all(np.diff(voll) < 0)), "DispatchProblem",
+               "value_of_lost_load_jpy_per_kwh", "must strictly decrease with tier (critical first)")
+        object.__setattr__(self, "grid", _validated_grid(self.grid, n_nodes, n_steps))
+        object.__setattr__(self, "battery", _validated_battery(self.battery, n_nodes))
+        object.__setattr__(self, "links", _validated_links(self.links, n_nodes))
+
+    def _set(self, name: str, value, shape: tuple[int, ...], dtype=float) -> None:
+        object.__setattr__(self, name, _as_array("DispatchProblem", name, value, shape, dtype))
+
+    @property
+    def n_nodes(self) -> int:
+        """Number of nodes N [-]."""
+        return len(self.node_ids)
+
+    @property
+    def n_steps(self) -> int:
+        """Number of plan steps T [-]."""
+        return int(self.pv_available_kw.shape[1])
+
+    @property
+    def n_tiers(self) -> int:
+        """Number of load tiers K [-]."""
+        return int(self.load_kw.shape[1])
+
+    @property
+    def n_links(self) -> int:
+        """Number of router links L [-]."""
+        return int(self.links.capacity_kw.shape[0])
+
+    @property
+    def step_h(self) -> float:
+        """Step length [h]."""
+        return self.step_s / 3600.0
+
+
+def _validated_grid(grid: GridData, n_nodes: int, n_steps: int) -> GridData:
+    own = "GridData"
+    out = GridData(
+        import_price_jpy_per_kwh=_as_array(own, "import_price_jpy_per_kwh",
+                                           grid.import_price_jpy_per_kwh, (n_nodes, n_steps)),
+        export_price_jpy_per_kwh=_as_array(own, "export_price_jpy_per_kwh",
+                                           grid.export_price_jpy_per_kwh, (n_nodes, n_steps)),
+        import_limit_kw=_as_array(own, "import_limit_kw", grid.import_limit_kw, (n_nodes,)),
+        export_limit_kw=_as_array(own, "export_limit_kw", grid.export_limit_kw, (n_nodes,)),
+        available=_as_array(own, "available", grid.available, (n_steps,), bool),
+        demand_charge_jpy_per_kw=_as_array(own, "demand_charge_jpy_per_kw",
+                                           grid.demand_charge_jpy_per_kw, (n_nodes,)),
+        peak_import_so_far_kw=_as_array(own, "peak_import_so_far_kw",
+                                        grid.peak_import_so_far_kw, (n_nodes,)),
+    )
+    for name in ("import_limit_kw", "export_limit_kw", "demand_charge_jpy_per_kw",
+                 "peak_import_so_far_kw"):
+        _check(bool(np.all(getattr(out, name) >= 0)), own, name, "must be >= 0")
+    return out
+
+
+def _validated_battery(bat: BatteryData, n_nodes: int) -> BatteryData:
+    own = "BatteryData"
+    shape = (n_nodes,)
+    values = {}
+    for f in fields(BatteryData):
+        dtype = bool if f.name == "grid_export_allowed" else float
+        values[f.name] = _as_array(own, f.name, getattr(bat, f.name), shape, dtype)
+    out = BatteryData(**values)
+    for name in ("soc_min_kwh", "charge_max_kw", "discharge_max_kw", "wear_cost_jpy_per_kwh",
+                 "terminal_value_jpy_per_kwh"):
+        _check(bool(np.all(values[name] >= 0)), own, name, "must be >= 0")
+    _check(bool(np.all(out.soc_max_kwh >= out.soc_min_kwh)), own, "soc_max_kwh",
+           "must be >= soc_min_kwh")
+    for name in ("charge_efficiency", "discharge_efficiency"):
+        _check(bool(np.all((values[name] > 0) & (values[name] <= 1))), own, name,
+               "must be in (0, 1]")
+    return out
+
+
+def _validated_links(links: LinkData, n_nodes: int) -> LinkData:
+    own = "LinkData"
+    n_links = int(np.asarray(links.capacity_kw).reshape(-1).shape[0])
+    out = LinkData(
+        from_node=_as_array(own, "from_node", links.from_node, (n_links,), int),
+        to_node=_as_array(own, "to_node", links.to_node, (n_links,), int),
+        capacity_kw=_as_array(own, "capacity_kw", links.capacity_kw, (n_links,)),
+        efficiency=_as_array(own, "efficiency", links.efficiency, (n_links,)),
+    )
+    for name in ("from_node", "to_node"):
+        idx = getattr(out, name)
+        _check(bool(np.all((idx >= 0) & (idx < n_nodes))), own, name,
+               f"node index outside [0, {n_nodes})")
+    _check(bool(np.all(out.from_node != out.to_node)), own, "to_node", "link joins a node to itself")
+    _check(bool(np.all(out.capacity_kw >= 0)), own, "capacity_kw", "must be >= 0")
+    _check(bool(np.all((out.efficiency > 0) & (out.efficiency <= 1))), own, "efficiency",
+           "must be in (0, 1]")
+    return out
+
+
+def reserve_profile_kwh(
+    critical_load_kw: np.ndarray,
+    step_s: float,
+    reserve_h: float,
+    warned_outage: np.ndarray | None = None,
+) -> np.ndarray:
+    """Block-wide stored energy to hold at the end of each step, raised ahead of a warned outage.
+
+    In every step the reserve is the critical energy of the whole block for ``reserve_h``
+    hours at the horizon's mean critical power: ``R_t = reserve_h * mean_t(sum_n crit[n, t])``.
+    Before a warned outage window it is raised to the critical energy of the rest of that
+    window, ``R_t = max(R_t, step_h * sum_{u in window, u > t} sum_n crit[n, u])``, so batteries
+    fill up ahead of it.  Islanded steps get no reserve (the model ignores it there anyway).
+
+    Parameters
+    ----------
+    critical_load_kw : ndarray, shape (N, T)
+        Critical (tier 0) load forecast [kW].
+    step_s : float
+        Step length [s].
+    reserve_h : float
+        Hours of critical load to keep in store while grid-connected [h], >= 0.
+    warned_outage : ndarray of bool, shape (T,), optional
+        True in steps of a warned, planned outage.
+
+    Returns
+    -------
+    ndarray, shape (T,)
+        Reserve requirement [kWh], >= 0.
+    """
+    crit = np.asarray(critical_load_kw, dtype=float)
+    if crit.ndim != 2:
+        raise ValueError("reserve_profile_kwh.critical_load_kw: must be 2-D (nodes, steps)")
+    if reserve_h < 0:
+        raise ValueError("reserve_profile_kwh.reserve_h: must be >= 0")
+    block_kw = crit.sum(axis=0)
+    n_steps = block_kw.shape[0]
+    reserve = np.full(n_steps, reserve_h * float(block_kw.mean()) if n_steps else 0.0)
+    if warned_outage is None:
+        return reserve
+    warned = np.asarray(warned_outage, dtype=bool)
+    if warned.shape != (n_steps,):
+        raise ValueError("reserve_profile_kwh.warned_outage: shape must be (steps,)")
+    energy_kwh = block_kw * step_s / 3600.0
+    # Energy of the remainder of the next warned window, seen from the end of step t.
+    # Walking backwards: inside a window accumulate, in a gap keep the next window's total.
+    ahead = np.zeros(n_steps)
+    running = 0.0
+    later_warned = False
+    for t in range(n_steps - 1, -1, -1):
+        ahead[t] = running
+        if warned[t]:
+            running = (running if later_warned else 0.0) + energy_kwh[t]
+        later_warned = bool(warned[t])
+    reserve = np.maximum(reserve, ahead)
+    reserve[warned] = 0.0
+    return reserve
