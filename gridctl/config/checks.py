@@ -1,0 +1,160 @@
+"""Cross-field checks of a site: uniqueness, references, and combinations that make no sense.
+
+Each problem is a (key path, message) pair so the loader can name file, line and key.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+
+from gridctl.config.devices import BatteryDevice, PvInverterDevice, RouterDevice
+from gridctl.config.site import SiteConfig
+from gridctl.config.tariffs import ExportTariff, ImportTariff
+
+Path = tuple[str | int, ...]
+Problem = tuple[Path, str]
+
+
+def cross_check(site: SiteConfig) -> list[Problem]:
+    """All cross-field problems of ``site``, in file order (empty when the site is coherent)."""
+    problems: list[Problem] = []
+    for check in (_unique_ids, _tariffs, _contracts, _profiles, _router_legs, _links, _shed_tiers):
+        problems.extend(check(site))
+    return problems
+
+
+def _duplicates(items: Iterable[tuple[Path, str]], what: str) -> list[Problem]:
+    counts = Counter(ident for _, ident in items)
+    return [(p, f"duplicate {what} id '{i}'") for p, i in items if counts[i] > 1]
+
+
+def _unique_ids(site: SiteConfig) -> list[Problem]:
+    nodes = [(("nodes", i, "id"), n.id) for i, n in enumerate(site.nodes)]
+    devices = [
+        (("nodes", i, "devices", j, "id"), d.id)
+        for i, n in enumerate(site.nodes)
+        for j, d in enumerate(n.devices)
+    ]
+    links = [(("links", i, "id"), link.id) for i, link in enumerate(site.links)]
+    problems = _duplicates(nodes, "node") + _duplicates(devices, "device")
+    problems += _duplicates(links, "link")
+    for i, node in enumerate(site.nodes):
+        for j, device in enumerate(node.devices):
+            if isinstance(device, RouterDevice):
+                legs = [(("nodes", i, "devices", j, "legs", k, "id"), leg.id)
+                        for k, leg in enumerate(device.legs)]
+                problems += _duplicates(legs, "leg")
+    return problems
+
+
+def _tariffs(site: SiteConfig) -> list[Problem]:
+    problems: list[Problem] = []
+    by_id: dict[str, list[int]] = {}
+    for i, tariff in enumerate(site.tariffs):
+        by_id.setdefault(tariff.id, []).append(i)
+    for ident, indexes in by_id.items():
+        kinds = {site.tariffs[i].kind for i in indexes}
+        if len(kinds) > 1:
+            problems.append((("tariffs", indexes[1], "kind"), f"tariff '{ident}' mixes kinds"))
+        versions = sorted(indexes, key=lambda i: site.tariffs[i].valid_from)
+        for a, b in zip(versions, versions[1:]):
+            first = site.tariffs[a]
+            if first.valid_to is None or first.valid_to > site.tariffs[b].valid_from:
+                problems.append((("tariffs", b, "valid_from"),
+                                 f"version overlaps an earlier version of tariff '{ident}'"))
+    return problems
+
+
+def _contracts(site: SiteConfig) -> list[Problem]:
+    imports = {t.id for t in site.tariffs if isinstance(t, ImportTariff)}
+    exports = {t.id for t in site.tariffs if isinstance(t, ExportTariff)}
+    problems: list[Problem] = []
+    for i, node in enumerate(site.nodes):
+        base = ("nodes", i, "contract")
+        if node.contract.tariff not in imports:
+            problems.append((base + ("tariff",),
+                             f"unknown import tariff '{node.contract.tariff}'"))
+        buyback = node.contract.buyback_tariff
+        if buyback is not None and buyback not in exports:
+            problems.append((base + ("buyback_tariff",), f"unknown export tariff '{buyback}'"))
+        if node.pv_inverters and buyback is None and node.grid is not None:
+            problems.append((base + ("buyback_tariff",),
+                             "a node with PV and a grid connection needs a buyback_tariff"))
+        if node.contract.battery_export_allowed and not node.batteries:
+            problems.append((base + ("battery_export_allowed",), "the node has no battery"))
+    return problems
+
+
+def _profiles(site: SiteConfig) -> list[Problem]:
+    problems: list[Problem] = []
+    for i, node in enumerate(site.nodes):
+        for j, device in enumerate(node.devices):
+            path = ("nodes", i, "devices", j)
+            profile = site.device_profiles.get(device.profile)
+            if profile is None:
+                problems.append((path + ("profile",), f"unknown device profile '{device.profile}'"))
+                continue
+            if profile.kind != device.kind:
+                problems.append((path + ("profile",),
+                                 f"profile '{profile.id}' is for a {profile.kind}, not a {device.kind}"))
+            wants_opcua = profile.protocol == "opcua_router"
+            if wants_opcua and device.protocol.opcua is None:
+                problems.append((path + ("protocol",), "a router needs an 'opcua' protocol block"))
+            if not wants_opcua and device.protocol.modbus is None:
+                problems.append((path + ("protocol",), "this device needs a 'modbus' protocol block"))
+    return problems
+
+
+def _router_legs(site: SiteConfig) -> list[Problem]:
+    problems: list[Problem] = []
+    link_ids = {link.id for link in site.links}
+    for i, node in enumerate(site.nodes):
+        routers = [(j, d) for j, d in enumerate(node.devices) if isinstance(d, RouterDevice)]
+        if len(routers) > 1:
+            problems.append((("nodes", i, "devices", routers[1][0]), "a node has at most one router"))
+        if not routers:
+            continue
+        j, router = routers[0]
+        local = {d.id: d for d in node.devices}
+        for k, leg in enumerate(router.legs):
+            path = ("nodes", i, "devices", j, "legs", k)
+            if leg.device is not None:
+                target = local.get(leg.device)
+                if target is None:
+                    problems.append((path + ("device",), f"no device '{leg.device}' in node '{node.id}'"))
+                elif target.kind != leg.kind.replace("pv", "pv_inverter"):
+                    problems.append((path + ("device",), f"'{leg.device}' is a {target.kind}"))
+            if leg.link is not None and leg.link not in link_ids:
+                problems.append((path + ("link",), f"unknown link '{leg.link}'"))
+            if leg.kind == "grid" and node.grid is None:
+                problems.append((path + ("kind",), f"node '{node.id}' has no grid connection"))
+        on_legs = {leg.device for leg in router.legs}
+        for m, device in enumerate(node.devices):
+            if isinstance(device, PvInverterDevice | BatteryDevice) and device.id not in on_legs:
+                problems.append((("nodes", i, "devices", m, "id"),
+                                 f"'{device.id}' needs a leg on router '{router.id}'"))
+    return problems
+
+
+def _links(site: SiteConfig) -> list[Problem]:
+    routers = {router.id: router for _, router in site.routers()}
+    problems: list[Problem] = []
+    for i, link in enumerate(site.links):
+        for end in ("from_router", "to_router"):
+            ident = getattr(link, end)
+            if ident not in routers:
+                problems.append((("links", i, end), f"unknown router '{ident}'"))
+            elif not any(leg.link == link.id for leg in routers[ident].legs):
+                problems.append((("links", i, end),
+                                 f"router '{ident}' has no 'link' leg for link '{link.id}'"))
+        if link.from_router == link.to_router:
+            problems.append((("links", i, "to_router"), "a link joins two different routers"))
+    return problems
+
+
+def _shed_tiers(site: SiteConfig) -> list[Problem]:
+    tiers = {t.tier for t in site.islanding.shed_order}
+    return [(("nodes", i, "load", "shed_tier"),
+             f"tier {node.load.shed_tier} is not in islanding.shed_order")
+            for i, node in enumerate(site.nodes) if node.load.shed_tier not in tiers]

@@ -1,0 +1,251 @@
+"""Device configuration: protocol blocks, ratings and the device kinds of a node.
+
+A device names a profile (``configs/devices/*.yaml``) that carries vendor knowledge as data:
+which SunSpec models to use, sign flips and quirks. Ratings are the physical limits gridctl
+clamps every setpoint to.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, model_validator
+
+from gridctl.config.base import (
+    Identifier,
+    NonNegativeFloat,
+    Percent,
+    PositiveFloat,
+    PositivePercent,
+    StrictModel,
+)
+
+
+class ModbusTls(StrictModel):
+    """Modbus/TCP Security (TLS with mutual certificates, usually port 802)."""
+
+    certificate_path: Path = Field(description="client certificate, PEM")
+    private_key_path: Path = Field(description="client private key, PEM")
+    ca_path: Path = Field(description="CA certificate(s) that sign the device's certificate, PEM")
+
+
+class ModbusProtocol(StrictModel):
+    """SunSpec over Modbus TCP."""
+
+    host: str = Field(min_length=1, description="device host name or IP address")
+    port: int = Field(default=502, ge=1, le=65535)
+    unit_id: int = Field(default=1, ge=0, le=247, description="Modbus unit (device) id")
+    base_address: Literal[0, 40000, 50000] | None = Field(
+        default=None, description="SunSpec base register; null: discover 40000, 0, 50000"
+    )
+    timeout_s: float = Field(default=1.0, gt=0, le=60)
+    tls: ModbusTls | None = None
+
+
+class OpcuaIdentity(StrictModel):
+    """User identity presented in the OPC UA session."""
+
+    kind: Literal["x509", "username", "anonymous"] = "x509"
+    username: str | None = None
+    password_env: str | None = Field(
+        default=None, description="environment variable that holds the password (never the file)"
+    )
+
+    @model_validator(mode="after")
+    def _username_needs_name(self) -> OpcuaIdentity:
+        if self.kind == "username" and not (self.username and self.password_env):
+            raise ValueError("identity kind 'username' needs username and password_env")
+        return self
+
+
+SecurityPolicy = Literal["Basic256Sha256", "Aes128_Sha256_RsaOaep", "Aes256_Sha256_RsaPss", "None"]
+
+
+class OpcuaProtocol(StrictModel):
+    """OPC UA client settings for a router. Secure by default: Basic256Sha256, SignAndEncrypt."""
+
+    endpoint_url: str = Field(pattern=r"^opc\.tcp://[^\s/]+(:\d+)?(/.*)?$")
+    security_policy: SecurityPolicy = "Basic256Sha256"
+    security_mode: Literal["SignAndEncrypt", "Sign", "None"] = "SignAndEncrypt"
+    certificate_path: Path | None = Field(default=None, description="client certificate, DER or PEM")
+    private_key_path: Path | None = Field(default=None, description="client private key, PEM")
+    server_certificate_path: Path | None = Field(
+        default=None, description="the server certificate to trust (pinning)"
+    )
+    identity: OpcuaIdentity = OpcuaIdentity()
+    timeout_s: float = Field(default=2.0, gt=0, le=60)
+
+    @model_validator(mode="after")
+    def _security_consistent(self) -> OpcuaProtocol:
+        if (self.security_policy == "None") != (self.security_mode == "None"):
+            raise ValueError("security_policy and security_mode must both be 'None' or neither")
+        if self.security_mode != "None" and not (self.certificate_path and self.private_key_path):
+            raise ValueError("a secure channel needs certificate_path and private_key_path")
+        if self.identity.kind == "x509" and self.certificate_path is None:
+            raise ValueError("identity kind 'x509' needs certificate_path")
+        return self
+
+
+class Protocol(StrictModel):
+    """Exactly one transport block."""
+
+    modbus: ModbusProtocol | None = None
+    opcua: OpcuaProtocol | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Protocol:
+        if (self.modbus is None) == (self.opcua is None):
+            raise ValueError("give exactly one of 'modbus' or 'opcua'")
+        return self
+
+
+class PvRating(StrictModel):
+    """PV inverter and array."""
+
+    ac_kw: PositiveFloat = Field(description="inverter AC rating [kW]")
+    dc_kwp: PositiveFloat = Field(description="array peak power [kWp]")
+    tilt_deg: float = Field(default=30.0, ge=0, le=90)
+    azimuth_deg: float = Field(default=180.0, ge=0, lt=360, description="180 = south")
+    ramp_pct_per_s: PositivePercent | None = Field(default=None, description="limit ramp [%/s]")
+
+
+class BatteryRating(StrictModel):
+    """Battery energy storage system."""
+
+    capacity_kwh: PositiveFloat = Field(description="usable nameplate energy [kWh]")
+    max_charge_kw: PositiveFloat
+    max_discharge_kw: PositiveFloat
+    charge_efficiency_pct: PositivePercent = 95.0
+    discharge_efficiency_pct: PositivePercent = 95.0
+    soc_min_pct: Percent = 10.0
+    soc_max_pct: Percent = 95.0
+    ramp_kw_per_s: PositiveFloat | None = None
+    wear_cost_jpy_per_kwh: NonNegativeFloat = Field(
+        default=2.0, description="throughput wear cost [JPY/kWh discharged]"
+    )
+    self_discharge_pct_per_day: Percent = 0.1
+
+    @model_validator(mode="after")
+    def _soc_order(self) -> BatteryRating:
+        if self.soc_min_pct >= self.soc_max_pct:
+            raise ValueError(
+                f"soc_min_pct ({self.soc_min_pct}) must be below soc_max_pct ({self.soc_max_pct})"
+            )
+        return self
+
+
+class MeterRating(StrictModel):
+    """Meter (grid connection point or sub-meter)."""
+
+    max_kw: PositiveFloat | None = Field(default=None, description="plausibility limit [kW]")
+
+
+class RouterRating(StrictModel):
+    """Digital grid router converter rating."""
+
+    rated_kw: PositiveFloat
+
+
+class _DeviceBase(StrictModel):
+    id: Identifier
+    profile: Identifier = Field(description="device profile id (configs/devices/*.yaml)")
+    protocol: Protocol
+    serial: str | None = Field(default=None, description="expected serial number (commissioning)")
+
+
+class PvInverterDevice(_DeviceBase):
+    """Rooftop PV inverter."""
+
+    kind: Literal["pv_inverter"]
+    rating: PvRating
+
+
+class BatteryDevice(_DeviceBase):
+    """Home or commercial battery."""
+
+    kind: Literal["battery"]
+    rating: BatteryRating
+
+
+class MeterDevice(_DeviceBase):
+    """Meter with cumulative import/export kWh counters."""
+
+    kind: Literal["meter"]
+    role: Literal["grid", "load"] = "grid"
+    rating: MeterRating = MeterRating()
+
+
+class RouterLeg(StrictModel):
+    """One port of a digital grid router."""
+
+    id: Identifier
+    kind: Literal["grid", "node", "pv", "battery", "link"]
+    device: Identifier | None = Field(default=None, description="pv/battery device on this leg")
+    link: Identifier | None = Field(default=None, description="link id for a 'link' leg")
+    capacity_kw: PositiveFloat
+
+    @model_validator(mode="after")
+    def _references_match_kind(self) -> RouterLeg:
+        if self.kind in ("pv", "battery") and self.device is None:
+            raise ValueError(f"a '{self.kind}' leg needs 'device'")
+        if self.kind == "link" and self.link is None:
+            raise ValueError("a 'link' leg needs 'link'")
+        if self.kind not in ("pv", "battery") and self.device is not None:
+            raise ValueError(f"a '{self.kind}' leg takes no 'device'")
+        if self.kind != "link" and self.link is not None:
+            raise ValueError(f"a '{self.kind}' leg takes no 'link'")
+        return self
+
+
+class RouterDevice(_DeviceBase):
+    """Digital grid router (DGR): a multi-leg converter metered per leg, over OPC UA."""
+
+    kind: Literal["router"]
+    rating: RouterRating
+    legs: list[RouterLeg] = Field(min_length=1)
+
+
+Device = Annotated[
+    PvInverterDevice | BatteryDevice | MeterDevice | RouterDevice,
+    Field(discriminator="kind"),
+]
+
+
+class ProfileQuirks(StrictModel):
+    """Vendor behaviour the drivers must respect."""
+
+    inter_request_delay_s: NonNegativeFloat = 0.0
+    max_registers_per_read: int = Field(default=125, ge=1, le=125)
+    single_client: bool = Field(default=False, description="accepts one Modbus client only")
+
+
+class SignFlips(StrictModel):
+    """Device-native signs that differ from gridctl's supply-positive convention."""
+
+    power: bool = Field(default=False, description="device reports/accepts power negated")
+    energy_counters: bool = Field(default=False, description="import/export counters swapped")
+
+
+class DeviceProfile(StrictModel):
+    """Device knowledge as data (evcc-style template)."""
+
+    id: Identifier
+    vendor: str = Field(min_length=1)
+    description: str = ""
+    kind: Literal["pv_inverter", "battery", "meter", "router"]
+    protocol: Literal["modbus_sunspec", "opcua_router"]
+    models_expected: list[int] = Field(default_factory=list, description="SunSpec model ids")
+    control_models: list[int] = Field(default_factory=list, description="models used to write")
+    revert_timeout_s: PositiveFloat = Field(default=60.0, description="device fail-safe timer [s]")
+    signs: SignFlips = SignFlips()
+    quirks: ProfileQuirks = ProfileQuirks()
+
+    @model_validator(mode="after")
+    def _protocol_fits_kind(self) -> DeviceProfile:
+        if (self.kind == "router") != (self.protocol == "opcua_router"):
+            raise ValueError("routers use protocol 'opcua_router'; other kinds 'modbus_sunspec'")
+        missing = set(self.control_models) - set(self.models_expected)
+        if missing:
+            raise ValueError(f"control_models {sorted(missing)} are not in models_expected")
+        return self

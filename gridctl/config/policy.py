@@ -1,0 +1,182 @@
+"""Block-wide policies: market, islanding, control loop and storage."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from gridctl.config.base import NonNegativeYen, PositiveFloat, StrictModel, YenPerKwh
+
+
+class AuctionRules(StrictModel):
+    """Uniform-price (pay-as-clear) double auction; bids derive from each member's tariff."""
+
+    price_floor_jpy_per_kwh: YenPerKwh = Decimal("0")
+    price_cap_jpy_per_kwh: YenPerKwh = Decimal("50")
+
+    @model_validator(mode="after")
+    def _floor_below_cap(self) -> AuctionRules:
+        if self.price_floor_jpy_per_kwh >= self.price_cap_jpy_per_kwh:
+            raise ValueError("price_floor_jpy_per_kwh must be below price_cap_jpy_per_kwh")
+        return self
+
+
+class Market(StrictModel):
+    """P2P market rules. The settlement period is the Japanese 30-minute period (fixed)."""
+
+    mechanism: Literal["sdr", "mmr", "uniform_auction"] = "sdr"
+    platform_fee_jpy_per_kwh: NonNegativeYen = Field(
+        default=Decimal("0"), description="fee per P2P kWh, paid by the buyer [JPY/kWh]"
+    )
+    settlement_period_min: Literal[30] = 30
+    grace_period_s: int = Field(default=120, ge=0, le=86400, description="wait for late counters")
+    auction: AuctionRules = AuctionRules()
+
+
+class ShedTier(StrictModel):
+    """A sheddable load tier and what an unserved kWh of it costs."""
+
+    tier: int = Field(ge=1, le=9)
+    value_of_lost_load_jpy_per_kwh: PositiveFloat
+
+
+class GridLimitsV(StrictModel):
+    """Band of healthy grid voltage [V]."""
+
+    min_v: PositiveFloat
+    max_v: PositiveFloat
+
+
+class GridLimitsHz(StrictModel):
+    """Band of healthy grid frequency [Hz]."""
+
+    min_hz: PositiveFloat
+    max_hz: PositiveFloat
+
+
+class Islanding(StrictModel):
+    """Outage policy: what to keep in reserve, what to shed and when to reconnect."""
+
+    reserve_hours_h: float = Field(
+        default=12.0, ge=0, le=240, description="critical load hours to keep stored [h]"
+    )
+    warned_reserve_hours_h: float = Field(
+        default=72.0, ge=0, le=240, description="reserve ahead of a warned outage [h]"
+    )
+    critical_value_of_lost_load_jpy_per_kwh: PositiveFloat = 5000.0
+    shed_order: list[ShedTier] = Field(
+        default_factory=lambda: [
+            ShedTier(tier=3, value_of_lost_load_jpy_per_kwh=100.0),
+            ShedTier(tier=2, value_of_lost_load_jpy_per_kwh=200.0),
+            ShedTier(tier=1, value_of_lost_load_jpy_per_kwh=400.0),
+        ],
+        description="sheddable tiers, first shed first",
+    )
+    reconnect_delay_s: int = Field(default=300, ge=0, le=86400)
+    voltage_limits: GridLimitsV = GridLimitsV(min_v=182.0, max_v=222.0)
+    frequency_limits: GridLimitsHz = GridLimitsHz(min_hz=49.0, max_hz=51.0)
+
+    @model_validator(mode="after")
+    def _order_is_coherent(self) -> Islanding:
+        tiers = [t.tier for t in self.shed_order]
+        if len(set(tiers)) != len(tiers):
+            raise ValueError("shed_order lists a tier twice")
+        values = [t.value_of_lost_load_jpy_per_kwh for t in self.shed_order]
+        if values != sorted(values) or len(set(values)) != len(values):
+            raise ValueError("shed_order: value_of_lost_load must increase strictly (first shed first)")
+        if values and values[-1] >= self.critical_value_of_lost_load_jpy_per_kwh:
+            raise ValueError("critical_value_of_lost_load must exceed every sheddable tier's")
+        if self.voltage_limits.min_v >= self.voltage_limits.max_v:
+            raise ValueError("voltage_limits: min_v must be below max_v")
+        if self.frequency_limits.min_hz >= self.frequency_limits.max_hz:
+            raise ValueError("frequency_limits: min_hz must be below max_hz")
+        return self
+
+
+class Control(StrictModel):
+    """Control loop timing and solver settings."""
+
+    poll_period_s: float = Field(default=2.0, ge=0.2, le=60)
+    plan_step_min: int = Field(default=15, ge=1, le=30, description="must divide 30")
+    horizon_h: float = Field(default=24.0, gt=0, le=168)
+    replan_period_s: int = Field(default=900, ge=1, le=86400)
+    solver_time_limit_s: float = Field(default=5.0, gt=0, le=600)
+    mip_gap_pct: float = Field(default=0.5, ge=0, le=50)
+    solver_threads: int = Field(default=1, ge=1, le=64)
+    setpoint_expiry_s: float = Field(default=30.0, gt=0, le=3600)
+    socket_path: Path = Field(
+        default=Path("/run/gridctl/gridctl.sock"), description="operator command socket"
+    )
+
+    @field_validator("plan_step_min")
+    @classmethod
+    def _step_divides_period(cls, value: int) -> int:
+        if 30 % value != 0:
+            raise ValueError(f"plan_step_min ({value}) must divide the 30-minute period")
+        return value
+
+    @model_validator(mode="after")
+    def _timings_coherent(self) -> Control:
+        steps = self.horizon_h * 60 / self.plan_step_min
+        if abs(steps - round(steps)) > 1e-9:
+            raise ValueError("horizon_h must be a whole number of plan steps")
+        if self.replan_period_s < self.poll_period_s:
+            raise ValueError("replan_period_s must not be shorter than poll_period_s")
+        if self.setpoint_expiry_s <= self.poll_period_s:
+            raise ValueError("setpoint_expiry_s must exceed poll_period_s")
+        return self
+
+
+class InfluxV2(StrictModel):
+    """InfluxDB 2.x API (``/api/v2/write``). The token comes from the environment or a credential."""
+
+    version: Literal[2]
+    url: str = Field(pattern=r"^https?://")
+    org: str = Field(min_length=1)
+    bucket: str = Field(min_length=1)
+    token_env: str = "GRIDCTL_INFLUXDB_TOKEN"
+    token_credential: str = Field(
+        default="influxdb-token", description="file name under $CREDENTIALS_DIRECTORY"
+    )
+    token: Any = Field(default=None, exclude=True, json_schema_extra={"deprecated": True})
+
+    @field_validator("token")
+    @classmethod
+    def _no_token_in_file(cls, value: Any) -> None:
+        if value is not None:
+            raise ValueError(
+                "the token must not be in the file: set token_env or a systemd credential"
+            )
+        return None
+
+
+class InfluxV1(StrictModel):
+    """InfluxDB 1.x API (``/write?db=...&rp=...``)."""
+
+    version: Literal[1]
+    url: str = Field(pattern=r"^https?://")
+    database: str = Field(min_length=1)
+    retention_policy: str | None = None
+    username: str | None = None
+    password_env: str = "GRIDCTL_INFLUXDB_PASSWORD"
+
+
+Influx = Annotated[InfluxV2 | InfluxV1, Field(discriminator="version")]
+
+
+class Storage(StrictModel):
+    """Where settlements and telemetry go. Relative paths resolve from the working directory."""
+
+    ledger_path: Path = Path("gridctl-ledger.sqlite")
+    influxdb: Influx | None = None
+    telemetry_period_s: float = Field(default=60.0, gt=0, le=3600)
+    outbox_batch_size: int = Field(default=5000, ge=1, le=100000)
+
+
+class Emulation(StrictModel):
+    """Settings for ``gridctl emulate`` (the embedded default site on loopback)."""
+
+    certificate_dir: Path = Path("var/pki")
