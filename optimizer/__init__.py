@@ -1,5 +1,8 @@
 """Dispatch optimizer: a ``DispatchProblem`` in, a ``DispatchPlan`` out.  Pure: no I/O, no clock."""
 
+from optimizer.dispatcher import Dispatcher, solve
+from optimizer.fallback import fallback_plan
+from optimizer.highs_model import binaries_needed
 from optimizer.plan import OBJECTIVE_PARTS, DispatchPlan, PlanStatus, Violation
 from optimizer.problem import (
     BatteryData,
@@ -15,6 +18,7 @@ __all__ = [
     "OBJECTIVE_PARTS",
     "BatteryData",
     "DispatchPlan",
+    "Dispatcher",
     "DispatchProblem",
     "GridData",
     "LinkData",
@@ -22,5 +26,14 @@ __all__ = [
     "PlanStatus",
     "SolverOptions",
     "Violation",
+    "binaries_needed",
+    "fallback_plan",
+    "naive_all_binary",
     "reserve_profile_kwh",
+    "solve",
 ]
+
+
+def naive_all_binary() -> Dispatcher:
+    """A :class:`Dispatcher` with binaries on every opposite-flow pair (benchmark baseline)."""
+    return Dispatcher(all_binary=True)
