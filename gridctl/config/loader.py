@@ -77,6 +77,10 @@ _TEMPLATES = {
 
 
 def _message(error: dict[str, Any]) -> str:
+    if error["type"] == "string_pattern_mismatch" and "a-z0-9_." in str(error.get("ctx", {})):
+        return "must be a lower-case identifier (a-z, 0-9, '-', '_', '.'; at most 64)"
+    if error["type"] == "too_short" and error.get("ctx", {}).get("min_length") == 1:
+        return "must not be empty"
     template = _TEMPLATES.get(error["type"])
     if template is not None:
         return template.format(**error.get("ctx", {}))

@@ -1,0 +1,81 @@
+"""``gridctl config``: validate site files, print the JSON Schema, write a starting template."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from gridctl.config import ConfigError, SiteConfig, load_site
+from gridctl.config.schema import site_json_schema_text
+from gridctl.config.template import site_template
+
+config_app = typer.Typer(help="Validate, describe and start site configuration files.",
+                         no_args_is_help=True)
+
+EXIT_CONFIG = 2
+
+
+def _summary(path: Path, site: SiteConfig) -> str:
+    devices = site.all_devices()
+    routers = site.routers()
+    kinds = {}
+    for _, device in devices:
+        kinds[device.kind] = kinds.get(device.kind, 0) + 1
+    detail = ", ".join(f"{count} {kind}" for kind, count in sorted(kinds.items()))
+    return (f"{path}: ok: site '{site.site.id}', {len(site.nodes)} nodes, {len(devices)} devices "
+            f"({detail}), {len(routers)} routers, {len(site.links)} links")
+
+
+@config_app.command("validate")
+def validate(files: list[Path] = typer.Argument(..., help="site files to check")) -> None:
+    """Check each FILE; print a summary line, or every error as FILE:LINE: key.path: message."""
+    failed = False
+    for path in files:
+        try:
+            site = load_site(path)
+        except ConfigError as exc:
+            failed = True
+            for issue in exc.issues:
+                typer.echo(str(issue), err=True)
+            continue
+        typer.echo(_summary(path, site))
+    if failed:
+        raise typer.Exit(EXIT_CONFIG)
+
+
+@config_app.command("schema")
+def schema(out: Path | None = typer.Option(None, "--out", help="write to this file")) -> None:
+    """Print the JSON Schema of a site file (or write it with --out)."""
+    text = site_json_schema_text()
+    if out is None:
+        typer.echo(text, nl=False)
+        return
+    try:
+        out.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        typer.echo(f"{out}: cannot write: {exc.strerror}", err=True)
+        raise typer.Exit(1) from None
+
+
+@config_app.command("init")
+def init(
+    nodes: int = typer.Option(3, "--nodes", min=1, max=60, help="number of homes"),
+    out: Path = typer.Option(..., "--out", help="file to write"),
+    force: bool = typer.Option(False, "--force", help="overwrite an existing file"),
+) -> None:
+    """Write a commented site template with NODES homes that validates as it is."""
+    if out.exists() and not force:
+        typer.echo(f"{out}: exists; use --force to overwrite", err=True)
+        raise typer.Exit(EXIT_CONFIG)
+    try:
+        out.write_text(site_template(nodes), encoding="utf-8")
+    except OSError as exc:
+        typer.echo(f"{out}: cannot write: {exc.strerror}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"{out}: wrote a template with {nodes} home(s); edit the lines marked CHANGE")
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``config`` group to the root app."""
+    app.add_typer(config_app, name="config")

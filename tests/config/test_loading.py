@@ -1,0 +1,89 @@
+"""Every shipped config validates; every broken config fails at its marked line and key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gridctl.config import ConfigError, load_profiles, load_site
+from gridctl.config.schema import site_json_schema_text
+
+ROOT = Path(__file__).resolve().parents[2]
+CONFIGS = ROOT / "configs"
+BROKEN = sorted((Path(__file__).parent / "broken").glob("*.yaml"))
+SITE_FILES = sorted(p for p in CONFIGS.rglob("*.yaml") if p.parent.name != "devices")
+
+
+@pytest.mark.parametrize("path", SITE_FILES, ids=lambda p: str(p.relative_to(CONFIGS)))
+def test_every_shipped_site_file_validates(path: Path) -> None:
+    site = load_site(path)
+    assert site.nodes, "a site has members"
+    assert all(d.profile in site.device_profiles for _, d in site.all_devices())
+
+
+def test_every_device_profile_loads() -> None:
+    profiles = load_profiles(CONFIGS / "devices")
+    files = sorted((CONFIGS / "devices").glob("*.yaml"))
+    assert len(profiles) == len(files) >= 4
+    assert {p.kind for p in profiles.values()} == {"pv_inverter", "battery", "meter", "router"}
+
+
+def test_reference_site_shape() -> None:
+    site = load_site(CONFIGS / "misono.yaml")
+    homes = [n for n in site.nodes if n.member_type == "home"]
+    assert len(homes) == 5
+    assert sum(1 for h in homes if not h.batteries) == 1
+    assert all(4.0 <= h.pv_inverters[0].rating.ac_kw <= 5.0 for h in homes)
+    assert all(5 <= b.rating.capacity_kwh <= 13 for h in homes for b in h.batteries)
+    assert {n.member_type for n in site.nodes} == {"home", "store", "mall"}
+    assert all(n.router is not None for n in site.nodes)
+    assert site.market.settlement_period_min == 30
+
+
+def _expected(path: Path) -> tuple[int, str]:
+    lines = path.read_text(encoding="utf-8").splitlines()
+    expect = lines[0].removeprefix("# expect: ")
+    marked = [i + 1 for i, line in enumerate(lines) if line.rstrip().endswith("# <-- ERROR")]
+    assert len(marked) == 1, f"{path.name}: exactly one line must carry the ERROR marker"
+    return marked[0], expect
+
+
+def test_corpus_is_large_enough() -> None:
+    assert len(BROKEN) >= 30
+
+
+@pytest.mark.parametrize("path", BROKEN, ids=lambda p: p.stem)
+def test_broken_config_names_line_and_key(path: Path) -> None:
+    line, expect = _expected(path)
+    with pytest.raises(ConfigError) as caught:
+        load_site(path)
+    rendered = [str(issue) for issue in caught.value.issues]
+    wanted = f"{path}:{line}: {expect}"
+    assert any(r.startswith(wanted) or (f"{path}:{line}: " in r and expect in r) for r in rendered), (
+        f"expected '{wanted}', got {rendered}"
+    )
+
+
+def test_missing_file_is_one_issue(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_site(tmp_path / "nope.yaml")
+    assert [i.message for i in caught.value.issues] == ["file not found"]
+
+
+def test_non_mapping_file(tmp_path: Path) -> None:
+    path = tmp_path / "list.yaml"
+    path.write_text("- a\n- b\n")
+    with pytest.raises(ConfigError, match="must be a YAML mapping"):
+        load_site(path)
+
+
+def test_schema_file_is_current() -> None:
+    committed = (CONFIGS / "schema.json").read_text(encoding="utf-8")
+    assert committed == site_json_schema_text(), "run: gridctl config schema --out configs/schema.json"
+
+
+def test_loaded_site_is_frozen() -> None:
+    site = load_site(CONFIGS / "misono.yaml")
+    with pytest.raises(Exception):
+        site.control.poll_period_s = 9  # type: ignore[misc]
