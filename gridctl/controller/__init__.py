@@ -1,8 +1,34 @@
 """Controller core: pure functions from readings, forecast and state to a plan and setpoints.
 
 No clock, file, socket or logging here: ``now`` is passed in and diagnostics are returned.
+One cycle, as the daemon and the simulator drive it::
+
+    tr = transition(site, state, snapshot, now)          # mode state machine
+    state = tr.state
+    if replan_due(site, state, now):                      # off the event loop in the daemon
+        problem = build_problem(site, state, snapshot, forecast, now)
+        plan = dispatcher.solve(problem)                  # optimizer.Dispatcher
+        state = accept_plan(state, plan, plan_start_utc(site, now), now)
+    decision = decide(site, state, snapshot, now)        # setpoints to write
 """
 
+from gridctl.controller.decide import (
+    accept_plan,
+    decide,
+    fallback_problem,
+    max_plan_age_s,
+    plan_step_index,
+    replan_due,
+)
+from gridctl.controller.problem import (
+    build_problem,
+    horizon_steps,
+    plan_start_utc,
+    prepare_problem,
+    step_starts_utc,
+)
+from gridctl.controller.topology import SiteIndex, site_index
+from gridctl.controller.transitions import grid_signal, initial_state, tie_flow_settled, transition
 from gridctl.controller.types import (
     ControllerState,
     Decision,
@@ -23,5 +49,8 @@ from gridctl.controller.types import (
 __all__ = [
     "ControllerState", "Decision", "DeviceHealth", "Forecast", "GridSignal", "Mode",
     "NodeReading", "OutageWindow", "ReserveRequest", "Setpoint", "SetpointKind", "Setpoints",
-    "Snapshot", "Transition",
+    "SiteIndex", "Snapshot", "Transition", "accept_plan", "build_problem", "decide",
+    "fallback_problem", "grid_signal", "horizon_steps", "initial_state", "max_plan_age_s",
+    "plan_start_utc", "plan_step_index", "prepare_problem", "replan_due", "site_index",
+    "step_starts_utc", "tie_flow_settled", "transition",
 ]

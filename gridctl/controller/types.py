@@ -6,7 +6,7 @@ to write.  The pure functions that connect them live in :mod:`gridctl.controller
 
 * ``transition(site, state, snapshot, now) -> Transition`` -- the mode state machine,
 * ``build_problem(site, state, snapshot, forecast, now) -> DispatchProblem``,
-* ``accept_plan(state, plan, now) -> ControllerState``,
+* ``accept_plan(state, plan, plan_start, now) -> ControllerState``,
 * ``decide(site, state, snapshot, now) -> Decision``.
 
 Sign convention (supply-positive): ``pv_kw >= 0``, ``load_kw >= 0``, ``grid_kw > 0`` imports,

@@ -1,0 +1,361 @@
+"""Build the optimizer's :class:`~optimizer.DispatchProblem` from site, state, readings, forecast.
+
+Pure: ``now`` is passed in; prices come from the dated tariffs; nothing is read from a clock,
+file or socket.  Money is ``Decimal`` in the tariffs and becomes float only here, for the
+optimizer.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+import numpy as np
+
+from gridctl.config import SiteConfig
+from gridctl.controller.topology import SiteIndex, site_index
+from gridctl.controller.types import ControllerState, Forecast, Mode, Snapshot
+from gridctl.tariffs import export_price_jpy_per_kwh, import_price_jpy_per_kwh, tariff_version
+from optimizer import (
+    BatteryData,
+    DispatchProblem,
+    GridData,
+    LinkData,
+    SolverOptions,
+    reserve_profile_kwh,
+)
+
+__all__ = [
+    "battery_data",
+    "build_problem",
+    "grid_data",
+    "link_data",
+    "split_tiers",
+    "horizon_steps",
+    "plan_start_utc",
+    "prepare_problem",
+    "price_arrays",
+    "step_starts_utc",
+]
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+
+
+def plan_start_utc(site: SiteConfig, now: dt.datetime) -> dt.datetime:
+    """Start of the plan step holding ``now`` (steps divide 30 min, so they align to JST periods)."""
+    if now.tzinfo is None:
+        raise ValueError("plan_start_utc.now: datetime must be timezone-aware")
+    step_s = site.control.plan_step_min * 60
+    elapsed_s = (now - _EPOCH).total_seconds()
+    return _EPOCH + dt.timedelta(seconds=(elapsed_s // step_s) * step_s)
+
+
+def horizon_steps(site: SiteConfig) -> int:
+    """Number of plan steps in the configured horizon [-]."""
+    return int(round(site.control.horizon_h * 60 / site.control.plan_step_min))
+
+
+def step_starts_utc(start_utc: dt.datetime, step_s: float, n_steps: int) -> list[dt.datetime]:
+    """Start time of each of ``n_steps`` steps of ``step_s`` [s] from ``start_utc``."""
+    return [start_utc + dt.timedelta(seconds=step_s * t) for t in range(n_steps)]
+
+
+def build_problem(site: SiteConfig, state: ControllerState, snapshot: Snapshot,
+                  forecast: Forecast, now: dt.datetime) -> DispatchProblem:
+    """The dispatch problem for the horizon starting at the step holding ``now``.
+
+    See :func:`prepare_problem` (which also returns the notes).
+    """
+    return prepare_problem(site, state, snapshot, forecast, now)[0]
+
+
+def prepare_problem(site: SiteConfig, state: ControllerState, snapshot: Snapshot,
+                    forecast: Forecast, now: dt.datetime) -> tuple[DispatchProblem, tuple[str, ...]]:
+    """Build the dispatch problem and say what had to be assumed.
+
+    Parameters
+    ----------
+    site : SiteConfig
+    state : ControllerState
+        Mode, warned outage windows, reserve request, month-to-date import and peak import.
+    snapshot : Snapshot
+        Latest readings: stored energy, device health, and PV/load for step 0.
+    forecast : Forecast
+        PV and total load per node [kW]; must use the plan step length and start on a step
+        boundary at or before the plan start; the horizon is cut to what it covers.
+    now : datetime
+        Current time (tz-aware).
+
+    Returns
+    -------
+    (DispatchProblem, tuple of str)
+        The problem; notes on assumptions (unknown stored energy, unhealthy devices...).
+    """
+    idx = site_index(site)
+    step_s = float(site.control.plan_step_min * 60)
+    start = plan_start_utc(site, now)
+    pv_kw, total_kw = _forecast_window(idx, forecast, start, step_s, horizon_steps(site))
+    n_steps = pv_kw.shape[1]
+    starts = step_starts_utc(start, step_s, n_steps)
+    notes: list[str] = []
+    pv_kw = _pv_with_health(idx, snapshot, pv_kw, notes)
+    total_kw = _load_step0(idx, snapshot, total_kw)
+    load_kw = split_tiers(idx, total_kw)
+    imp, exp = price_arrays(site, state, starts)
+    available = _grid_available(site, state, starts, step_s)
+    battery = battery_data(site, idx, snapshot, imp, notes)
+    reserve = _reserve(site, state, load_kw[:, 0, :], starts, step_s, available, battery, notes)
+    ctl = site.control
+    problem = DispatchProblem(
+        node_ids=idx.node_ids,
+        step_s=step_s,
+        pv_available_kw=pv_kw,
+        pv_curtailable=np.array([len(p) > 0 for p in idx.pv_inverters]),
+        load_kw=load_kw,
+        value_of_lost_load_jpy_per_kwh=idx.voll_jpy_per_kwh,
+        grid=grid_data(site, idx, state, imp, exp, available),
+        battery=battery,
+        links=link_data(idx, snapshot, notes),
+        reserve_kwh=reserve,
+        options=SolverOptions(time_limit_s=ctl.solver_time_limit_s,
+                              mip_rel_gap=ctl.mip_gap_pct / 100.0, threads=ctl.solver_threads),
+    )
+    return problem, tuple(notes)
+
+
+def _forecast_window(idx: SiteIndex, forecast: Forecast, start: dt.datetime, step_s: float,
+                     n_max: int) -> tuple[np.ndarray, np.ndarray]:
+    if abs(forecast.step_s - step_s) > 1e-9:
+        raise ValueError(f"forecast.step_s: {forecast.step_s} s differs from the plan step {step_s} s")
+    missing = [n for n in idx.node_ids if n not in forecast.node_ids]
+    if missing:
+        raise ValueError(f"forecast.node_ids: no forecast for node '{missing[0]}'")
+    offset_s = (start - forecast.start_utc).total_seconds()
+    offset = int(round(offset_s / step_s))
+    if offset < 0 or abs(offset * step_s - offset_s) > 1e-6 or offset >= forecast.n_steps:
+        raise ValueError(f"forecast.start_utc: {forecast.start_utc.isoformat()} does not cover "
+                         f"the plan start {start.isoformat()} on a step boundary")
+    rows = [forecast.node_ids.index(n) for n in idx.node_ids]
+    stop = min(offset + n_max, forecast.n_steps)
+    return (np.array(forecast.pv_kw[rows, offset:stop]),
+            np.array(forecast.load_kw[rows, offset:stop]))
+
+
+def _pv_with_health(idx: SiteIndex, snapshot: Snapshot, pv_kw: np.ndarray,
+                    notes: list[str]) -> np.ndarray:
+    """Scale PV by the share of healthy inverters (by AC rating); step 0 from the reading."""
+    out = pv_kw.copy()
+    for n, inverters in enumerate(idx.pv_inverters):
+        rating = sum(d.rating.ac_kw for d in inverters)
+        if not inverters or rating <= 0:
+            out[n] = 0.0
+            continue
+        healthy = sum(d.rating.ac_kw for d in inverters if snapshot.device_ok(d.id))
+        if healthy < rating:
+            notes.append(f"node {idx.node_ids[n]}: PV inverters at {healthy:g} of {rating:g} kW "
+                         "healthy; PV forecast scaled down")
+        out[n] *= healthy / rating
+        measured = snapshot.node(idx.node_ids[n]).pv_kw
+        if measured is not None and healthy > 0:
+            # Persistence is the best forecast for the step under way.
+            out[n, 0] = min(max(measured, 0.0), healthy)
+    return out
+
+
+def _load_step0(idx: SiteIndex, snapshot: Snapshot, total_kw: np.ndarray) -> np.ndarray:
+    out = total_kw.copy()
+    for n, node_id in enumerate(idx.node_ids):
+        measured = snapshot.node(node_id).load_kw
+        if measured is not None:
+            out[n, 0] = max(measured, 0.0)
+    return out
+
+
+def split_tiers(idx: SiteIndex, total_kw: np.ndarray) -> np.ndarray:
+    """Split total load into the optimizer's tiers: critical share in tier 0, rest in the node's tier."""
+    n_nodes, n_steps = total_kw.shape
+    load = np.zeros((n_nodes, len(idx.tier_numbers), n_steps))
+    load[:, 0, :] = total_kw * idx.critical_share[:, None]
+    load[np.arange(n_nodes), idx.node_tier, :] = total_kw * (1.0 - idx.critical_share[:, None])
+    return load
+
+
+def price_arrays(site: SiteConfig, state: ControllerState,
+                 starts_utc: list[dt.datetime]) -> tuple[np.ndarray, np.ndarray]:
+    """Import and export prices per node and step [JPY/kWh], floats for the optimizer.
+
+    The import price is the tariff's marginal price at the start of each step given the
+    node's month-to-date import; the export price is its buy-back tariff's (0 without one).
+    """
+    tz = site.site.timezone
+    n_steps = len(starts_utc)
+    imp = np.zeros((len(site.nodes), n_steps))
+    exp = np.zeros((len(site.nodes), n_steps))
+    cache: dict[tuple, np.ndarray] = {}
+    local_dates = [s.astimezone(ZoneInfo(tz)).date() for s in starts_utc]
+    for n, node in enumerate(site.nodes):
+        month_kwh = Decimal(str(round(float(state.month_import_kwh.get(node.id, 0.0)), 3)))
+        key = ("import", node.contract.tariff, month_kwh)
+        if key not in cache:
+            cache[key] = np.array([
+                float(import_price_jpy_per_kwh(tariff_version(site, node.contract.tariff, day),
+                                               start, tz, month_kwh))
+                for start, day in zip(starts_utc, local_dates)])
+        imp[n] = cache[key]
+        buyback = node.contract.buyback_tariff
+        if buyback is not None:
+            key = ("export", buyback)
+            if key not in cache:
+                cache[key] = np.array([
+                    float(export_price_jpy_per_kwh(tariff_version(site, buyback, day)))
+                    for day in local_dates])
+            exp[n] = cache[key]
+    return imp, exp
+
+
+def _grid_available(site: SiteConfig, state: ControllerState, starts: list[dt.datetime],
+                    step_s: float) -> np.ndarray:
+    """Grid availability per step from the mode and the warned outage windows."""
+    step = dt.timedelta(seconds=step_s)
+    available = np.array([
+        not any(w.start_utc < s + step and s < w.end_utc for w in state.outage_windows)
+        for s in starts], dtype=bool)
+    if state.mode is Mode.PLANNED_ISLANDING:
+        available[0] = False
+    elif state.mode is Mode.ISLANDED:
+        now = starts[0]
+        planned = [w for w in state.outage_windows if w.start_utc <= now + step and now < w.end_utc]
+        if planned:
+            # A warned outage: the grid is expected back after the window (plus the delay).
+            back = max(w.end_utc for w in planned) + dt.timedelta(
+                seconds=site.islanding.reconnect_delay_s)
+            available &= np.array([s >= back for s in starts])
+        else:
+            # Unplanned: nobody knows when the grid returns, so plan for the whole horizon.
+            available[:] = False
+    elif state.mode is Mode.RECONNECTING:
+        since = state.grid_healthy_since_utc or starts[0]
+        back = since + dt.timedelta(seconds=site.islanding.reconnect_delay_s)
+        available &= np.array([s >= back for s in starts])
+    return available
+
+
+def grid_data(site: SiteConfig, idx: SiteIndex, state: ControllerState, imp: np.ndarray,
+          exp: np.ndarray, available: np.ndarray) -> GridData:
+    imp_limit = np.zeros(idx.n_nodes)
+    exp_limit = np.zeros(idx.n_nodes)
+    for n, node in enumerate(site.nodes):
+        if node.grid is None:
+            continue
+        leg_cap = min((leg.capacity_kw for leg in (idx.routers[n].legs if idx.routers[n] else [])
+                       if leg.kind == "grid"), default=float("inf"))
+        imp_limit[n] = min(node.grid.import_limit_kw, leg_cap)
+        exp_limit[n] = min(node.grid.export_limit_kw, leg_cap)
+    return GridData(
+        import_price_jpy_per_kwh=imp,
+        export_price_jpy_per_kwh=exp,
+        import_limit_kw=imp_limit,
+        export_limit_kw=exp_limit,
+        available=available,
+        demand_charge_jpy_per_kw=np.array([n.contract.demand_charge_jpy_per_kw for n in site.nodes]),
+        peak_import_so_far_kw=np.array([max(float(state.peak_import_kw.get(n.id, 0.0)), 0.0)
+                                        for n in site.nodes]),
+    )
+
+
+def battery_data(site: SiteConfig, idx: SiteIndex, snapshot: Snapshot, imp: np.ndarray,
+             notes: list[str]) -> BatteryData:
+    """Healthy batteries of each node lumped into one; stored energy from the readings."""
+    n_nodes = idx.n_nodes
+    cols = {k: np.zeros(n_nodes) for k in ("stored", "lo", "hi", "ch", "dis", "wear", "term")}
+    eta_c, eta_d = np.ones(n_nodes), np.ones(n_nodes)
+    for n, devices in enumerate(idx.batteries):
+        node_id = idx.node_ids[n]
+        healthy = [d for d in devices if snapshot.device_ok(d.id)]
+        if len(healthy) < len(devices):
+            notes.append(f"node {node_id}: {len(devices) - len(healthy)} battery device(s) "
+                         "unhealthy; left out of the plan")
+        if not healthy:
+            continue
+        cap = np.array([d.rating.capacity_kwh for d in healthy])
+        share = cap / cap.sum()
+        cols["lo"][n] = sum(d.rating.capacity_kwh * d.rating.soc_min_pct / 100 for d in healthy)
+        cols["hi"][n] = sum(d.rating.capacity_kwh * d.rating.soc_max_pct / 100 for d in healthy)
+        cols["ch"][n] = sum(d.rating.max_charge_kw for d in healthy)
+        cols["dis"][n] = sum(d.rating.max_discharge_kw for d in healthy)
+        eta_c[n] = float(share @ [d.rating.charge_efficiency_pct / 100 for d in healthy])
+        eta_d[n] = float(share @ [d.rating.discharge_efficiency_pct / 100 for d in healthy])
+        cols["wear"][n] = float(share @ [d.rating.wear_cost_jpy_per_kwh for d in healthy])
+        cols["stored"][n] = _stored_kwh(snapshot, node_id, float(cap.sum()), cols["lo"][n], notes)
+        # A stored kWh later displaces eta_d kWh of import; valued at the horizon's cheapest
+        # import so that charging from the grid just to hold energy at the end never pays.
+        cols["term"][n] = max(eta_d[n] * float(imp[n].min()) - cols["wear"][n], 0.0)
+    return BatteryData(
+        stored_kwh=cols["stored"], soc_min_kwh=cols["lo"], soc_max_kwh=cols["hi"],
+        charge_max_kw=cols["ch"], discharge_max_kw=cols["dis"],
+        charge_efficiency=eta_c, discharge_efficiency=eta_d,
+        wear_cost_jpy_per_kwh=cols["wear"], terminal_value_jpy_per_kwh=cols["term"],
+        grid_export_allowed=np.array([n.contract.battery_export_allowed for n in site.nodes]),
+    )
+
+
+def _stored_kwh(snapshot: Snapshot, node_id: str, capacity_kwh: float, floor_kwh: float,
+                notes: list[str]) -> float:
+    reading = snapshot.node(node_id)
+    if reading.stored_kwh is not None:
+        return max(float(reading.stored_kwh), 0.0)
+    if reading.soc_pct is not None:
+        return max(float(reading.soc_pct), 0.0) / 100.0 * capacity_kwh
+    notes.append(f"node {node_id}: stored energy not measured; assumed at soc_min "
+                 f"({floor_kwh:.2f} kWh)")
+    return floor_kwh
+
+
+def _reserve(site: SiteConfig, state: ControllerState, critical_kw: np.ndarray,
+             starts: list[dt.datetime], step_s: float, available: np.ndarray,
+             battery: BatteryData, notes: list[str]) -> np.ndarray:
+    """Block reserve [kWh]: critical load x hours, raised by a request and ahead of warnings.
+
+    ``R_t = H_t * mean(block critical kW)`` with ``H_t`` the policy's ``reserve_hours_h``,
+    raised to an active operator request and to ``warned_reserve_hours_h`` when a warned
+    outage starts within that many hours after step ``t``; never below the critical energy
+    of the rest of a warned window; zero in islanded steps; capped at the block's storage.
+    """
+    isl = site.islanding
+    step = dt.timedelta(seconds=step_s)
+    hours = np.full(len(starts), isl.reserve_hours_h)
+    req = state.reserve_request
+    if req is not None:
+        hours = np.where([s < req.until_utc for s in starts], np.maximum(hours, req.hours_h), hours)
+    lead = dt.timedelta(hours=isl.warned_reserve_hours_h)
+    warned_soon = np.array([any(s + step <= w.start_utc <= s + step + lead
+                                for w in state.outage_windows) for s in starts], dtype=bool)
+    hours = np.where(warned_soon, np.maximum(hours, isl.warned_reserve_hours_h), hours)
+    block_kw = float(critical_kw.sum(axis=0).mean())
+    reserve = hours * block_kw
+    in_window = np.array([any(w.start_utc < s + step and s < w.end_utc
+                              for w in state.outage_windows) for s in starts], dtype=bool)
+    reserve = np.maximum(reserve, reserve_profile_kwh(critical_kw, step_s, 0.0, in_window))
+    reserve[~available] = 0.0
+    cap_kwh = float(battery.soc_max_kwh.sum())
+    if np.any(reserve > cap_kwh):
+        notes.append(f"reserve capped at the block's storage ({cap_kwh:.1f} kWh)")
+        reserve = np.minimum(reserve, cap_kwh)
+    return reserve
+
+
+def link_data(idx: SiteIndex, snapshot: Snapshot, notes: list[str]) -> LinkData:
+    """Router links; a link whose router at either end is unhealthy carries nothing."""
+    caps = []
+    for link in idx.links:
+        ok = snapshot.device_ok(link.from_router) and snapshot.device_ok(link.to_router)
+        if not ok:
+            notes.append(f"link {link.link_id}: a router is unhealthy; link left out of the plan")
+        caps.append(link.capacity_kw if ok else 0.0)
+    return LinkData(
+        from_node=np.array([link.from_node for link in idx.links], dtype=int),
+        to_node=np.array([link.to_node for link in idx.links], dtype=int),
+        capacity_kw=np.array(caps, dtype=float),
+        efficiency=np.array([link.efficiency for link in idx.links], dtype=float),
+    )
