@@ -1,0 +1,83 @@
+"""JSON-ready dicts of settlements, for the ledger (string decimals: exact and stable)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import asdict, fields
+from decimal import Decimal
+from typing import Any
+
+from gridctl.settlement.model import MemberLine, PeriodChecks, PeriodSettlement, StatementRules, Trade
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, dt.datetime):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def member_to_dict(line: MemberLine) -> dict[str, Any]:
+    """A member line as a dict of strings, numbers and lists."""
+    return _plain(asdict(line))
+
+
+def member_from_dict(data: dict[str, Any]) -> MemberLine:
+    """Inverse of :func:`member_to_dict`."""
+    values: dict[str, Any] = {}
+    for f in fields(MemberLine):
+        raw = data[f.name]
+        if f.name == "trades":
+            values[f.name] = tuple(
+                Trade(counterparty=t["counterparty"], **{k: Decimal(t[k]) for k in t if k != "counterparty"})
+                for t in raw
+            )
+        elif f.name == "rules":
+            values[f.name] = StatementRules(
+                **{**raw, "consumption_tax_pct": Decimal(raw["consumption_tax_pct"])}
+            )
+        elif f.name in ("member_id", "role", "import_tariff", "export_tariff"):
+            values[f.name] = raw
+        else:
+            values[f.name] = Decimal(raw)
+    return MemberLine(**values)
+
+
+def period_to_dict(settlement: PeriodSettlement) -> dict[str, Any]:
+    """The block-level part of a settlement (everything but the member lines)."""
+    data = {f.name: getattr(settlement, f.name) for f in fields(PeriodSettlement) if f.name != "members"}
+    data["checks"] = asdict(settlement.checks)
+    data["member_ids"] = [m.member_id for m in settlement.members]
+    return _plain(data)
+
+
+def period_from_dict(data: dict[str, Any], members: tuple[MemberLine, ...]) -> PeriodSettlement:
+    """Inverse of :func:`period_to_dict` given the member lines."""
+    checks = data["checks"]
+    sdr = data["supply_demand_ratio"]
+    return PeriodSettlement(
+        start_utc=dt.datetime.fromisoformat(data["start_utc"]),
+        mechanism=data["mechanism"],
+        price_jpy_per_kwh=Decimal(data["price_jpy_per_kwh"]),
+        seller_price_jpy_per_kwh=Decimal(data["seller_price_jpy_per_kwh"]),
+        fee_jpy_per_kwh=Decimal(data["fee_jpy_per_kwh"]),
+        supply_demand_ratio=None if sdr is None else Decimal(sdr),
+        sold_kwh=Decimal(data["sold_kwh"]),
+        bought_kwh=Decimal(data["bought_kwh"]),
+        losses_kwh=Decimal(data["losses_kwh"]),
+        members=members,
+        checks=PeriodChecks(
+            energy_balance_ok=checks["energy_balance_ok"],
+            money_balance_ok=checks["money_balance_ok"],
+            individually_rational_ok=checks["individually_rational_ok"],
+            tolerance_jpy=Decimal(checks["tolerance_jpy"]),
+            failures=tuple(checks["failures"]),
+        ),
+        flags=tuple(data["flags"]),
+        readings_sha256=data["readings_sha256"],
+    )

@@ -1,0 +1,313 @@
+"""Settle one 30-minute period: metered counters + tariffs + market rules -> PeriodSettlement.
+
+Pure: no clock, no I/O, no logging; data problems become flags and failed checks in the result.
+
+How a period is settled
+-----------------------
+1. Energy. Grid import/export per member are grid-meter counter deltas. Each router link is
+   metered at both ends: what leaves one router (leg outflow) and arrives at the other (leg
+   inflow); the difference is the link's metered loss. A member's net P2P position is its link
+   inflow minus outflow: positive means it bought, negative that it sold (energy passing through
+   a router cancels). So ``sum(sold) = sum(bought) + losses`` exactly. A missing leg at one end
+   is estimated from the other end and the link efficiency, and flagged.
+2. Prices. ``lambda_b`` and ``lambda_s`` of a member are its own marginal tariff prices. The
+   block prices the mechanism on *delivered* kWh: ``lambda_b' = min(buyers' lambda_b) - fee``
+   and ``lambda_s' = max(sellers' lambda_s) * sold/bought`` (sellers' export value per delivered
+   kWh). SDR and MMR use G and D of the members' net positions; the auction uses bids
+   ``lambda_b - fee`` and asks ``lambda_s * sold/bought`` per member, clamped to floor and cap.
+   Any price in ``[lambda_s', lambda_b']`` leaves every member at least as well off as the grid.
+3. Money. Buyers pay ``price * bought`` plus ``fee * bought``; each buyer's payment is split over
+   the sellers in proportion to the energy they sent (largest-remainder rounding to the money
+   quantum), so paid = received + fee holds exactly and sellers carry the link losses.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal
+from zoneinfo import ZoneInfo
+
+from gridctl.config.site import SiteConfig
+from gridctl.config.tariffs import ExportTariff, ImportTariff
+from gridctl.settlement.allocation import allocate
+from gridctl.settlement.checks import check_period
+from gridctl.settlement.mechanisms import Order, p2p_price, sdr_ratio, uniform_price_auction
+from gridctl.settlement.model import (
+    GRID_CHANNEL,
+    MemberLine,
+    PeriodReadings,
+    PeriodSettlement,
+    StatementRules,
+    Trade,
+    link_channel,
+)
+from gridctl.tariffs import export_price_jpy_per_kwh, import_price_jpy_per_kwh, tariff_version
+
+ZERO = Decimal(0)
+#: Money quantum of a ledger entry [JPY]; statements round to whole yen later.
+MONEY_QUANTUM = Decimal("0.0001")
+#: Price quantum [JPY/kWh].
+PRICE_QUANTUM = Decimal("0.0001")
+#: Energy quantum of estimates and counterparty splits [kWh].
+ENERGY_QUANTUM = Decimal("0.000001")
+
+
+@dataclass(frozen=True)
+class _Prices:
+    import_jpy_per_kwh: Decimal
+    export_jpy_per_kwh: Decimal
+    import_tariff: str
+    export_tariff: str
+    rules: StatementRules
+
+
+@dataclass
+class _Energy:
+    grid_import_kwh: Decimal = ZERO
+    grid_export_kwh: Decimal = ZERO
+    link_in_kwh: Decimal = ZERO
+    link_out_kwh: Decimal = ZERO
+
+    @property
+    def bought_kwh(self) -> Decimal:
+        return max(ZERO, self.link_in_kwh - self.link_out_kwh)
+
+    @property
+    def sold_kwh(self) -> Decimal:
+        return max(ZERO, self.link_out_kwh - self.link_in_kwh)
+
+    @property
+    def net_surplus_kwh(self) -> Decimal:
+        """Own generation minus consumption [kWh], positive when the member has a surplus."""
+        return self.grid_export_kwh - self.grid_import_kwh + self.link_out_kwh - self.link_in_kwh
+
+
+def q_money(value: Decimal) -> Decimal:
+    """Round to the ledger money quantum (half up) [JPY]."""
+    return value.quantize(MONEY_QUANTUM, rounding=ROUND_HALF_UP)
+
+
+def settle_period(
+    site: SiteConfig,
+    readings: PeriodReadings,
+    month_to_date_import_kwh: dict[str, Decimal] | None = None,
+) -> PeriodSettlement:
+    """Settle one period of ``site`` from its metered ``readings``.
+
+    Parameters
+    ----------
+    site : SiteConfig
+        Validated site: members, links, tariffs and market rules.
+    readings : PeriodReadings
+        Counters at the period start and end, per member channel.
+    month_to_date_import_kwh : dict, optional
+        Grid import of each member this month before the period [kWh]; selects the tier.
+
+    Returns
+    -------
+    PeriodSettlement
+        Per-member lines, block totals, checks and flags.
+    """
+    mtd = month_to_date_import_kwh or {}
+    flags: list[str] = []
+    prices = {n.id: _member_prices(site, n.id, readings.start_utc, mtd.get(n.id, ZERO)) for n in site.nodes}
+    energy, losses_kwh = _metered_energy(site, readings, flags)
+    sold = {m: e.sold_kwh for m, e in energy.items() if e.sold_kwh > 0}
+    bought = {m: e.bought_kwh for m, e in energy.items() if e.bought_kwh > 0}
+    total_sold = sum(sold.values(), ZERO)
+    total_bought = sum(bought.values(), ZERO)
+    supply = sum((max(ZERO, e.net_surplus_kwh) for e in energy.values()), ZERO)
+    demand = sum((max(ZERO, -e.net_surplus_kwh) for e in energy.values()), ZERO)
+    fee = site.market.platform_fee_jpy_per_kwh
+    price = _clearing_price(site, prices, sold, bought, supply, demand, flags)
+    if total_sold > 0 and total_bought == 0:
+        flags.append("p2p_sent_but_not_received")
+    trades = _trades(price, sold, bought)
+    lines = tuple(
+        _member_line(n.id, prices[n.id], energy[n.id], trades.get(n.id, ()), fee) for n in site.nodes
+    )
+    seller_price = (price * total_bought / total_sold) if total_sold > 0 else price
+    checks = check_period(lines, total_sold, total_bought, losses_kwh, MONEY_QUANTUM)
+    return PeriodSettlement(
+        start_utc=readings.start_utc,
+        mechanism=site.market.mechanism,
+        price_jpy_per_kwh=price,
+        seller_price_jpy_per_kwh=seller_price.quantize(PRICE_QUANTUM, rounding=ROUND_HALF_UP),
+        fee_jpy_per_kwh=fee,
+        supply_demand_ratio=sdr_ratio(supply, demand),
+        sold_kwh=total_sold,
+        bought_kwh=total_bought,
+        losses_kwh=losses_kwh,
+        members=lines,
+        checks=checks,
+        flags=tuple(flags),
+        readings_sha256=readings.sha256(),
+    )
+
+
+def _member_prices(site: SiteConfig, member_id: str, start_utc: dt.datetime, mtd_kwh: Decimal) -> _Prices:
+    node = site.node(member_id)
+    local_day = start_utc.astimezone(ZoneInfo(site.site.timezone)).date()
+    imp = tariff_version(site, node.contract.tariff, local_day)
+    assert isinstance(imp, ImportTariff)  # the config cross-checks guarantee the kind
+    import_price = import_price_jpy_per_kwh(imp, start_utc, site.site.timezone, mtd_kwh)
+    export_price, export_label = ZERO, ""
+    if node.contract.buyback_tariff is not None:
+        exp = tariff_version(site, node.contract.buyback_tariff, local_day)
+        assert isinstance(exp, ExportTariff)
+        export_price, export_label = export_price_jpy_per_kwh(exp), f"{exp.id}@{exp.version}"
+    rules = StatementRules(
+        kwh_decimals=imp.rounding.kwh_decimals, kwh_mode=imp.rounding.kwh_mode,
+        yen_mode=imp.rounding.yen_mode, tax_mode=imp.rounding.tax_mode,
+        consumption_tax_pct=imp.consumption_tax_pct,
+    )
+    return _Prices(import_price, export_price, f"{imp.id}@{imp.version}", export_label, rules)
+
+
+def _router_owners(site: SiteConfig) -> dict[str, str]:
+    return {router.id: node.id for node, router in site.routers()}
+
+
+def _metered_energy(
+    site: SiteConfig, readings: PeriodReadings, flags: list[str]
+) -> tuple[dict[str, _Energy], Decimal]:
+    """Per-member grid and link energy, and the block's metered link losses [kWh]."""
+    energy = {n.id: _Energy() for n in site.nodes}
+    known = set(energy)
+    for reading in readings.channels:
+        if reading.member_id not in known:
+            flags.append(f"unknown_member:{reading.member_id}")
+    for node in site.nodes:
+        grid = readings.channel(node.id, GRID_CHANNEL)
+        deltas = grid.deltas_kwh() if grid is not None else None
+        if deltas is None:
+            if node.grid is not None:
+                flags.append(f"missing:{node.id}:grid")
+            continue
+        energy[node.id].grid_import_kwh, energy[node.id].grid_export_kwh = deltas
+    owners = _router_owners(site)
+    losses = ZERO
+    for link in site.links:
+        a, b = owners[link.from_router], owners[link.to_router]
+        losses += _link_energy(link.id, link.efficiency_pct, a, b, readings, energy, flags)
+    return energy, losses
+
+
+def _link_energy(
+    link_id: str, efficiency_pct: float, a: str, b: str,
+    readings: PeriodReadings, energy: dict[str, _Energy], flags: list[str],
+) -> Decimal:
+    """Add one link's leg energy to both ends; returns its metered loss [kWh]."""
+    ra, rb = readings.channel(a, link_channel(link_id)), readings.channel(b, link_channel(link_id))
+    da = ra.deltas_kwh() if ra is not None else None
+    db = rb.deltas_kwh() if rb is not None else None
+    eff = Decimal(str(efficiency_pct)) / 100
+    if da is None and db is None:
+        flags.append(f"missing:{link_id}")
+        return ZERO
+    if da is None:
+        assert db is not None
+        flags.append(f"estimated:{a}:{link_id}")
+        da = ((db[1] * eff).quantize(ENERGY_QUANTUM), (db[0] / eff).quantize(ENERGY_QUANTUM))
+    if db is None:
+        flags.append(f"estimated:{b}:{link_id}")
+        db = ((da[1] * eff).quantize(ENERGY_QUANTUM), (da[0] / eff).quantize(ENERGY_QUANTUM))
+    energy[a].link_in_kwh += da[0]
+    energy[a].link_out_kwh += da[1]
+    energy[b].link_in_kwh += db[0]
+    energy[b].link_out_kwh += db[1]
+    loss = da[1] + db[1] - da[0] - db[0]
+    if loss < 0:
+        flags.append(f"negative_loss:{link_id}")
+    return loss
+
+
+def _clearing_price(
+    site: SiteConfig, prices: dict[str, _Prices], sold: dict[str, Decimal], bought: dict[str, Decimal],
+    supply_kwh: Decimal, demand_kwh: Decimal, flags: list[str],
+) -> Decimal:
+    """The P2P price per delivered kWh, before the fee [JPY/kWh]."""
+    market = site.market
+    fee = market.platform_fee_jpy_per_kwh
+    total_sold, total_bought = sum(sold.values(), ZERO), sum(bought.values(), ZERO)
+    gross = total_sold / total_bought if total_bought > 0 else Decimal(1)
+    if not sold or not bought:
+        buyers = [prices[m].import_jpy_per_kwh for m in prices]
+        sellers = [prices[m].export_jpy_per_kwh for m in prices]
+        lam_b, lam_s = min(buyers) - fee, max(sellers)
+    else:
+        lam_b = min(prices[m].import_jpy_per_kwh for m in bought) - fee
+        lam_s = max(prices[m].export_jpy_per_kwh for m in sold) * gross
+    if market.mechanism == "uniform_auction":
+        asks = [Order(m, q * (total_bought / total_sold), prices[m].export_jpy_per_kwh * gross) for m, q in sold.items()]
+        bids = [Order(m, q, prices[m].import_jpy_per_kwh - fee) for m, q in bought.items()]
+        floor, cap = market.auction.price_floor_jpy_per_kwh, market.auction.price_cap_jpy_per_kwh
+        clearing = uniform_price_auction(asks, bids, floor, cap)
+        if not clearing.all_in_the_money:
+            flags.append("auction_orders_out_of_the_money")
+        return clearing.price_jpy_per_kwh.quantize(PRICE_QUANTUM, rounding=ROUND_HALF_UP)
+    if lam_s > lam_b:
+        flags.append("no_gains_from_trade")
+        return ((lam_b + lam_s) / 2).quantize(PRICE_QUANTUM, rounding=ROUND_HALF_UP)
+    price = p2p_price(market.mechanism, lam_b, lam_s, supply_kwh, demand_kwh)
+    price = price.quantize(PRICE_QUANTUM, rounding=ROUND_HALF_UP)
+    # Rounding the price must not push it outside the individually rational band.
+    low = lam_s.quantize(PRICE_QUANTUM, rounding=ROUND_CEILING)
+    high = lam_b.quantize(PRICE_QUANTUM, rounding=ROUND_FLOOR)
+    return max(low, min(high, price)) if low <= high else price
+
+
+def _trades(
+    price: Decimal, sold: dict[str, Decimal], bought: dict[str, Decimal]
+) -> dict[str, tuple[Trade, ...]]:
+    """Per-member trades by counterparty, pro-rata of the pooled P2P energy."""
+    if not sold or not bought:
+        return {}
+    sellers, buyers = sorted(sold), sorted(bought)
+    weights = [sold[s] for s in sellers]
+    by_member: dict[str, list[Trade]] = {m: [] for m in sellers + buyers}
+    received = {s: [ZERO] * len(buyers) for s in sellers}
+    sent = {s: allocate(sold[s], [bought[b] for b in buyers], ENERGY_QUANTUM) for s in sellers}
+    for j, buyer in enumerate(buyers):
+        paid = q_money(price * bought[buyer])
+        money = allocate(paid, weights, MONEY_QUANTUM)
+        energy = allocate(bought[buyer], weights, ENERGY_QUANTUM)
+        for i, seller in enumerate(sellers):
+            by_member[buyer].append(Trade(seller, bought_kwh=energy[i], paid_jpy=money[i]))
+            received[seller][j] = money[i]
+    for seller in sellers:
+        for j, buyer in enumerate(buyers):
+            by_member[seller].append(
+                Trade(buyer, sold_kwh=sent[seller][j], received_jpy=received[seller][j])
+            )
+    return {m: tuple(t) for m, t in by_member.items()}
+
+
+def _member_line(
+    member_id: str, prices: _Prices, energy: _Energy, trades: tuple[Trade, ...], fee: Decimal
+) -> MemberLine:
+    bought, sold = energy.bought_kwh, energy.sold_kwh
+    paid = sum((t.paid_jpy for t in trades), ZERO)
+    received = sum((t.received_jpy for t in trades), ZERO)
+    fee_jpy = q_money(fee * bought) if trades else ZERO
+    lam_b, lam_s = prices.import_jpy_per_kwh, prices.export_jpy_per_kwh
+    grid_import_jpy = q_money(lam_b * energy.grid_import_kwh)
+    grid_export_jpy = q_money(lam_s * energy.grid_export_kwh)
+    counterfactual = q_money(lam_b * (energy.grid_import_kwh + bought)) - q_money(
+        lam_s * (energy.grid_export_kwh + sold)
+    )
+    role = "buyer" if bought > 0 else "seller" if sold > 0 else "none"
+    return MemberLine(
+        member_id=member_id, role=role,
+        import_price_jpy_per_kwh=lam_b, export_price_jpy_per_kwh=lam_s,
+        import_tariff=prices.import_tariff, export_tariff=prices.export_tariff,
+        grid_import_kwh=energy.grid_import_kwh, grid_export_kwh=energy.grid_export_kwh,
+        grid_import_jpy=grid_import_jpy, grid_export_jpy=grid_export_jpy,
+        p2p_bought_kwh=bought, p2p_sold_kwh=sold,
+        p2p_paid_jpy=paid, p2p_received_jpy=received, fee_jpy=fee_jpy,
+        trades=trades,
+        bill_jpy=grid_import_jpy - grid_export_jpy + paid + fee_jpy - received,
+        counterfactual_jpy=counterfactual,
+        rules=prices.rules,
+    )
