@@ -1,0 +1,72 @@
+"""Self-signed OPC UA application certificates for emulated routers and the gridctl client.
+
+Generated with ``asyncua.crypto.cert_gen`` (built on ``cryptography``) into one folder:
+
+- ``router-server-cert.der`` / ``router-server-key.pem``: the emulated routers' certificate
+- ``gridctl-client-cert.der`` / ``gridctl-client-key.pem``: gridctl's client certificate
+- ``trusted/``: client certificates the routers trust (the client's is put there)
+
+Existing files are kept, so a daemon configured with these paths keeps working across restarts.
+"""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+from asyncua.crypto import cert_gen
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.x509.oid import ExtendedKeyUsageOID
+
+SERVER_URI = "urn:gridctl:emulated-router"
+CLIENT_URI = "urn:gridctl:client"
+
+
+@dataclass(frozen=True)
+class CertPair:
+    """Paths of one application certificate (DER) and its private key (PEM), and its URI."""
+
+    certificate_path: Path
+    private_key_path: Path
+    application_uri: str
+
+
+@dataclass(frozen=True)
+class Pki:
+    """Certificates of an emulated site."""
+
+    folder: Path
+    server: CertPair
+    client: CertPair
+    trusted_dir: Path
+
+
+def make_certificate(folder: Path, stem: str, uri: str, *, server: bool, days: int = 3650) -> CertPair:
+    """Write ``<stem>-cert.der`` and ``<stem>-key.pem`` into ``folder`` unless both exist."""
+    folder.mkdir(parents=True, exist_ok=True)
+    cert_path, key_path = folder / f"{stem}-cert.der", folder / f"{stem}-key.pem"
+    if not (cert_path.is_file() and key_path.is_file()):
+        key = cert_gen.generate_private_key()
+        names = [x509.UniformResourceIdentifier(uri), x509.DNSName("localhost"),
+                 x509.DNSName(socket.gethostname())]
+        usage = [ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH]
+        cert = cert_gen.generate_self_signed_app_certificate(key, stem, {"organizationName": "gridctl"}, names, usage, days=days)
+        key_path.write_bytes(cert_gen.dump_private_key_as_pem(key))
+        key_path.chmod(0o600)
+        cert_path.write_bytes(cert.public_bytes(Encoding.DER))
+    return CertPair(cert_path, key_path, uri)
+
+
+def ensure_pki(folder: str | Path) -> Pki:
+    """Create (or reuse) the server and client certificates and the trust folder."""
+    base = Path(folder)
+    server = make_certificate(base, "router-server", SERVER_URI, server=True)
+    client = make_certificate(base, "gridctl-client", CLIENT_URI, server=False)
+    trusted = base / "trusted"
+    trusted.mkdir(parents=True, exist_ok=True)
+    trusted_copy = trusted / client.certificate_path.name
+    if not trusted_copy.is_file() or trusted_copy.read_bytes() != client.certificate_path.read_bytes():
+        trusted_copy.write_bytes(client.certificate_path.read_bytes())
+    return Pki(base, server, client, trusted)
