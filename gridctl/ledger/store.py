@@ -14,7 +14,9 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import functools
 import sqlite3
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
@@ -112,6 +114,17 @@ def _utc_now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
+def _locked(method: Callable) -> Callable:
+    """Serialise use of the connection: the daemon calls the ledger from worker threads."""
+
+    @functools.wraps(method)
+    def wrapper(self: Ledger, *args: Any, **kwargs: Any) -> Any:
+        with self._lock:
+            return method(self, *args, **kwargs)
+
+    return wrapper
+
+
 class Ledger:
     """The durable store of settlements, readings, outbox and daemon state.
 
@@ -131,13 +144,15 @@ class Ledger:
         self._clock = clock
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(self.path, isolation_level=None, timeout=30.0)
+            self._lock = threading.RLock()
+            self._db = sqlite3.connect(self.path, isolation_level=None, timeout=30.0, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(_SCHEMA)
         except (sqlite3.Error, OSError) as exc:
             raise LedgerError(f"{self.path}: cannot open ledger: {exc}") from None
 
+    @_locked
     def close(self) -> None:
         """Close the database connection."""
         self._db.close()
@@ -153,6 +168,7 @@ class Ledger:
         """Record one settled period in one transaction (idempotent; corrections reverse)."""
         return self.record_many([(settlement, readings)])[0]
 
+    @_locked
     def record_many(self, items: Iterable[tuple[PeriodSettlement, PeriodReadings]]) -> list[RecordResult]:
         """Record several periods in one transaction; each period is all-or-nothing with the rest."""
         with self._transaction():
@@ -200,11 +216,12 @@ class Ledger:
         ).fetchone()
         if row is None or row[0] is None:
             return []
-        return [e for e in self._select("WHERE period_start_utc = ? AND revision = ? AND sign = 1", (period, row[0]))]
+        return list(self._select("WHERE period_start_utc = ? AND revision = ? AND sign = 1", (period, row[0])))
 
-    def entries(self) -> Iterator[Entry]:
+    @_locked
+    def entries(self) -> list[Entry]:
         """Every entry in chain order."""
-        yield from self._select("", ())
+        return list(self._select("", ()))
 
     def _select(self, where: str, args: tuple) -> Iterator[Entry]:
         cursor = self._db.execute(
@@ -214,11 +231,13 @@ class Ledger:
         for seq, period, revision, kind, member, sign, body, prev, digest in cursor:
             yield Entry(seq, period, revision, kind, member, sign, json.loads(body), body, prev, digest)
 
+    @_locked
     def head_hash(self) -> str:
         """Hash of the last entry (the ledger's fingerprint); the genesis hash when empty."""
         row = self._db.execute("SELECT hash FROM entries ORDER BY seq DESC LIMIT 1").fetchone()
         return row[0] if row else GENESIS_HASH
 
+    @_locked
     def settlements(self, start_utc: dt.datetime | None = None, end_utc: dt.datetime | None = None) -> list[tuple[PeriodSettlement, int]]:
         """Current settlement and revision of every period in ``[start, end)``, by period start."""
         clauses, args = ["sign = 1"], []
@@ -243,6 +262,7 @@ class Ledger:
             out.append((period_from_dict(block.body, members), block.revision))
         return out
 
+    @_locked
     def readings(self, period_start_utc: dt.datetime, revision: int) -> PeriodReadings | None:
         """The readings a revision of a period was settled from."""
         row = self._db.execute(
@@ -251,10 +271,12 @@ class Ledger:
         ).fetchone()
         return PeriodReadings.from_json(row[0]) if row else None
 
-    def readings_rows(self) -> Iterator[tuple[str, int, str, str]]:
+    @_locked
+    def readings_rows(self) -> list[tuple[str, int, str, str]]:
         """Every stored readings row ``(period, revision, sha256, body)``."""
-        yield from self._db.execute("SELECT period_start_utc, revision, sha256, body FROM readings")
+        return list(self._db.execute("SELECT period_start_utc, revision, sha256, body FROM readings"))
 
+    @_locked
     def month_to_date_import_kwh(self, period_start_utc: dt.datetime, month_start_utc: dt.datetime) -> dict[str, Decimal]:
         """Grid import of each member from ``month_start_utc`` up to the period [kWh]."""
         totals: dict[str, Decimal] = {}
@@ -264,6 +286,7 @@ class Ledger:
         return totals
 
     # -- outbox --------------------------------------------------------------------------
+    @_locked
     def enqueue_telemetry(self, points: Iterable[str | Point]) -> int:
         """Queue telemetry points (line protocol or ``Point``) for InfluxDB; returns how many."""
         lines = as_lines(points)
@@ -271,6 +294,7 @@ class Ledger:
             self._enqueue(lines)
         return len(lines)
 
+    @_locked
     def requeue_settlements(self, start_utc: dt.datetime | None, end_utc: dt.datetime | None) -> int:
         """Queue the current points of every settled period in ``[start, end)`` again."""
         lines = []
@@ -284,26 +308,31 @@ class Ledger:
         now = self._clock().isoformat()
         self._db.executemany("INSERT INTO outbox (line, created_utc) VALUES (?, ?)", [(ln, now) for ln in lines])
 
+    @_locked
     def outbox_peek(self, limit: int) -> list[tuple[int, str]]:
         """The oldest ``limit`` outbox rows ``(id, line)``."""
         return list(self._db.execute("SELECT id, line FROM outbox ORDER BY id LIMIT ?", (limit,)))
 
+    @_locked
     def outbox_delete(self, ids: list[int]) -> None:
         """Remove acknowledged rows (call only after the server answered 204)."""
         with self._transaction():
             self._db.executemany("DELETE FROM outbox WHERE id = ?", [(i,) for i in ids])
 
+    @_locked
     def outbox_backlog(self) -> tuple[int, dt.datetime | None]:
         """Number of queued rows and the creation time of the oldest (UTC) or None."""
         count, oldest = self._db.execute("SELECT COUNT(*), MIN(created_utc) FROM outbox").fetchone()
         return count, (dt.datetime.fromisoformat(oldest) if oldest else None)
 
     # -- state ---------------------------------------------------------------------------
+    @_locked
     def state_get(self, key: str, default: Any = None) -> Any:
         """The JSON value stored under ``key``, or ``default``."""
         row = self._db.execute("SELECT value FROM state WHERE key = ?", (key,)).fetchone()
         return json.loads(row[0]) if row else default
 
+    @_locked
     def state_put(self, key: str, value: Any) -> None:
         """Store a JSON-serialisable ``value`` under ``key`` (durably, in its own transaction)."""
         text = json.dumps(value, sort_keys=True)

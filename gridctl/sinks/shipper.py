@@ -1,0 +1,172 @@
+"""Ship the ledger's outbox to InfluxDB: batches, backoff, backlog size and age, health check.
+
+A row leaves the outbox only after the transport returned, i.e. after HTTP 204 for the batch
+holding it. If the process dies between the 204 and the delete, the batch is sent again on the
+next start; points have deterministic series and timestamps, so InfluxDB overwrites them and
+nothing is counted twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from gridctl.sinks.schema import health_point
+from gridctl.sinks.transports import SinkError, Transport
+
+log = logging.getLogger(__name__)
+
+
+class Outbox(Protocol):
+    """What the shipper needs from the ledger."""
+
+    def outbox_peek(self, limit: int) -> list[tuple[int, str]]: ...
+
+    def outbox_delete(self, ids: list[int]) -> None: ...
+
+    def outbox_backlog(self) -> tuple[int, dt.datetime | None]: ...
+
+
+@dataclass(frozen=True)
+class ShipperStatus:
+    """Backlog and health of the shipper.
+
+    Attributes
+    ----------
+    backlog_rows : int
+        Points waiting in the outbox.
+    oldest_age_s : float or None
+        Age of the oldest waiting point [s].
+    shipped_rows : int
+        Points acknowledged since start.
+    consecutive_failures : int
+    last_error : str or None
+    retry_in_s : float
+        Current backoff delay [s] (0 when healthy).
+    """
+
+    backlog_rows: int
+    oldest_age_s: float | None
+    shipped_rows: int
+    consecutive_failures: int
+    last_error: str | None
+    retry_in_s: float
+
+
+def _utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+class OutboxShipper:
+    """Sends the outbox in batches of ``batch_size`` with exponential backoff on failure.
+
+    Parameters
+    ----------
+    outbox : Outbox
+        Usually the :class:`gridctl.ledger.Ledger`.
+    transport : Transport
+    batch_size : int
+        Points per HTTP request.
+    backoff_initial_s, backoff_max_s : float
+        First and largest retry delay [s]; the delay doubles per consecutive failure.
+    idle_s : float
+        Poll interval when the outbox is empty [s].
+    """
+
+    def __init__(
+        self, outbox: Outbox, transport: Transport, batch_size: int = 5000,
+        backoff_initial_s: float = 1.0, backoff_max_s: float = 300.0, idle_s: float = 5.0,
+        clock: Callable[[], dt.datetime] = _utc_now,
+    ) -> None:
+        self._outbox, self._transport = outbox, transport
+        self.batch_size = batch_size
+        self._initial, self._max, self._idle = backoff_initial_s, backoff_max_s, idle_s
+        self._clock = clock
+        self._shipped = 0
+        self._failures = 0
+        self._last_error: str | None = None
+
+    def ship_once(self) -> int:
+        """Send the oldest batch; returns how many rows were acknowledged (0: outbox empty).
+
+        Raises
+        ------
+        SinkError
+            The server did not answer 204; the rows stay in the outbox.
+        """
+        rows = self._outbox.outbox_peek(self.batch_size)
+        if not rows:
+            return 0
+        try:
+            self._transport.write([line for _, line in rows])
+        except SinkError as exc:
+            self._failures += 1
+            self._last_error = str(exc)
+            raise
+        self._outbox.outbox_delete([row_id for row_id, _ in rows])
+        self._failures, self._last_error = 0, None
+        self._shipped += len(rows)
+        return len(rows)
+
+    def drain(self) -> int:
+        """Ship until the outbox is empty; returns rows shipped (raises :class:`SinkError`)."""
+        total = 0
+        while (sent := self.ship_once()) > 0:
+            total += sent
+        return total
+
+    def retry_delay_s(self) -> float:
+        """Delay before the next attempt after the current run of failures [s]."""
+        if self._failures == 0:
+            return 0.0
+        return min(self._max, self._initial * 2 ** (self._failures - 1))
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Ship forever (off the event loop) until ``stop`` is set; never raises on sink errors."""
+        while not stop.is_set():
+            try:
+                sent = await asyncio.to_thread(self.ship_once)
+                delay = 0.0 if sent else self._idle
+            except SinkError as exc:
+                delay = self.retry_delay_s()
+                log.warning("outbox write failed error=%s retry_in_s=%.1f", exc, delay)
+            if delay > 0:
+                try:
+                    await asyncio.wait_for(stop.wait(), timeout=delay)
+                except TimeoutError:
+                    pass
+
+    def status(self) -> ShipperStatus:
+        """Backlog size and age, and the failure state."""
+        count, oldest = self._outbox.outbox_backlog()
+        age = (self._clock() - oldest).total_seconds() if oldest is not None else None
+        return ShipperStatus(count, age, self._shipped, self._failures, self._last_error, self.retry_delay_s())
+
+
+@dataclass(frozen=True)
+class HealthResult:
+    """Outcome of :func:`health_check`: ``ok`` only when a write was acknowledged."""
+
+    ok: bool
+    detail: str
+    nonce: str
+
+
+def health_check(transport: Transport, site_id: str, at_utc: dt.datetime | None = None) -> HealthResult:
+    """Prove the sink accepts writes: write one ``gridctl_health`` point and require HTTP 204.
+
+    A ping or version call proves nothing here: InfluxDB 1.6 answers them while refusing the
+    2.x write API, so only an acknowledged write counts.
+    """
+    nonce = uuid.uuid4().hex
+    at = at_utc or _utc_now()
+    try:
+        transport.write([health_point(site_id, nonce, at)])
+    except SinkError as exc:
+        return HealthResult(False, str(exc), nonce)
+    return HealthResult(True, f"{transport.description}: write acknowledged (204)", nonce)
