@@ -1,0 +1,117 @@
+"""Compose a :class:`~gridctl.daemon.service.Daemon` from a validated site.
+
+Production parts: drivers from :mod:`gridctl.devices`, the persistent HiGHS dispatcher, the
+ledger (settlements, outbox, state table) and, when configured, the InfluxDB shipper. Tests
+replace any part (clock, driver factory, solver, core) through keyword arguments.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib
+import logging
+import zoneinfo
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from gridctl.config import SiteConfig
+from gridctl.daemon.clock import Clock, SystemClock
+from gridctl.daemon.core import Core, default_core
+from gridctl.daemon.notify import Notifier
+from gridctl.daemon.persist import LedgerStateStore
+from gridctl.daemon.service import Daemon, Parts
+from gridctl.daemon.telemetry import TelemetryPoint
+from gridctl.ledger.store import Ledger
+from gridctl.settlement.model import PeriodReadings
+from gridctl.settlement.settle import settle_period
+from gridctl.sinks.schema import telemetry_point
+
+log = logging.getLogger(__name__)
+
+PERIOD = dt.timedelta(minutes=30)
+
+
+class LedgerPeriods:
+    """Settles a closed period and records it (entries + outbox) in one ledger transaction."""
+
+    def __init__(self, site: SiteConfig, ledger: Ledger) -> None:
+        self.site, self.ledger = site, ledger
+        self.zone = zoneinfo.ZoneInfo(site.site.timezone)
+
+    def is_settled(self, start_utc: dt.datetime) -> bool:
+        return bool(self.ledger.settlements(start_utc, start_utc + PERIOD))
+
+    def settle(self, readings: PeriodReadings) -> None:
+        local = readings.start_utc.astimezone(self.zone)
+        month_start = local.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+        mtd: dict[str, Decimal] = self.ledger.month_to_date_import_kwh(
+            readings.start_utc, month_start.astimezone(dt.UTC))
+        settlement = settle_period(self.site, readings, mtd)
+        result = self.ledger.record(settlement, readings)
+        log.info("period settled start=%s outcome=%s revision=%s flags=%s",
+                 readings.start_utc.isoformat(), result.outcome, result.revision,
+                 ",".join(settlement.flags) or "-")
+
+
+class LedgerTelemetry:
+    """Telemetry into the ledger's outbox (line protocol), with a cached backlog count."""
+
+    def __init__(self, site_id: str, ledger: Ledger) -> None:
+        self.site_id, self.ledger = site_id, ledger
+        self._backlog = 0
+
+    def enqueue_telemetry(self, points: list[TelemetryPoint]) -> None:
+        lines = [telemetry_point(self.site_id, p.tags.get("node", p.measurement), p.at_utc,
+                                 p.fields, p.tags.get("node", "")) for p in points]
+        self.ledger.enqueue_telemetry(lines)
+        self.refresh()
+
+    def refresh(self) -> int:
+        self._backlog = self.ledger.outbox_backlog()[0]
+        return self._backlog
+
+    def backlog(self) -> int:
+        return self._backlog
+
+
+def default_factory(site: SiteConfig, device_id: str) -> Any:
+    """An unconnected driver for ``device_id`` built by :mod:`gridctl.devices`."""
+    devices = importlib.import_module("gridctl.devices")
+    return devices.build_driver(site, device_id)
+
+
+def default_solver():
+    """A persistent HiGHS dispatcher's ``solve`` (model built once, updated in place)."""
+    from optimizer.dispatcher import Dispatcher
+
+    return Dispatcher().solve
+
+
+def build_daemon(site: SiteConfig, *, clock: Clock | None = None, core: Core | None = None,
+                 factory=None, solve=None, notifier: Notifier | None = None,
+                 socket_path: Path | None | str = "config", ledger_path: Path | None = None,
+                 shipper=None) -> tuple[Daemon, Ledger]:
+    """A ready-to-run daemon and its ledger.
+
+    Parameters
+    ----------
+    socket_path : Path, None or ``"config"``
+        Operator socket; ``"config"`` takes ``control.socket_path``, None disables it.
+    ledger_path : Path or None
+        Overrides ``storage.ledger_path``.
+    shipper : object or None
+        Outbox shipper with ``async ship_once()``; None ships nothing.
+    """
+    clock = clock or SystemClock()
+    ledger = Ledger(ledger_path or site.storage.ledger_path, site.site.id, clock=clock.now)
+    telemetry = LedgerTelemetry(site.site.id, ledger)
+    telemetry.refresh()
+    parts = Parts(
+        site=site, core=core or default_core(), factory=factory or default_factory,
+        solve=solve or default_solver(), store=LedgerStateStore(ledger),
+        periods=LedgerPeriods(site, ledger), telemetry_sink=telemetry, clock=clock,
+        notifier=notifier or Notifier(),
+        socket_path=site.control.socket_path if socket_path == "config" else socket_path,
+        shipper=shipper)
+    return Daemon(parts), ledger

@@ -1,0 +1,183 @@
+"""One control cycle: read, transition, plan intake, decide, write, record.
+
+Every stage runs inside its own guard: an exception marks that stage's fault and the cycle
+carries on with what it has (no snapshot: empty readings; no decision: control released to
+the devices' own safe behaviour; no recording: retried next cycle). The cycle never waits on
+the MILP.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from gridctl.config import SiteConfig
+from gridctl.controller.types import ControllerState, Decision, Setpoint, Snapshot
+from gridctl.daemon.clock import Clock
+from gridctl.daemon.core import Core
+from gridctl.daemon.fleet import Fleet
+from gridctl.daemon.record import Recorder
+from gridctl.daemon.replan import Planner
+from gridctl.daemon.snapshot import build_snapshot, counter_samples
+from gridctl.daemon.telemetry import TelemetryRecorder
+
+log = logging.getLogger(__name__)
+
+#: Least time between two solves when the core finds the plan due early [s].
+MIN_REPLAN_SPACING_S = 30.0
+
+
+@dataclass
+class CycleReport:
+    """What one cycle did (kept as ``Cycle.last`` for status and tests).
+
+    Attributes
+    ----------
+    at_utc : datetime
+    duration_s : float
+        Wall time of the cycle [s] (perf counter, for status and benchmarks).
+    stage_faults : dict of str to str
+        Faulted stages and why.
+    device_faults : dict of str to str or None
+    written : dict of str to int
+        Setpoints written per device.
+    setpoints : list of (Setpoint, float)
+        Each setpoint with the value actually written after clamping [kW].
+    decision : Decision or None
+    settled : int
+        Periods settled in this cycle.
+    """
+
+    at_utc: datetime
+    duration_s: float = 0.0
+    stage_faults: dict[str, str] = field(default_factory=dict)
+    device_faults: dict[str, str | None] = field(default_factory=dict)
+    written: dict[str, int] = field(default_factory=dict)
+    setpoints: list[tuple[Setpoint, float]] = field(default_factory=list)
+    decision: Decision | None = None
+    released: bool = False
+    settled: int = 0
+
+    @property
+    def healthy(self) -> bool:
+        """A cycle that read something, decided and wrote: the watchdog may be kicked."""
+        return not self.stage_faults and (
+            not self.device_faults or any(v is None for v in self.device_faults.values()))
+
+
+class Cycle:
+    """Runs cycles over a site with injected clock, core, fleet, planner and recorders."""
+
+    def __init__(self, site: SiteConfig, clock: Clock, core: Core, fleet: Fleet, planner: Planner,
+                 recorder: Recorder, telemetry: TelemetryRecorder, state: ControllerState) -> None:
+        self.site, self.clock, self.core = site, clock, core
+        self.fleet, self.planner, self.recorder, self.telemetry = fleet, planner, recorder, telemetry
+        self.state = state
+        self.forecaster = core.forecaster(site)
+        self.state_changed = True
+        self.replan_requested = True
+        self.last_submit_s: float | None = None
+        self.plan_start: datetime | None = None
+        self.plan_mode = state.mode
+        self.last: CycleReport | None = None
+        self.count = 0
+        self.transitions: list[tuple[datetime, str, str, tuple[str, ...]]] = []
+
+    def request_replan(self) -> None:
+        self.replan_requested = True
+
+    def set_state(self, state: ControllerState) -> None:
+        """Replace the controller state (operator commands) and re-plan soon."""
+        self.state, self.state_changed, self.replan_requested = state, True, True
+
+    async def run_once(self) -> CycleReport:
+        """One full cycle."""
+        started = time.perf_counter()
+        now, now_s = self.clock.now(), self.clock.monotonic()
+        report = CycleReport(at_utc=now)
+        readings, faults = await self.fleet.read_all(now_s)
+        report.device_faults = dict(faults)
+        snapshot = self._guard(report, "snapshot", build_snapshot, self.site, readings, faults, now)
+        if snapshot is None:
+            snapshot = Snapshot(at_utc=now)
+        self._guard(report, "forecast", self.forecaster.observe, snapshot)
+        self._guard(report, "transition", self._transition, snapshot, now)
+        self._guard(report, "plan", self._plan, snapshot, now, now_s)
+        decision = self._guard(report, "decide", self.core.decide, self.site, self.state, snapshot, now)
+        await self._write(report, decision, now_s)
+        self._guard(report, "record", self._record, readings, snapshot, now, report)
+        self.count += 1
+        report.duration_s = time.perf_counter() - started
+        self.last = report
+        return report
+
+    def _guard(self, report: CycleReport, stage: str, fn, *args) -> Any:
+        try:
+            return fn(*args)
+        except Exception as exc:  # a failing stage faults alone; the cycle goes on
+            report.stage_faults[stage] = f"{type(exc).__name__}: {exc}"
+            log.warning("stage fault stage=%s error=%s", stage, report.stage_faults[stage],
+                        exc_info=log.isEnabledFor(logging.DEBUG))
+            return None
+
+    def _transition(self, snapshot: Snapshot, now: datetime) -> None:
+        result = self.core.transition(self.site, self.state, snapshot, now)
+        if result.changed:
+            before = self.state.mode.value
+            self.transitions.append((now, before, result.state.mode.value, tuple(result.notes)))
+            log.warning("mode transition from=%s to=%s signal=%s notes=%r", before,
+                        result.state.mode.value, result.signal.value, "; ".join(result.notes))
+            self.replan_requested = True
+        if result.state is not self.state:
+            self.state, self.state_changed = result.state, True
+
+    def _plan(self, snapshot: Snapshot, now: datetime, now_s: float) -> None:
+        plan = self.planner.poll(now_s)
+        if plan is not None and self.plan_mode is self.state.mode:
+            self.state = self.core.accept_plan(self.state, plan, self.plan_start, now)
+            self.state_changed = True
+            log.info("plan accepted status=%s", getattr(plan.status, "value", plan.status))
+        since_s = None if self.last_submit_s is None else now_s - self.last_submit_s
+        due = since_s is None or since_s >= self.site.control.replan_period_s or (
+            since_s >= MIN_REPLAN_SPACING_S and self.core.replan_due(self.site, self.state, now))
+        if (due or self.replan_requested) and not self.planner.busy:
+            forecast = self.forecaster.forecast(now)
+            problem = self.core.build_problem(self.site, self.state, snapshot, forecast, now)
+            if self.planner.submit(problem, now_s):
+                self.last_submit_s, self.replan_requested = now_s, False
+                self.plan_start = self.core.plan_start(self.site, now)
+                self.plan_mode = self.state.mode
+
+    async def _write(self, report: CycleReport, decision: Decision | None, now_s: float) -> None:
+        revert_s = self.site.control.setpoint_expiry_s
+        if decision is None:
+            report.released = True
+            await self.fleet.release_all(revert_s)
+            return
+        report.decision = decision
+        by_device: dict[str, list[Setpoint]] = defaultdict(list)
+        for sp in decision.setpoints.items:
+            by_device[sp.device_id].append(sp)
+        try:
+            report.written = await self.fleet.write_all(by_device, revert_s, now_s)
+        except Exception as exc:  # a bad setpoint (unknown device kind) faults the stage
+            report.stage_faults["write"] = f"{type(exc).__name__}: {exc}"
+            return
+        for device_id, count in report.written.items():
+            handle = self.fleet.handles[device_id]
+            for sp in by_device.get(device_id, [])[:count]:
+                report.setpoints.append((sp, handle.last_written.get((sp.kind, sp.leg_id), sp.value_kw)))
+
+    def _record(self, readings, snapshot: Snapshot, now: datetime, report: CycleReport) -> None:
+        self.recorder.observe(now, counter_samples(self.site, readings))
+        report.settled = self.recorder.settle_due(now)
+        self.telemetry.observe(snapshot, self.state, report, now)
+
+    def replace_state(self, **changes: Any) -> ControllerState:
+        """A copy of the current state with ``changes`` applied (operator commands)."""
+        return dataclasses.replace(self.state, **changes)

@@ -1,0 +1,245 @@
+"""The block's devices as seen by the daemon: connect, read and write with per-device timeouts.
+
+Each device sits behind a :class:`DeviceHandle` that owns its fault: a timeout, a lost
+connection or garbage (any driver exception) marks that device faulted for this cycle, closes
+it and schedules a reconnect with exponential backoff; the other devices are not affected.
+Setpoints are clamped to the configured ratings again here, whatever the controller sent:
+no value outside a device's limits ever reaches the wire.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from drivers.capabilities import (
+    DeviceReading,
+    WritesBatteryPower,
+    WritesHeartbeat,
+    WritesLegPower,
+    WritesPvLimit,
+)
+from drivers.errors import PermanentDeviceError
+from gridctl.config import BatteryDevice, PvInverterDevice, RouterDevice, SiteConfig
+from gridctl.controller.types import Setpoint, SetpointKind
+
+log = logging.getLogger(__name__)
+
+#: Backoff after a transient fault: first delay and cap [s].
+BACKOFF_FIRST_S = 1.0
+BACKOFF_MAX_S = 30.0
+#: A permanent fault (wrong address, missing model) is retried rarely: it needs a human [s].
+PERMANENT_RETRY_S = 60.0
+
+DriverFactory = Callable[[SiteConfig, str], Any]
+
+
+def clamp_setpoint(device: Any, setpoint: Setpoint) -> float:
+    """``setpoint.value_kw`` limited to the device's configured ratings [kW].
+
+    Batteries: ``-max_charge_kw .. +max_discharge_kw``; PV limits: ``0 .. ac_kw``; router
+    legs: ``-capacity_kw .. +capacity_kw`` of the leg (0 for an unknown leg).
+    """
+    value = setpoint.value_kw if math.isfinite(setpoint.value_kw) else 0.0
+    if isinstance(device, BatteryDevice) and setpoint.kind is SetpointKind.BATTERY_KW:
+        return min(max(value, -device.rating.max_charge_kw), device.rating.max_discharge_kw)
+    if isinstance(device, PvInverterDevice) and setpoint.kind is SetpointKind.PV_LIMIT_KW:
+        return min(max(value, 0.0), device.rating.ac_kw)
+    if isinstance(device, RouterDevice) and setpoint.kind is SetpointKind.LEG_KW:
+        cap = next((leg.capacity_kw for leg in device.legs if leg.id == setpoint.leg_id), 0.0)
+        return min(max(value, -cap), cap)
+    raise ValueError(f"{setpoint.device_id}: setpoint {setpoint.kind.value} does not fit a {device.kind}")
+
+
+@dataclass
+class DeviceHandle:
+    """One device, its driver and its health.
+
+    Attributes
+    ----------
+    device_id, node_id : str
+    config : Device
+        The validated device configuration (ratings, legs).
+    timeout_s : float
+        Limit for one connect, read or write [s].
+    fault : str or None
+        Fault of the last operation, None when healthy.
+    """
+
+    device_id: str
+    node_id: str
+    config: Any
+    factory: DriverFactory
+    site: SiteConfig
+    timeout_s: float
+    driver: Any = None
+    connected: bool = False
+    fault: str | None = "not connected yet"
+    failures: int = 0
+    retry_at_s: float = 0.0
+    last_reading: DeviceReading | None = None
+    last_written: dict[tuple[Any, str | None], float] = field(default_factory=dict)
+    stats: dict[str, int] = field(default_factory=lambda: {"reads": 0, "faults": 0, "writes": 0})
+
+    async def read(self, now_s: float) -> DeviceReading | None:
+        """Read the device (connecting first when due); None and a fault on any failure."""
+        if not self.connected:
+            if now_s < self.retry_at_s:
+                return None
+            if not await self._guard(self._connect(), now_s, "connect"):
+                return None
+        reading = await self._guard(self.driver.read_snapshot(), now_s, "read")
+        if reading is None:
+            return None
+        if not isinstance(reading, DeviceReading):
+            await self._fail(f"read: driver returned {type(reading).__name__}", now_s, False)
+            return None
+        self.stats["reads"] += 1
+        if self.fault is not None:
+            log.info("device healthy again device=%s", self.device_id)
+        self.fault, self.failures, self.last_reading = None, 0, reading
+        return reading
+
+    async def write(self, setpoints: list[Setpoint], revert_s: float, heartbeat: bool,
+                    now_s: float) -> int:
+        """Write clamped setpoints and a heartbeat; returns how many writes succeeded."""
+        if not self.connected or self.fault is not None:
+            return 0
+        done = 0
+        for sp in setpoints:
+            value = clamp_setpoint(self.config, sp)
+            if await self._guard(self._write_one(sp, value, revert_s), now_s, "write") is None:
+                return done
+            self.last_written[(sp.kind, sp.leg_id)] = value
+            done += 1
+        if heartbeat and isinstance(self.driver, WritesHeartbeat):
+            if await self._guard(self.driver.write_heartbeat(), now_s, "heartbeat") is None:
+                return done
+        self.stats["writes"] += done
+        return done
+
+    async def release(self, revert_s: float) -> None:
+        """Hand control back to the device's own safe behaviour (shutdown, no decision)."""
+        if not self.connected:
+            return
+        d = self.driver
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(self.timeout_s):
+                if isinstance(d, WritesBatteryPower):
+                    await d.write_battery_power_kw(None, revert_s)
+                if isinstance(d, WritesPvLimit):
+                    await d.write_pv_limit_kw(None, revert_s)
+                if isinstance(d, WritesLegPower) and isinstance(self.config, RouterDevice):
+                    for leg in self.config.legs:
+                        if leg.kind == "link":
+                            await d.write_leg_power_kw(leg.id, None)
+
+    async def close(self) -> None:
+        if self.driver is not None:
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(self.timeout_s):
+                    await self.driver.close()
+        self.connected = False
+
+    async def _connect(self) -> bool:
+        if self.driver is None:
+            self.driver = self.factory(self.site, self.device_id)
+        await self.driver.connect()
+        self.connected = True
+        log.info("device connected device=%s", self.device_id)
+        return True
+
+    async def _write_one(self, sp: Setpoint, value: float, revert_s: float) -> bool:
+        d = self.driver
+        if sp.kind is SetpointKind.BATTERY_KW and isinstance(d, WritesBatteryPower):
+            await d.write_battery_power_kw(value, revert_s)
+        elif sp.kind is SetpointKind.PV_LIMIT_KW and isinstance(d, WritesPvLimit):
+            await d.write_pv_limit_kw(value, revert_s)
+        elif sp.kind is SetpointKind.LEG_KW and isinstance(d, WritesLegPower):
+            await d.write_leg_power_kw(sp.leg_id, value)
+        else:
+            raise PermanentDeviceError(self.device_id, "not_implemented",
+                                       f"driver cannot take a {sp.kind.value} setpoint")
+        return True
+
+    async def _guard(self, operation, now_s: float, what: str):
+        """Run ``operation`` with the device timeout; turn every failure into this device's fault."""
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                return await operation
+        except TimeoutError:
+            await self._fail(f"{what}: timed out after {self.timeout_s:g} s", now_s, False)
+        except PermanentDeviceError as exc:
+            await self._fail(f"{what}: {exc.detail}", now_s, True)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # garbage, lost connections, driver bugs: the device faults
+            await self._fail(f"{what}: {type(exc).__name__}: {exc}", now_s, False)
+        return None
+
+    async def _fail(self, fault: str, now_s: float, permanent: bool) -> None:
+        if self.fault != fault:
+            log.warning("device fault device=%s fault=%r", self.device_id, fault)
+        self.fault = fault
+        self.failures += 1
+        self.stats["faults"] += 1
+        delay_s = PERMANENT_RETRY_S if permanent else min(
+            BACKOFF_MAX_S, BACKOFF_FIRST_S * 2 ** (self.failures - 1))
+        self.retry_at_s = now_s + delay_s
+        await self.close()
+        if permanent or self.failures > 3:
+            self.driver = None  # rebuild the driver: a stuck client object is not reused
+
+
+class Fleet:
+    """All devices of the site.
+
+    Parameters
+    ----------
+    site : SiteConfig
+    factory : callable
+        ``factory(site, device_id)`` returns an unconnected driver implementing the
+        capability protocols of :mod:`drivers.capabilities`.
+    read_timeout_cap_s : float
+        Upper bound of any single device operation [s] (keeps a cycle inside its period).
+    """
+
+    def __init__(self, site: SiteConfig, factory: DriverFactory, read_timeout_cap_s: float) -> None:
+        self.site = site
+        self.handles: dict[str, DeviceHandle] = {}
+        for node, device in site.all_devices():
+            proto = device.protocol
+            own_s = (proto.modbus or proto.opcua).timeout_s
+            self.handles[device.id] = DeviceHandle(
+                device.id, node.id, device, factory, site, min(own_s, read_timeout_cap_s))
+
+    async def read_all(self, now_s: float) -> tuple[dict[str, DeviceReading | None], dict[str, str | None]]:
+        """Read every device concurrently; readings and faults per device id."""
+        ids = list(self.handles)
+        results = await asyncio.gather(*(self.handles[i].read(now_s) for i in ids))
+        readings = dict(zip(ids, results, strict=True))
+        faults = {i: self.handles[i].fault for i in ids}
+        return readings, faults
+
+    async def write_all(self, by_device: Mapping[str, list[Setpoint]], revert_s: float,
+                        now_s: float) -> dict[str, int]:
+        """Write each healthy device's setpoints (and heartbeat) concurrently."""
+        ids = [i for i, h in self.handles.items() if h.connected and h.fault is None]
+        counts = await asyncio.gather(*(self.handles[i].write(list(by_device.get(i, ())), revert_s,
+                                                              True, now_s) for i in ids))
+        return dict(zip(ids, counts, strict=True))
+
+    async def release_all(self, revert_s: float) -> None:
+        await asyncio.gather(*(h.release(revert_s) for h in self.handles.values()))
+
+    async def close(self) -> None:
+        await asyncio.gather(*(h.close() for h in self.handles.values()))
+
+    def health(self) -> dict[str, str | None]:
+        """Fault per device id (None when healthy)."""
+        return {i: h.fault for i, h in self.handles.items()}

@@ -1,0 +1,277 @@
+"""The daemon's life: start-up, the cycle loop, operator commands, two-stage shutdown.
+
+Start-up restores the persisted controller and recorder state (a restart resumes the mode,
+plan, reserve request and period boundaries), opens the operator socket, runs the first cycle
+and only then tells systemd READY. The loop runs one cycle per poll period on the monotonic
+clock (a wall-clock jump neither skips nor doubles cycles) and kicks the watchdog only after a
+healthy cycle. The first SIGTERM/SIGINT stops the loop: devices are handed back to their own
+safe behaviour, due periods are settled and the state is flushed; a second signal exits at
+once (the ledger is crash-safe on its own).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from gridctl.config import SiteConfig
+from gridctl.controller.types import ControllerState, OutageWindow, ReserveRequest
+from gridctl.daemon.clock import Clock, SystemClock
+from gridctl.daemon.core import Core
+from gridctl.daemon.cycle import Cycle, CycleReport
+from gridctl.daemon.fleet import DriverFactory, Fleet
+from gridctl.daemon.notify import Notifier
+from gridctl.daemon.operator import Command, OperatorServer, ProtocolError
+from gridctl.daemon.persist import (
+    RECORDER_KEY,
+    STATE_KEY,
+    StateStore,
+    state_from_json,
+    state_to_json,
+)
+from gridctl.daemon.record import PeriodSink, Recorder, RecorderState
+from gridctl.daemon.replan import Planner
+from gridctl.daemon.snapshot import expected_channels
+from gridctl.daemon.telemetry import TelemetryRecorder, TelemetrySink
+
+log = logging.getLogger(__name__)
+
+#: A planned islanding requested by the operator lasts until ``gridctl reconnect`` or this [h].
+OPERATOR_ISLAND_MAX_H = 7 * 24
+#: Persist the controller state at least this often even without a change [s].
+PERSIST_EVERY_S = 60.0
+
+
+@dataclass
+class Parts:
+    """Everything the daemon composes; built by :func:`gridctl.daemon.build.build_parts`."""
+
+    site: SiteConfig
+    core: Core
+    factory: DriverFactory
+    solve: Callable[[Any], Any]
+    store: StateStore
+    periods: PeriodSink
+    telemetry_sink: TelemetrySink | None
+    clock: Clock
+    notifier: Notifier
+    socket_path: Path | None
+    shipper: Any = None
+
+
+class Daemon:
+    """``gridctl run``: owns the cycle, the operator socket and the lifecycle."""
+
+    def __init__(self, parts: Parts) -> None:
+        self.parts = parts
+        site, clock = parts.site, parts.clock
+        now = clock.now()
+        state = self._restore_state(now)
+        recorder_json = parts.store.get(RECORDER_KEY)
+        recorder = Recorder(expected_channels(site), site.market.grace_period_s, parts.periods,
+                            RecorderState.from_json(recorder_json) if recorder_json else None)
+        cap_s = max(0.1, 0.4 * site.control.poll_period_s)
+        self.fleet = Fleet(site, parts.factory, cap_s)
+        deadline_s = site.control.solver_time_limit_s * 2 + 5.0
+        self.planner = Planner(parts.solve, deadline_s)
+        self.telemetry = TelemetryRecorder(site.site.id, site.storage.telemetry_period_s,
+                                           parts.telemetry_sink)
+        self.cycle = Cycle(site, clock, parts.core, self.fleet, self.planner, recorder,
+                           self.telemetry, state)
+        self.stop_event = asyncio.Event()
+        self.signals = 0
+        self.started_s = clock.monotonic()
+        self._persisted_s = -1e18
+        self.operator: OperatorServer | None = None
+
+    def _restore_state(self, now: datetime) -> ControllerState:
+        text = self.parts.store.get(STATE_KEY)
+        if text:
+            try:
+                state = state_from_json(text)
+                log.info("state restored mode=%s plan=%s", state.mode.value, state.plan is not None)
+                return state
+            except (ValueError, KeyError, TypeError) as exc:
+                log.error("persisted state unreadable, starting fresh error=%s", exc)
+        return self.parts.core.initial_state(self.parts.site, now)
+
+    # -- lifecycle --------------------------------------------------------------------------
+    async def run(self, duration_s: float | None = None,
+                  on_cycle: Callable[[CycleReport], None] | None = None) -> int:
+        """Run until stopped (signal, ``stop()`` or ``duration_s`` [s]); returns an exit code."""
+        clock = self.parts.clock
+        if self.parts.socket_path is not None:
+            self.operator = OperatorServer(self.parts.socket_path, self.handle)
+            await self.operator.start()
+        self._install_signals()
+        ship_task = (asyncio.create_task(self._ship_loop()) if self.parts.shipper is not None
+                     else None)
+        next_s = clock.monotonic()
+        first = True
+        try:
+            while not self.stop_event.is_set():
+                report = await self.cycle.run_once()
+                self._after_cycle(report, first)
+                first = False
+                if on_cycle is not None:
+                    on_cycle(report)
+                if duration_s is not None and clock.monotonic() - self.started_s >= duration_s:
+                    break
+                next_s += self.parts.site.control.poll_period_s
+                now_s = clock.monotonic()
+                if next_s < now_s:  # overran: skip the missed slots rather than burst
+                    next_s = now_s
+                await self._sleep(next_s - now_s)
+        finally:
+            if ship_task is not None:
+                ship_task.cancel()
+                with contextlib.suppress(BaseException):
+                    await ship_task
+            await self.shutdown()
+        return 0
+
+    async def _ship_loop(self) -> None:
+        """Ship the outbox to InfluxDB in the background; the cycle never waits on the network."""
+        period_s = max(5.0, self.parts.site.control.poll_period_s)
+        failing = False
+        while True:
+            try:
+                async with asyncio.timeout(max(30.0, period_s)):
+                    await self.parts.shipper.ship_once()
+                if failing:
+                    log.info("outbox shipping recovered")
+                failing = False
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # InfluxDB down: rows stay in the outbox, retried later
+                if not failing:
+                    log.warning("outbox shipping failing, rows kept error=%s", exc)
+                failing = True
+            await asyncio.sleep(period_s)
+
+    def _after_cycle(self, report: CycleReport, first: bool) -> None:
+        notifier = self.parts.notifier
+        if report.healthy:
+            notifier.watchdog()
+        if first:
+            notifier.ready(self.status_line())
+        elif self.cycle.count % 10 == 0:
+            notifier.status(self.status_line())
+        self._persist(force=self.cycle.state_changed or self.cycle.recorder.dirty)
+
+    async def _sleep(self, seconds: float) -> None:
+        if seconds <= 0:
+            await asyncio.sleep(0)
+            return
+        sleeper = asyncio.ensure_future(self.parts.clock.sleep(seconds))
+        stopper = asyncio.ensure_future(self.stop_event.wait())
+        await asyncio.wait({sleeper, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        for task in (sleeper, stopper):
+            task.cancel()
+
+    def stop(self) -> None:
+        """Ask the loop to stop after the current cycle (first stage of shutdown)."""
+        self.stop_event.set()
+
+    def _install_signals(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(sig, self._on_signal, sig)
+
+    def _on_signal(self, sig: int) -> None:
+        self.signals += 1
+        if self.signals == 1:
+            log.warning("signal received, stopping safely signal=%s", signal.Signals(sig).name)
+            self.parts.notifier.stopping("stopping: releasing devices, flushing ledger")
+            self.stop()
+        else:
+            log.error("second signal, exiting now signal=%s", signal.Signals(sig).name)
+            os._exit(1)
+
+    async def shutdown(self) -> None:
+        """Safe setpoints (devices back to their own control), settle what is due, flush."""
+        with contextlib.suppress(Exception):
+            await self.fleet.release_all(self.parts.site.control.setpoint_expiry_s)
+        try:
+            self.cycle.recorder.settle_due(self.parts.clock.now())
+        except Exception as exc:  # settled next start: boundaries are persisted
+            log.warning("settlement at shutdown deferred error=%s", exc)
+        self._persist(force=True)
+        if self.parts.shipper is not None:
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(5.0):
+                    await self.parts.shipper.ship_once()
+        if self.operator is not None:
+            await self.operator.close()
+        await self.fleet.close()
+        self.planner.close()
+        log.info("stopped cycles=%d", self.cycle.count)
+
+    def _persist(self, force: bool) -> None:
+        now_s = self.parts.clock.monotonic()
+        if not force and now_s - self._persisted_s < PERSIST_EVERY_S:
+            return
+        now = self.parts.clock.now()
+        try:
+            self.parts.store.put(STATE_KEY, state_to_json(self.cycle.state), now)
+            self.parts.store.put(RECORDER_KEY, self.cycle.recorder.state.to_json(), now)
+        except Exception as exc:  # the next cycle tries again
+            log.error("state not persisted error=%s", exc)
+            return
+        self._persisted_s = now_s
+        self.cycle.state_changed = False
+        self.cycle.recorder.dirty = False
+
+    # -- operator commands --------------------------------------------------------------------
+    async def handle(self, command: Command) -> dict[str, Any]:
+        """Apply one operator command; ``status`` changes nothing."""
+        now = self.parts.clock.now()
+        if command.cmd == "reserve":
+            if command.at <= now:
+                raise ProtocolError("until: must be in the future")
+            self.cycle.set_state(self.cycle.replace_state(
+                reserve_request=ReserveRequest(hours_h=command.hours_h, until_utc=command.at)))
+        elif command.cmd == "island":
+            at = max(command.at, now)
+            window = OutageWindow(at, at + timedelta(hours=OPERATOR_ISLAND_MAX_H), "operator")
+            kept = tuple(w for w in self.cycle.state.outage_windows if w.reason != "operator")
+            self.cycle.set_state(self.cycle.replace_state(outage_windows=kept + (window,)))
+        elif command.cmd == "reconnect":
+            ended = tuple(_end_window(w, now) for w in self.cycle.state.outage_windows)
+            self.cycle.set_state(self.cycle.replace_state(
+                outage_windows=tuple(w for w in ended if w is not None)))
+        if command.cmd != "status":
+            self._persist(force=True)
+        return self.status()
+
+    def status(self) -> dict[str, Any]:
+        """The daemon as operators see it (JSON-ready)."""
+        from gridctl.daemon.status import status_of
+
+        return status_of(self)
+
+    def status_line(self) -> str:
+        """One line for systemd's STATUS."""
+        last = self.cycle.last
+        faults = sum(1 for v in self.fleet.health().values() if v is not None)
+        ms = f"{last.duration_s * 1000:.0f} ms" if last else "-"
+        return (f"{self.cycle.state.mode.value}; cycle {ms}; {faults} device faults; "
+                f"{self.cycle.recorder.backlog()} periods pending")
+
+
+def _end_window(window: OutageWindow, now: datetime) -> OutageWindow | None:
+    """A warned outage cut at ``now`` (None when it has not started yet)."""
+    if window.start_utc >= now:
+        return None
+    if window.end_utc <= now:
+        return window
+    return OutageWindow(window.start_utc, now, window.reason)
