@@ -40,7 +40,8 @@ def objective_parts(problem: DispatchProblem, a: dict[str, np.ndarray]) -> dict[
     grid, bat, pen = problem.grid, problem.battery, problem.penalties
     tie = pen.tie_break_jpy_per_kwh * dt
     peak_kw = np.maximum(a["grid_import_kw"].max(axis=1), grid.peak_import_so_far_kw)
-    soc_short = np.maximum(bat.soc_min_kwh[:, None] - a["stored_kwh"], 0.0)
+    # The deepest dip below soc_min of each battery is paid once (see optimizer.highs_model).
+    soc_short = np.maximum(bat.soc_min_kwh - a["stored_kwh"].min(axis=1), 0.0)
     res_short = np.maximum(problem.reserve_kwh - a["stored_kwh"].sum(axis=0), 0.0)
     res_short = np.where(grid.available, res_short, 0.0)
     link_sent = a["link_fwd_kw"] + a["link_bwd_kw"]

@@ -98,7 +98,7 @@ def _shifted(model: HighsModel, values: np.ndarray) -> np.ndarray:
     """Previous solution moved one step earlier, the last step repeated."""
     out = values.copy()
     for name, block in model.cols.blocks.items():
-        if not block.shape or name == "peak":
+        if name in ("peak", "borrow"):  # not indexed by step
             continue
         ids = block.ids()
         prev = values[ids]
@@ -119,8 +119,8 @@ def _extract(model: HighsModel, problem: DispatchProblem, x: np.ndarray) -> dict
         full[rows] = val(ids)
         return full
 
-    stored = scatter(model.c_st, bn)
-    stored[np.setdiff1d(np.arange(n), bn)] = 0.0
+    stored = np.zeros((n, t))
+    stored[bn] = np.maximum(x[model.c_st] - x[model.c_borrow][:, None], 0.0)
     return {
         "pv_used_kw": np.minimum(val(model.c_pv), problem.pv_available_kw),
         "battery_charge_kw": scatter(model.c_ch, bn),

@@ -15,8 +15,13 @@ Constraint families (``dt`` = step length [h]; all split variables >= 0):
 * PV curtailment ``0 <= pv <= pv_available`` (``pv = pv_available`` if not curtailable).
 * battery dynamics ``st_t = st_{t-1} + eta_c dt ch_t - dt dis_t / eta_d``, ``st_{-1}`` = the
   measured stored energy clamped to ``[0, soc_max]``; ``0 <= st <= soc_max``.
-* soft SoC floor ``st + soc_short >= soc_min``.
-* soft block reserve ``sum_b st_{b,t} + res_short_t >= reserve_t`` in grid-connected steps.
+* soft SoC floor: the model variable ``st`` is kept in ``[soc_min, soc_max]`` and the real
+  stored energy is ``st - borrow`` with one ``0 <= borrow <= soc_min`` per battery, entering
+  the first dynamics row; so the energy below ``soc_min`` (a measured state already below it,
+  or an emergency dip) costs ``soc_below_min_jpy_per_kwh`` once per kWh of the deepest dip.
+  (A slack per step would double the rows of the model for a rarely used feature.)
+* soft block reserve ``sum_b (st_{b,t} - borrow_b) + res_short_t >= reserve_t`` in
+  grid-connected steps.
 * grid limits ``imp <= import_limit * available_t``, ``exp <= export_limit * available_t``
   (so zero in islanded steps); shedding ``0 <= shed_k <= load_k``.
 * no battery export (FIT meter) ``exp <= pv`` where ``grid_export_allowed`` is False.
@@ -163,7 +168,7 @@ class HighsModel:
         self.c_pv, self.c_imp, self.c_exp = c.add("pv", (n, t)), c.add("imp", (n, t)), c.add("exp", (n, t))
         self.c_shed = c.add("shed", (n, k, t))
         self.c_ch, self.c_dis = c.add("ch", (b, t)), c.add("dis", (b, t))
-        self.c_st, self.c_short = c.add("st", (b, t)), c.add("short", (b, t))
+        self.c_st, self.c_borrow = c.add("st", (b, t)), c.add("borrow", (b,))
         self.c_spill = c.add("spill", (s, t))
         self.c_fwd, self.c_bwd = c.add("fwd", (n_links, t)), c.add("bwd", (n_links, t))
         self.c_rshort = c.add("rshort", (t,))
@@ -206,11 +211,10 @@ class HighsModel:
         self._coef(self.r_dyn[:, 1:], self.c_st[:, :-1], -1.0)
         self._coef(self.r_dyn, self.c_ch, -dt * bat.charge_efficiency[bn][:, None])
         self._coef(self.r_dyn, self.c_dis, dt / bat.discharge_efficiency[bn][:, None])
-        self.r_smin = self.rows.add("smin", (b, t))
-        self._coef(self.r_smin, self.c_st, 1.0)
-        self._coef(self.r_smin, self.c_short, 1.0)
+        self._coef(self.r_dyn[:, 0], self.c_borrow, -1.0)
         self.r_res = self.rows.add("res", (t,))
         self._coef(self.r_res[None, :], self.c_st, 1.0)
+        self._coef(self.r_res[None, :], self.c_borrow[:, None], -1.0)
         self._coef(self.r_res, self.c_rshort, 1.0)
 
     def _other_rows(self, problem: DispatchProblem) -> None:
@@ -305,7 +309,8 @@ class HighsModel:
         lb, ub = np.zeros(n_col), np.full(n_col, _INF)
         grid, bat, links = problem.grid, problem.battery, problem.links
         bn, spill, dem = self.masks["battery"], self.masks["spill"], self.masks["demand"]
-        pv = problem.pv_available_kw
+        # Values below 1e-9 kW are numerical dust from forecasts; they only slow HiGHS down.
+        pv = np.where(problem.pv_available_kw > 1e-9, problem.pv_available_kw, 0.0)
         ub[self.c_pv] = pv
         lb[self.c_pv] = np.where(problem.pv_curtailable[:, None], 0.0, pv)
         avail = grid.available[None, :].astype(float)
@@ -314,8 +319,9 @@ class HighsModel:
         ub[self.c_shed] = problem.load_kw
         ub[self.c_ch] = bat.charge_max_kw[bn][:, None]
         ub[self.c_dis] = bat.discharge_max_kw[bn][:, None]
+        lb[self.c_st] = bat.soc_min_kwh[bn][:, None]
         ub[self.c_st] = bat.soc_max_kwh[bn][:, None]
-        ub[self.c_short] = bat.soc_min_kwh[bn][:, None]
+        ub[self.c_borrow] = bat.soc_min_kwh[bn]
         ub[self.c_spill] = pv[spill]
         ub[self.c_fwd] = links.capacity_kw[:, None]
         ub[self.c_bwd] = links.capacity_kw[:, None]
@@ -337,7 +343,8 @@ class HighsModel:
         cost[self.c_ch] = tie
         cost[self.c_dis] = bat.wear_cost_jpy_per_kwh[bn][:, None] * dt
         cost[self.c_st[:, -1]] = -bat.terminal_value_jpy_per_kwh[bn]
-        cost[self.c_short] = pen.soc_below_min_jpy_per_kwh
+        # real stored energy is st - borrow, so the terminal credit applies to borrow too
+        cost[self.c_borrow] = pen.soc_below_min_jpy_per_kwh + bat.terminal_value_jpy_per_kwh[bn]
         cost[self.c_spill] = pen.surplus_spill_jpy_per_kwh * dt
         cost[self.c_fwd] = tie
         cost[self.c_bwd] = tie
@@ -359,7 +366,6 @@ class HighsModel:
         ru[self.r_dyn] = 0.0
         rl[self.r_dyn[:, 0]] = stored0_kwh[bn]
         ru[self.r_dyn[:, 0]] = stored0_kwh[bn]
-        rl[self.r_smin] = problem.battery.soc_min_kwh[bn][:, None]
         rl[self.r_res] = np.where(problem.grid.available, problem.reserve_kwh, -_INF)
         ru[self.r_fit] = 0.0
         ru[self.r_peak] = 0.0

@@ -20,7 +20,7 @@ OBJECTIVE_PARTS = (
     "lost_load_jpy",          # sum voll_k * shed * dt
     "demand_charge_jpy",      # sum charge * (peak - peak_so_far)
     "reserve_penalty_jpy",    # sum pen * reserve shortfall
-    "soc_penalty_jpy",        # sum pen * stored energy below soc_min
+    "soc_penalty_jpy",        # sum pen * deepest dip below soc_min, per battery
     "spill_penalty_jpy",      # sum pen * spilled non-curtailable PV * dt
     "tie_break_jpy",          # tiny cost on charge, import and link flow
 )

@@ -78,7 +78,8 @@ class Penalties:
     Parameters
     ----------
     soc_below_min_jpy_per_kwh : float
-        Per kWh of stored energy below ``soc_min_kwh`` at the end of each step [JPY/kWh].
+        Per kWh of the deepest dip of each battery's stored energy below ``soc_min_kwh``
+        over the horizon, paid once [JPY/kWh].
     reserve_shortfall_jpy_per_kwh : float
         Per kWh of block stored energy below ``reserve_kwh`` at the end of each
         grid-connected step [JPY/kWh].
