@@ -30,7 +30,8 @@ _MAX_RVRT_16_S = 0xFFFE
 
 
 def _kw(value_w: Value, sign: int = 1) -> float | None:
-    return None if value_w is None else sign * float(value_w) / 1000.0
+    # "+ 0.0" turns a sign-flipped zero (-0.0) into 0.0 for tables and JSON.
+    return None if value_w is None else sign * float(value_w) / 1000.0 + 0.0
 
 
 def _kwh(value_wh: Value) -> float | None:

@@ -45,8 +45,14 @@ class Pki:
 
 def make_certificate(folder: Path, stem: str, uri: str, *, server: bool, days: int = 3650) -> CertPair:
     """Write ``<stem>-cert.der`` and ``<stem>-key.pem`` into ``folder`` unless both exist."""
-    folder.mkdir(parents=True, exist_ok=True)
-    cert_path, key_path = folder / f"{stem}-cert.der", folder / f"{stem}-key.pem"
+    return make_certificate_at(folder / f"{stem}-cert.der", folder / f"{stem}-key.pem", uri, server=server, days=days)
+
+
+def make_certificate_at(cert_path: Path, key_path: Path, uri: str, *, server: bool, days: int = 3650) -> CertPair:
+    """Write a self-signed certificate (DER) and key (PEM) at these paths unless both exist."""
+    stem = cert_path.stem.removesuffix("-cert")
+    cert_path.parent.mkdir(parents=True, exist_ok=True)
+    key_path.parent.mkdir(parents=True, exist_ok=True)
     if not (cert_path.is_file() and key_path.is_file()):
         key = cert_gen.generate_private_key()
         names = [x509.UniformResourceIdentifier(uri), x509.DNSName("localhost"),
@@ -59,14 +65,19 @@ def make_certificate(folder: Path, stem: str, uri: str, *, server: bool, days: i
     return CertPair(cert_path, key_path, uri)
 
 
+def trust(trusted_dir: Path, certificate_path: Path) -> None:
+    """Put a client certificate into a trust folder (idempotent)."""
+    trusted_dir.mkdir(parents=True, exist_ok=True)
+    copy = trusted_dir / certificate_path.name
+    if not copy.is_file() or copy.read_bytes() != certificate_path.read_bytes():
+        copy.write_bytes(certificate_path.read_bytes())
+
+
 def ensure_pki(folder: str | Path) -> Pki:
     """Create (or reuse) the server and client certificates and the trust folder."""
     base = Path(folder)
     server = make_certificate(base, "router-server", SERVER_URI, server=True)
     client = make_certificate(base, "gridctl-client", CLIENT_URI, server=False)
     trusted = base / "trusted"
-    trusted.mkdir(parents=True, exist_ok=True)
-    trusted_copy = trusted / client.certificate_path.name
-    if not trusted_copy.is_file() or trusted_copy.read_bytes() != client.certificate_path.read_bytes():
-        trusted_copy.write_bytes(client.certificate_path.read_bytes())
+    trust(trusted, client.certificate_path)
     return Pki(base, server, client, trusted)

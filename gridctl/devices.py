@@ -1,0 +1,163 @@
+"""From validated site configuration to driver instances, and one-call polling of a site.
+
+The application side of ``drivers/``: it maps config objects (``gridctl.config``) and device
+profiles onto the drivers' plain constructor arguments. Relative certificate paths are taken
+relative to ``base_dir`` (the working directory by default).
+
+Typical daemon use::
+
+    devices = SiteDevices.from_config(site)
+    await devices.connect_all()                 # errors per device, never raises
+    readings = await devices.poll()             # {device_id: DeviceReading | DeviceError}
+    await devices.binding("home-1-battery").driver.write_battery_power_kw(1.5, revert_s=60)
+    await devices.close()
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from drivers.capabilities import DeviceReading
+from drivers.errors import DeviceError, PermanentDeviceError
+from drivers.opcua.router import OpcUaRouter
+from drivers.profile import DeviceQuirks, ModbusEndpoint, OpcUaEndpoint, TlsSettings
+from drivers.sunspec.devices import SunSpecBattery, SunSpecDevice, SunSpecMeter, SunSpecPvInverter
+from gridctl.config.devices import DeviceProfile, ModbusProtocol, OpcuaProtocol
+from gridctl.config.site import Node, SiteConfig
+
+Driver = SunSpecDevice | OpcUaRouter
+
+_SUNSPEC_CLASSES: dict[str, type[SunSpecDevice]] = {
+    "pv_inverter": SunSpecPvInverter,
+    "battery": SunSpecBattery,
+    "meter": SunSpecMeter,
+}
+
+
+def _path(base_dir: Path, value: Path | str | None) -> str | None:
+    if value is None:
+        return None
+    p = Path(value)
+    return str(p if p.is_absolute() else base_dir / p)
+
+
+def quirks_from_profile(profile: DeviceProfile) -> DeviceQuirks:
+    """Driver quirks for a device profile (sign flips, models, pacing, control method)."""
+    control = "auto"
+    if 704 in profile.control_models or 802 in profile.control_models and 124 not in profile.control_models:
+        control = "704_802"
+    elif {123, 124} & set(profile.control_models):
+        control = "123_124"
+    return DeviceQuirks(
+        power_sign=-1 if profile.signs.power else 1,
+        swap_counters=profile.signs.energy_counters,
+        models=tuple(profile.models_expected),
+        control=control,
+        inter_request_delay_s=profile.quirks.inter_request_delay_s,
+        max_registers_per_read=profile.quirks.max_registers_per_read,
+    )
+
+
+def modbus_endpoint(modbus: ModbusProtocol, base_dir: Path) -> ModbusEndpoint:
+    """Driver endpoint for a config ``protocol.modbus`` block."""
+    tls = None
+    if modbus.tls is not None:
+        tls = TlsSettings(ca_path=_path(base_dir, modbus.tls.ca_path),
+                          certificate_path=_path(base_dir, modbus.tls.certificate_path),
+                          private_key_path=_path(base_dir, modbus.tls.private_key_path))
+    return ModbusEndpoint(host=modbus.host, port=modbus.port, unit_id=modbus.unit_id,
+                          base_address=modbus.base_address, timeout_s=modbus.timeout_s, tls=tls)
+
+
+def opcua_endpoint(ua: OpcuaProtocol, base_dir: Path) -> OpcUaEndpoint:
+    """Driver endpoint for a config ``protocol.opcua`` block (password read from its env var)."""
+    password = os.environ.get(ua.identity.password_env) if ua.identity.password_env else None
+    return OpcUaEndpoint(
+        endpoint_url=ua.endpoint_url, security_policy=ua.security_policy, security_mode=ua.security_mode,
+        certificate_path=_path(base_dir, ua.certificate_path), private_key_path=_path(base_dir, ua.private_key_path),
+        server_certificate_path=_path(base_dir, ua.server_certificate_path), identity=ua.identity.kind,
+        username=ua.identity.username, password=password, timeout_s=ua.timeout_s,
+    )
+
+
+@dataclass(frozen=True)
+class DeviceBinding:
+    """A configured device and its driver.
+
+    Attributes
+    ----------
+    node_id, device_id, kind : str
+    driver : SunSpecPvInverter, SunSpecBattery, SunSpecMeter or OpcUaRouter
+    profile : DeviceProfile or None
+    config : the device's config object
+    revert_s : float
+        Device fail-safe delay to send with every setpoint [s] (profile ``revert_timeout_s``).
+    """
+
+    node_id: str
+    device_id: str
+    kind: str
+    driver: Driver
+    profile: DeviceProfile | None
+    config: object
+    revert_s: float
+
+
+def build_binding(site: SiteConfig, node: Node, device, base_dir: Path | None = None) -> DeviceBinding:  # noqa: ANN001
+    """Driver for one configured device."""
+    base = base_dir or Path.cwd()
+    profile = site.device_profiles.get(device.profile)
+    revert_s = profile.revert_timeout_s if profile else 60.0
+    if device.protocol.opcua is not None:
+        driver: Driver = OpcUaRouter(opcua_endpoint(device.protocol.opcua, base), name=device.id)
+    else:
+        quirks = quirks_from_profile(profile) if profile else DeviceQuirks()
+        cls = _SUNSPEC_CLASSES[device.kind]
+        driver = cls(modbus_endpoint(device.protocol.modbus, base), quirks, name=device.id)
+    return DeviceBinding(node.id, device.id, device.kind, driver, profile, device, revert_s)
+
+
+class SiteDevices:
+    """Every device of a site (or of some nodes) with its driver."""
+
+    def __init__(self, bindings: list[DeviceBinding]) -> None:
+        self.bindings = {b.device_id: b for b in bindings}
+
+    @classmethod
+    def from_config(cls, site: SiteConfig, node_ids: list[str] | None = None,
+                    base_dir: Path | None = None) -> SiteDevices:
+        """Bindings for all devices, or for the devices of ``node_ids``."""
+        chosen = [(n, d) for n, d in site.all_devices() if node_ids is None or n.id in node_ids]
+        return cls([build_binding(site, n, d, base_dir) for n, d in chosen])
+
+    def binding(self, device_id: str) -> DeviceBinding:
+        return self.bindings[device_id]
+
+    async def connect_all(self) -> dict[str, DeviceError | None]:
+        """Connect every device concurrently; the error (or None) per device id."""
+        async def one(b: DeviceBinding) -> DeviceError | None:
+            try:
+                await b.driver.connect()
+            except DeviceError as exc:
+                return exc
+            return None
+        results = await asyncio.gather(*(one(b) for b in self.bindings.values()))
+        return dict(zip(self.bindings, results, strict=True))
+
+    async def poll(self) -> dict[str, DeviceReading | DeviceError]:
+        """One snapshot read of every device, concurrently, errors isolated per device."""
+        async def one(b: DeviceBinding) -> DeviceReading | DeviceError:
+            try:
+                return await b.driver.read_snapshot()
+            except DeviceError as exc:
+                return exc
+            except Exception as exc:  # noqa: BLE001 - a driver bug must not stop the cycle
+                return PermanentDeviceError(b.device_id, "driver_bug", f"{type(exc).__name__}: {exc}")
+        results = await asyncio.gather(*(one(b) for b in self.bindings.values()))
+        return dict(zip(self.bindings, results, strict=True))
+
+    async def close(self) -> None:
+        await asyncio.gather(*(b.driver.close() for b in self.bindings.values()))
