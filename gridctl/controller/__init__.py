@@ -3,13 +3,19 @@
 No clock, file, socket or logging here: ``now`` is passed in and diagnostics are returned.
 One cycle, as the daemon and the simulator drive it::
 
-    tr = transition(site, state, snapshot, now)          # mode state machine
+    history.add_snapshot(snapshot)                        # gridctl.forecast.MeasurementHistory
+    tr = transition(site, state, snapshot, now)           # mode state machine
     state = tr.state
     if replan_due(site, state, now):                      # off the event loop in the daemon
+        start = plan_start_utc(site, now)                 # taken BEFORE solving
+        forecast = forecast_for(site, history, now)       # gridctl.forecast
         problem = build_problem(site, state, snapshot, forecast, now)
-        plan = dispatcher.solve(problem)                  # optimizer.Dispatcher
-        state = accept_plan(state, plan, plan_start_utc(site, now), now)
-    decision = decide(site, state, snapshot, now)        # setpoints to write
+        plan = dispatcher.solve(problem)                  # optimizer.Dispatcher, persistent
+        state = accept_plan(state, plan, start, now_after_solve)
+    decision = decide(site, state, snapshot, now)         # setpoints to write
+
+If the mode changes while a solve is under way, drop its result (it assumed the old grid
+availability): accept it only when ``state.mode`` is still the mode it was built for.
 """
 
 from gridctl.controller.decide import (

@@ -78,6 +78,9 @@ def _unusable(site: SiteConfig, idx: SiteIndex, state: ControllerState,
         return "no plan"
     if tuple(plan.node_ids) != idx.node_ids:
         return "plan nodes differ from the site"
+    if (plan.load_served_kw.shape[1] != len(idx.tier_numbers)
+            or plan.link_flow_kw.shape[0] != len(idx.links)):
+        return "plan tiers or links differ from the site"
     step = plan_step_index(state, now)
     if step is None:
         return "plan does not cover now"
@@ -168,7 +171,12 @@ def fallback_problem(site: SiteConfig, state: ControllerState, snapshot: Snapsho
         total[n, 0] = max(r.load_kw, 0.0) if r.load_kw is not None else node.load.annual_kwh / 8760
     load = split_tiers(idx, total)
     start = plan_start_utc(site, now)
-    imp, exp = price_arrays(site, state, [start])
+    try:
+        imp, exp = price_arrays(site, state, [start])
+    except LookupError as exc:
+        # The fallback must work even without a valid tariff; prices do not steer it.
+        notes.append(f"no prices for the fallback: {exc}")
+        imp = exp = np.zeros((idx.n_nodes, 1))
     available = np.array([state.mode is Mode.GRID_CONNECTED])
     battery = battery_data(site, idx, snapshot, imp, notes)
     reserve_kwh = site.islanding.reserve_hours_h * float(load[:, 0, 0].sum())

@@ -91,6 +91,13 @@ def prepare_problem(site: SiteConfig, state: ControllerState, snapshot: Snapshot
     -------
     (DispatchProblem, tuple of str)
         The problem; notes on assumptions (unknown stored energy, unhealthy devices...).
+
+    Raises
+    ------
+    ValueError
+        The forecast does not fit the plan (step length, nodes, start).
+    gridctl.tariffs.TariffLookupError
+        A node's tariff has no version valid on a day of the horizon.
     """
     idx = site_index(site)
     step_s = float(site.control.plan_step_min * 60)

@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-from dataclasses import dataclass, field
+import math
+from dataclasses import dataclass, field, fields
 from types import MappingProxyType
 from typing import Mapping
 
@@ -63,6 +64,8 @@ def _frozen_map(value: Mapping | None) -> Mapping:
 class NodeReading:
     """What was measured at one node in one poll.  ``None`` means not measured.
 
+    Non-finite values (NaN, inf) are turned into ``None`` on construction.
+
     Parameters
     ----------
     pv_kw : float or None
@@ -95,6 +98,16 @@ class NodeReading:
     grid_available: bool | None = None
     grid_voltage_v: float | None = None
     grid_frequency_hz: float | None = None
+
+    def __post_init__(self) -> None:
+        # A NaN or infinite reading is a missing reading: make it None once, here, so that
+        # no arithmetic downstream can be poisoned by it.
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name == "grid_available" or value is None:
+                continue
+            value = float(value)
+            object.__setattr__(self, f.name, value if math.isfinite(value) else None)
 
 
 @dataclass(frozen=True)

@@ -162,3 +162,31 @@ def test_fallback_problem_is_one_measured_step(misono, now):
     # A missing load counts as the yearly mean: 5200 kWh / 8760 h at home-1.
     assert problem.load_kw[0, :, 0].sum() == pytest.approx(5200 / 8760)
     assert problem.grid.available.tolist() == [True]
+
+
+def test_non_finite_readings_count_as_missing(misono, now):
+    readings = {"home-1": NodeReading(pv_kw=float("nan"), load_kw=float("inf"), stored_kwh=5),
+                "home-2": NodeReading(pv_kw=1.0, load_kw=2.0, stored_kwh=float("nan"))}
+    assert readings["home-1"].pv_kw is None and readings["home-1"].load_kw is None
+    assert readings["home-1"].stored_kwh == 5.0
+    d = decide(misono, initial_state(now, Mode.ISLANDED), snapshot(misono, now, readings), now)
+    assert d.setpoints.value_kw("home-1-battery", SetpointKind.BATTERY_KW) == 0.0
+    assert d.used_fallback
+
+
+def test_fallback_works_without_a_valid_tariff(misono):
+    from gridctl.tariffs import TariffLookupError
+    from tests.controller.sitekit import flat_forecast
+
+    before_tariffs = dt.datetime(2024, 8, 1, 3, 0, tzinfo=dt.timezone.utc)
+    readings = {n.id: NodeReading(pv_kw=0.0, load_kw=0.0) for n in misono.nodes}
+    readings["home-1"] = NodeReading(pv_kw=0.0, load_kw=1.0, stored_kwh=8.0)
+    snap = snapshot(misono, before_tariffs, readings)
+    d = decide(misono, initial_state(before_tariffs, Mode.ISLANDED), snap, before_tariffs)
+    assert d.setpoints.value_kw("home-1-battery", SetpointKind.BATTERY_KW) == pytest.approx(1.0)
+    assert any("no prices" in n for n in d.notes)
+    with pytest.raises(TariffLookupError, match="tepco-juryo-b"):
+        from gridctl.controller import build_problem
+
+        build_problem(misono, initial_state(before_tariffs), snap,
+                      flat_forecast(misono, before_tariffs), before_tariffs)
