@@ -43,7 +43,10 @@ _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 
 
 def plan_start_utc(site: SiteConfig, now: dt.datetime) -> dt.datetime:
-    """Start of the plan step holding ``now`` (steps divide 30 min, so they align to JST periods)."""
+    """Start of the plan step holding ``now``.
+
+    Steps divide 30 minutes and JST is a whole-hour offset, so steps align to JST periods.
+    """
     if now.tzinfo is None:
         raise ValueError("plan_start_utc.now: datetime must be timezone-aware")
     step_s = site.control.plan_step_min * 60
@@ -71,7 +74,8 @@ def build_problem(site: SiteConfig, state: ControllerState, snapshot: Snapshot,
 
 
 def prepare_problem(site: SiteConfig, state: ControllerState, snapshot: Snapshot,
-                    forecast: Forecast, now: dt.datetime) -> tuple[DispatchProblem, tuple[str, ...]]:
+                    forecast: Forecast, now: dt.datetime,
+                    ) -> tuple[DispatchProblem, tuple[str, ...]]:
     """Build the dispatch problem and say what had to be assumed.
 
     Parameters
@@ -134,7 +138,8 @@ def prepare_problem(site: SiteConfig, state: ControllerState, snapshot: Snapshot
 def _forecast_window(idx: SiteIndex, forecast: Forecast, start: dt.datetime, step_s: float,
                      n_max: int) -> tuple[np.ndarray, np.ndarray]:
     if abs(forecast.step_s - step_s) > 1e-9:
-        raise ValueError(f"forecast.step_s: {forecast.step_s} s differs from the plan step {step_s} s")
+        raise ValueError(f"forecast.step_s: {forecast.step_s} s differs from the plan step "
+                         f"{step_s} s")
     missing = [n for n in idx.node_ids if n not in forecast.node_ids]
     if missing:
         raise ValueError(f"forecast.node_ids: no forecast for node '{missing[0]}'")
@@ -180,7 +185,7 @@ def _load_step0(idx: SiteIndex, snapshot: Snapshot, total_kw: np.ndarray) -> np.
 
 
 def split_tiers(idx: SiteIndex, total_kw: np.ndarray) -> np.ndarray:
-    """Split total load into the optimizer's tiers: critical share in tier 0, rest in the node's tier."""
+    """Split total load [kW] into tiers: the critical share in tier 0, the rest in the node's."""
     n_nodes, n_steps = total_kw.shape
     load = np.zeros((n_nodes, len(idx.tier_numbers), n_steps))
     load[:, 0, :] = total_kw * idx.critical_share[:, None]
@@ -265,7 +270,8 @@ def grid_data(site: SiteConfig, idx: SiteIndex, state: ControllerState, imp: np.
         import_limit_kw=imp_limit,
         export_limit_kw=exp_limit,
         available=available,
-        demand_charge_jpy_per_kw=np.array([n.contract.demand_charge_jpy_per_kw for n in site.nodes]),
+        demand_charge_jpy_per_kw=np.array([n.contract.demand_charge_jpy_per_kw
+                                           for n in site.nodes]),
         peak_import_so_far_kw=np.array([max(float(state.peak_import_kw.get(n.id, 0.0)), 0.0)
                                         for n in site.nodes]),
     )

@@ -402,7 +402,8 @@ class Setpoint:
         _require_utc("Setpoint", "expires_at_utc", self.expires_at_utc)
         object.__setattr__(self, "kind", SetpointKind(self.kind))
         if (self.kind is SetpointKind.LEG_KW) != (self.leg_id is not None):
-            raise ValueError(f"Setpoint.leg_id: needed exactly for leg setpoints ({self.device_id})")
+            raise ValueError(f"Setpoint.leg_id: needed exactly for leg setpoints "
+                             f"({self.device_id})")
         if not np.isfinite(self.value_kw):
             raise ValueError(f"Setpoint.value_kw: not finite ({self.device_id})")
 
@@ -440,7 +441,8 @@ class Setpoints:
         """Setpoints addressed to ``device_id`` (several for a router, one leg each)."""
         return tuple(s for s in self.items if s.device_id == device_id)
 
-    def value_kw(self, device_id: str, kind: SetpointKind, leg_id: str | None = None) -> float | None:
+    def value_kw(self, device_id: str, kind: SetpointKind,
+                 leg_id: str | None = None) -> float | None:
         """The commanded value [kW] of one device (and leg), or None when absent."""
         for s in self.items:
             if s.device_id == device_id and s.kind is kind and s.leg_id == leg_id:

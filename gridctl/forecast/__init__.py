@@ -16,9 +16,10 @@ from gridctl.controller.problem import horizon_steps, plan_start_utc
 from gridctl.controller.types import Forecast
 from gridctl.forecast.history import MeasurementHistory
 from gridctl.forecast.load import forecast_load_kw, typical_day_kw
-from gridctl.forecast.pv import clear_sky_pv_kw, clear_sky_ratio, forecast_pv_kw
+from gridctl.forecast.pv import ClearSkyTable, clear_sky_pv_kw, clear_sky_ratio, forecast_pv_kw
 
 __all__ = [
+    "ClearSkyTable",
     "MeasurementHistory",
     "clear_sky_pv_kw",
     "clear_sky_ratio",
@@ -32,18 +33,23 @@ __all__ = [
 
 
 def make_forecast(site: SiteConfig, history: MeasurementHistory, start_utc: dt.datetime,
-                  step_s: float, n_steps: int) -> Forecast:
-    """PV and load forecast per node for ``n_steps`` steps of ``step_s`` [s] from ``start_utc``."""
-    pv_kw, pv_notes = forecast_pv_kw(site, history, start_utc, step_s, n_steps)
+                  step_s: float, n_steps: int, clear_sky: ClearSkyTable | None = None) -> Forecast:
+    """PV and load forecast per node for ``n_steps`` steps of ``step_s`` [s] from ``start_utc``.
+
+    ``clear_sky`` (optional) is a precomputed :class:`ClearSkyTable`, e.g. for a whole
+    simulated year; the result is the same with or without it.
+    """
+    pv_kw, pv_notes = forecast_pv_kw(site, history, start_utc, step_s, n_steps, clear_sky)
     load_kw, load_notes = forecast_load_kw(site, history, start_utc, step_s, n_steps)
     return Forecast(start_utc=start_utc, step_s=step_s, node_ids=tuple(n.id for n in site.nodes),
                     pv_kw=pv_kw, load_kw=load_kw, notes=pv_notes + load_notes)
 
 
-def forecast_for(site: SiteConfig, history: MeasurementHistory, now: dt.datetime) -> Forecast:
+def forecast_for(site: SiteConfig, history: MeasurementHistory, now: dt.datetime,
+                 clear_sky: ClearSkyTable | None = None) -> Forecast:
     """The forecast over the configured horizon from the plan step holding ``now``."""
     return make_forecast(site, history, plan_start_utc(site, now),
-                         float(site.control.plan_step_min * 60), horizon_steps(site))
+                         float(site.control.plan_step_min * 60), horizon_steps(site), clear_sky)
 
 
 def new_history(site: SiteConfig, days: float = 28.0) -> MeasurementHistory:

@@ -13,6 +13,7 @@ stay pure computation.
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -21,7 +22,9 @@ import pvlib
 from gridctl.config import SiteConfig
 from gridctl.forecast.history import MeasurementHistory
 
-__all__ = ["clear_sky_pv_kw", "clear_sky_ratio", "forecast_pv_kw"]
+__all__ = ["ClearSkyTable", "clear_sky_pv_kw", "clear_sky_ratio", "forecast_pv_kw"]
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 
 #: DC-to-AC losses besides clipping (wiring, soiling, temperature, inverter) [-].
 SYSTEM_LOSS = 0.14
@@ -73,8 +76,59 @@ def _mid_points(start_utc: dt.datetime, step_s: float, n_steps: int) -> pd.Datet
     return pd.date_range(start, periods=n_steps, freq=pd.Timedelta(seconds=step_s))
 
 
-def clear_sky_ratio(site: SiteConfig, history: MeasurementHistory,
-                    start_utc: dt.datetime) -> tuple[np.ndarray, tuple[str, ...]]:
+@dataclass(frozen=True, eq=False)
+class ClearSkyTable:
+    """Clear-sky AC power of every node for every bin of a period, computed once.
+
+    A simulation of a year re-plans tens of thousands of times; looking the clear sky up
+    here instead of recomputing the sun's position each time makes the PV forecast cheap.
+
+    Parameters
+    ----------
+    first_bin : int
+        Epoch bin index of column 0 (bins of ``bin_s`` from the UNIX epoch).
+    bin_s : int
+        Bin length [s].
+    kw : ndarray, shape (N, B)
+        Clear-sky AC power at each bin's mid-point [kW].
+    """
+
+    first_bin: int
+    bin_s: int
+    kw: np.ndarray
+
+    @classmethod
+    def build(cls, site: SiteConfig, start_utc: dt.datetime, end_utc: dt.datetime,
+              bin_s: int) -> ClearSkyTable:
+        """Table covering the bins from the one holding ``start_utc`` up to ``end_utc``."""
+        first = int((start_utc - _EPOCH).total_seconds() // bin_s)
+        last = int(np.ceil((end_utc - _EPOCH).total_seconds() / bin_s))
+        start = _EPOCH + dt.timedelta(seconds=first * bin_s)
+        kw = clear_sky_pv_kw(site, _mid_points(start, bin_s, max(last - first, 1)))
+        kw.setflags(write=False)
+        return cls(first_bin=first, bin_s=int(bin_s), kw=kw)
+
+    def lookup(self, start_utc: dt.datetime, step_s: float, n_steps: int) -> np.ndarray | None:
+        """Clear-sky kW for ``n_steps`` steps from ``start_utc``; None when not covered."""
+        offset_s = (start_utc - _EPOCH).total_seconds()
+        if abs(step_s - self.bin_s) > 1e-9 or offset_s % self.bin_s:
+            return None
+        col = int(offset_s // self.bin_s) - self.first_bin
+        if col < 0 or col + n_steps > self.kw.shape[1]:
+            return None
+        return self.kw[:, col:col + n_steps]
+
+
+def _clear_sky(site: SiteConfig, table: ClearSkyTable | None, start_utc: dt.datetime,
+               step_s: float, n_steps: int) -> np.ndarray:
+    found = table.lookup(start_utc, step_s, n_steps) if table is not None else None
+    if found is not None:
+        return found
+    return clear_sky_pv_kw(site, _mid_points(start_utc, step_s, n_steps))
+
+
+def clear_sky_ratio(site: SiteConfig, history: MeasurementHistory, start_utc: dt.datetime,
+                    table: ClearSkyTable | None = None) -> tuple[np.ndarray, tuple[str, ...]]:
     """Recent ratio of measured to clear-sky PV per node [-] and notes.
 
     Uses the ``RECENT_BINS`` bins before ``start_utc`` and the bin under way; daylight bins
@@ -83,7 +137,7 @@ def clear_sky_ratio(site: SiteConfig, history: MeasurementHistory,
     first = history.bin_of(start_utc) - RECENT_BINS
     bins = np.arange(first, first + RECENT_BINS + 1)
     measured = history.values("pv_kw", bins)
-    sky = clear_sky_pv_kw(site, _mid_points(history.bin_start(first), history.bin_s, len(bins)))
+    sky = _clear_sky(site, table, history.bin_start(first), history.bin_s, len(bins))
     rating = np.array([sum(i.rating.ac_kw for i in n.pv_inverters) for n in site.nodes])
     daylight = (sky > _DAYLIGHT_SHARE * rating[:, None]) & np.isfinite(measured)
     ratio = np.full(len(site.nodes), TYPICAL_RATIO)
@@ -101,7 +155,8 @@ def clear_sky_ratio(site: SiteConfig, history: MeasurementHistory,
 
 
 def forecast_pv_kw(site: SiteConfig, history: MeasurementHistory, start_utc: dt.datetime,
-                   step_s: float, n_steps: int) -> tuple[np.ndarray, tuple[str, ...]]:
+                   step_s: float, n_steps: int, table: ClearSkyTable | None = None,
+                   ) -> tuple[np.ndarray, tuple[str, ...]]:
     """PV forecast, step averages [kW], shape ``(N, n_steps)``, and notes.
 
     Parameters
@@ -115,9 +170,11 @@ def forecast_pv_kw(site: SiteConfig, history: MeasurementHistory, start_utc: dt.
         Step length [s].
     n_steps : int
         Number of steps.
+    table : ClearSkyTable, optional
+        Precomputed clear sky; used where it covers the steps, else computed here.
     """
-    sky = clear_sky_pv_kw(site, _mid_points(start_utc, step_s, n_steps))
-    recent, notes = clear_sky_ratio(site, history, start_utc)
+    sky = _clear_sky(site, table, start_utc, step_s, n_steps)
+    recent, notes = clear_sky_ratio(site, history, start_utc, table)
     lead_h = (np.arange(n_steps) + 0.5) * step_s / 3600.0
     fade = np.exp(-lead_h / RATIO_TAU_H)
     ratio = TYPICAL_RATIO + (recent[:, None] - TYPICAL_RATIO) * fade[None, :]

@@ -89,7 +89,8 @@ def _islanded_decision(site, now, readings, stored_at_min=True):
     for node in site.nodes:
         r = readings.get(node.id, NodeReading(pv_kw=0.0, load_kw=0.0))
         floor = sum(b.rating.capacity_kwh * b.rating.soc_min_pct / 100 for b in node.batteries)
-        stored = floor if stored_at_min else 0.9 * sum(b.rating.capacity_kwh for b in node.batteries)
+        capacity = sum(b.rating.capacity_kwh for b in node.batteries)
+        stored = floor if stored_at_min else 0.9 * capacity
         full[node.id] = NodeReading(pv_kw=r.pv_kw, load_kw=r.load_kw, stored_kwh=stored)
     state = initial_state(now, Mode.ISLANDED)
     return decide(site, state, snapshot(site, now, full), now)

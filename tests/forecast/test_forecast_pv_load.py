@@ -133,3 +133,21 @@ def test_forecast_for_the_plan_horizon():
     assert forecast.node_ids == tuple(n.id for n in SITE.nodes)
     assert np.all(forecast.pv_kw >= 0) and np.all(forecast.load_kw > 0)
     assert any("typical" in n for n in forecast.notes)
+
+
+def test_clear_sky_table_gives_the_same_forecast():
+    from gridctl.forecast import ClearSkyTable
+
+    now = MIDNIGHT_JST + dt.timedelta(hours=10, minutes=7)
+    history = _history_at_ratio(0.6, now)
+    table = ClearSkyTable.build(SITE, MIDNIGHT_JST - dt.timedelta(days=1),
+                                MIDNIGHT_JST + dt.timedelta(days=3), 900)
+    direct = forecast_for(SITE, history, now)
+    tabled = forecast_for(SITE, history, now, clear_sky=table)
+    np.testing.assert_allclose(tabled.pv_kw, direct.pv_kw, atol=1e-9)
+    assert tabled.notes == direct.notes
+    # Outside the table it falls back to computing, with the same answer.
+    short = ClearSkyTable.build(SITE, now, now + dt.timedelta(hours=1), 900)
+    np.testing.assert_allclose(forecast_for(SITE, history, now, clear_sky=short).pv_kw,
+                               direct.pv_kw, atol=1e-9)
+    assert short.lookup(now, 900.0, 4) is None  # 10:07 is not on a bin boundary
