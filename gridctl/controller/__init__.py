@@ -22,6 +22,7 @@ from gridctl.controller.decide import (
     accept_plan,
     decide,
     fallback_problem,
+    idle_setpoints,
     max_plan_age_s,
     plan_step_index,
     replan_due,
@@ -56,7 +57,7 @@ __all__ = [
     "ControllerState", "Decision", "DeviceHealth", "Forecast", "GridSignal", "Mode",
     "NodeReading", "OutageWindow", "ReserveRequest", "Setpoint", "SetpointKind", "Setpoints",
     "SiteIndex", "Snapshot", "Transition", "accept_plan", "build_problem", "decide",
-    "fallback_problem", "grid_signal", "horizon_steps", "initial_state", "max_plan_age_s",
+    "fallback_problem", "grid_signal", "idle_setpoints", "horizon_steps", "initial_state", "max_plan_age_s",
     "plan_start_utc", "plan_step_index", "prepare_problem", "replan_due", "site_index",
     "step_starts_utc", "tie_flow_settled", "transition",
 ]

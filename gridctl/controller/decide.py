@@ -23,15 +23,21 @@ from gridctl.controller.problem import (
     price_arrays,
     split_tiers,
 )
-from gridctl.controller.setpoints import correct_targets, make_setpoints, step_targets
+from gridctl.controller.setpoints import (
+    StepTargets,
+    correct_targets,
+    make_setpoints,
+    step_targets,
+)
 from gridctl.controller.topology import SiteIndex, site_index
-from gridctl.controller.types import ControllerState, Decision, Mode, Snapshot
+from gridctl.controller.types import ControllerState, Decision, Mode, Setpoints, Snapshot
 from optimizer import DispatchPlan, DispatchProblem, PlanStatus, fallback_plan
 
 __all__ = [
     "accept_plan",
     "decide",
     "fallback_problem",
+    "idle_setpoints",
     "plan_step_index",
     "replan_due",
 ]
@@ -195,3 +201,21 @@ def fallback_problem(site: SiteConfig, state: ControllerState, snapshot: Snapsho
         reserve_kwh=reserve,
     )
     return problem, unknown, tuple(notes)
+
+
+def idle_setpoints(site: SiteConfig, state: ControllerState, snapshot: Snapshot,
+                   now: dt.datetime) -> Setpoints:
+    """Hold everything still: batteries and links at 0 kW, PV unlimited, nothing shed.
+
+    For a controlled stop while grid-connected (the grid then balances each node).  While
+    islanded an idle battery cannot carry the load: there the daemon should rather release
+    control and let the devices' own revert behaviour take over.
+    """
+    idx = site_index(site)
+    n_nodes, n_tiers = idx.n_nodes, len(idx.tier_numbers)
+    targets = StepTargets(battery_kw=np.zeros(n_nodes), pv_limit_kw=np.full(n_nodes, np.inf),
+                          link_flow_kw=np.zeros(len(idx.links)),
+                          shed=np.zeros((n_nodes, n_tiers), dtype=bool),
+                          pv_kw=np.zeros(n_nodes), load_kw=np.zeros(n_nodes))
+    tie_open = state.mode in (Mode.ISLANDED, Mode.RECONNECTING)
+    return make_setpoints(site, idx, targets, snapshot, now, tie_open)[0]

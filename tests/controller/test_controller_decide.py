@@ -191,3 +191,18 @@ def test_fallback_works_without_a_valid_tariff(misono):
 
         build_problem(misono, initial_state(before_tariffs), snap,
                       flat_forecast(misono, before_tariffs), before_tariffs)
+
+
+def test_idle_setpoints_hold_everything_still(misono, now):
+    from gridctl.controller import idle_setpoints
+
+    sp = idle_setpoints(misono, initial_state(now), snapshot(misono, now), now)
+    kinds = {s.kind for s in sp.items}
+    assert kinds == {SetpointKind.BATTERY_KW, SetpointKind.PV_LIMIT_KW, SetpointKind.LEG_KW}
+    for s in sp.items:
+        if s.kind is SetpointKind.PV_LIMIT_KW:
+            rating = next(d.rating.ac_kw for _, d in misono.all_devices() if d.id == s.device_id)
+            assert s.value_kw == rating
+        else:
+            assert s.value_kw == 0.0
+    assert not sp.shed_tiers and not sp.grid_tie_open
