@@ -113,6 +113,15 @@ class MeasurementHistory:
             mean = self._sum[q][:, slots] / count
         return np.where(held[None, :] & (count > 0), mean, np.nan)
 
+    def rows_for(self, node_ids: Iterable[str]) -> list[int]:
+        """Row indices of ``node_ids`` in the arrays of :meth:`values`."""
+        rows = []
+        for node_id in node_ids:
+            if node_id not in self._row:
+                raise ValueError(f"MeasurementHistory: no history kept for node '{node_id}'")
+            rows.append(self._row[node_id])
+        return rows
+
     def latest_bin(self) -> int | None:
         """The newest bin that holds any sample, or None when empty."""
         newest = int(self._bin.max())

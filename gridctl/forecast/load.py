@@ -77,7 +77,7 @@ def forecast_load_kw(site: SiteConfig, history: MeasurementHistory, start_utc: d
                          f"({history.bin_s} s)")
     bins = history.bin_of(start_utc) + np.arange(n_steps)
     week = 7 * 86400 // history.bin_s
-    rows = [history.node_ids.index(n.id) for n in site.nodes]
+    rows = history.rows_for(n.id for n in site.nodes)
     samples = np.stack([history.values("load_kw", bins - k * week)[rows]
                         for k in range(1, WEEKS_BACK + 1)])
     have = np.isfinite(samples)

@@ -136,7 +136,7 @@ def clear_sky_ratio(site: SiteConfig, history: MeasurementHistory, start_utc: dt
     """
     first = history.bin_of(start_utc) - RECENT_BINS
     bins = np.arange(first, first + RECENT_BINS + 1)
-    measured = history.values("pv_kw", bins)
+    measured = history.values("pv_kw", bins)[history.rows_for(n.id for n in site.nodes)]
     sky = _clear_sky(site, table, history.bin_start(first), history.bin_s, len(bins))
     rating = np.array([sum(i.rating.ac_kw for i in n.pv_inverters) for n in site.nodes])
     daylight = (sky > _DAYLIGHT_SHARE * rating[:, None]) & np.isfinite(measured)

@@ -62,3 +62,24 @@ def test_negative_samples_are_floored():
     b = np.array([h.bin_of(T0)])
     assert h.values("pv_kw", b)[0, 0] == 0.0
     assert np.isnan(h.values("load_kw", b)[0, 0])
+
+
+def test_forecast_reads_rows_by_node_id_not_position():
+    from pathlib import Path
+
+    from gridctl.config import load_site
+    from gridctl.forecast import clear_sky_ratio, forecast_load_kw
+
+    site = load_site(Path(__file__).resolve().parents[2] / "configs" / "misono.yaml")
+    ids = [n.id for n in site.nodes]
+    start = dt.datetime(2026, 8, 10, 2, 0, tzinfo=dt.timezone.utc)
+    reordered = MeasurementHistory(list(reversed(ids)), bin_s=900)
+    reordered.add(start - dt.timedelta(weeks=1), "mall", load_kw=70.0)
+    reordered.add(start - dt.timedelta(hours=1), "home-1", pv_kw=0.0)  # 10:00 JST: dark roof
+    load, _ = forecast_load_kw(site, reordered, start, 900.0, 1)
+    assert load[ids.index("mall"), 0] == 70.0
+    ratio, _ = clear_sky_ratio(site, reordered, start)
+    assert ratio[ids.index("home-1")] == 0.0 and ratio[ids.index("mall")] > 0.0
+    partial = MeasurementHistory(["home-1"], bin_s=900)
+    with pytest.raises(ValueError, match="no history kept for node 'home-2'"):
+        forecast_load_kw(site, partial, start, 900.0, 1)
