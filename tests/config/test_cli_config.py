@@ -1,0 +1,59 @@
+"""``gridctl config`` through the real console entry point (typer's runner, no subprocess)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from gridctl.cli import app
+from gridctl.config import load_site
+
+ROOT = Path(__file__).resolve().parents[2]
+runner = CliRunner()
+
+
+def test_validate_reference_site_prints_summary() -> None:
+    result = runner.invoke(app, ["config", "validate", str(ROOT / "configs" / "misono.yaml")])
+    assert result.exit_code == 0
+    assert "7 nodes" in result.output and "7 routers" in result.output
+
+
+def test_validate_broken_file_exits_2_without_traceback() -> None:
+    broken = ROOT / "tests" / "config" / "broken" / "11-unknown-tariff.yaml"
+    result = runner.invoke(app, ["config", "validate", str(broken)])
+    assert result.exit_code == 2
+    assert "Traceback" not in result.output
+    assert "nodes[0].contract.tariff: unknown import tariff 'tepco-x'" in result.output
+
+
+def test_validate_reports_every_file(tmp_path: Path) -> None:
+    missing = tmp_path / "missing.yaml"
+    good = ROOT / "configs" / "misono.yaml"
+    result = runner.invoke(app, ["config", "validate", str(missing), str(good)])
+    assert result.exit_code == 2
+    assert f"{missing}: file not found" in result.output
+    assert "ok: site 'misono'" in result.output
+
+
+def test_schema_is_json_with_site_properties() -> None:
+    result = runner.invoke(app, ["config", "schema"])
+    assert result.exit_code == 0
+    schema = json.loads(result.output)
+    assert {"site", "nodes", "tariffs", "links"} <= set(schema["properties"])
+
+
+def test_init_writes_a_template_that_validates(tmp_path: Path) -> None:
+    out = tmp_path / "site.yaml"
+    result = runner.invoke(app, ["config", "init", "--nodes", "4", "--out", str(out)])
+    assert result.exit_code == 0
+    site = load_site(out)
+    assert len(site.nodes) == 4 and len(site.links) == 4
+    again = runner.invoke(app, ["config", "init", "--nodes", "4", "--out", str(out)])
+    assert again.exit_code == 2 and "--force" in again.output
+
+
+def test_version() -> None:
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.output.startswith("gridctl ")
