@@ -65,11 +65,9 @@ class EmulatedSite:
             await emulator.start()
 
     async def stop(self) -> None:
-        """Stop every device."""
-        for router in self.routers.values():
-            await router.stop()
-        for emulator in self.sunspec.values():
-            await emulator.stop()
+        """Stop every device (concurrently: an OPC UA server takes about a second to stop)."""
+        await asyncio.gather(*(router.stop() for router in self.routers.values()))
+        await asyncio.gather(*(emulator.stop() for emulator in self.sunspec.values()))
 
     def set_grid_connected(self, connected: bool) -> None:
         """Emulate an outage (False) or restoration (True) at every router."""

@@ -69,6 +69,9 @@ class SunSpecFaults:
         Report power with the opposite sign (miswired CT, wrong profile).
     serial : str or None
         Report this serial instead of the configured one.
+    counter_step_kwh : float
+        Added to the reported energy counters on every read, cumulatively; negative makes them
+        run backwards (a reset or garbage counter).
     """
 
     delay_s: float = 0.0
@@ -79,6 +82,7 @@ class SunSpecFaults:
     single_client: bool = False
     flip_sign: bool = False
     serial: str | None = None
+    counter_step_kwh: float = 0.0
 
 
 @dataclass
@@ -169,6 +173,7 @@ class SunSpecEmulator:
         self._t0 = clock()
         self._last_s = 0.0
         self.requests = 0
+        self._counter_offset_kwh = 0.0
         self.map: RegisterMap = build_map(base_address, [(m, self._initial(m)) for m in models])
         self._w_sf = self._find_static("W_SF")
         self._server: _Server | None = None
@@ -261,6 +266,8 @@ class SunSpecEmulator:
         f = self.faults
         sign = -1 if f.flip_sign else 1
         out: dict[int, dict[str, Value]] = {1: {"SN": f.serial or self.identity.serial}}
+        self._counter_offset_kwh += f.counter_step_kwh
+        shift = self._counter_offset_kwh
         scale = 10.0**self._w_sf
         if p.battery is not None and p.battery_spec is not None:
             power_w = p.battery.power_kw * 1000.0 * p.native_sign * sign
@@ -275,6 +282,7 @@ class SunSpecEmulator:
         raw_soc = None if (f.not_implemented or soc is None) else int(round(soc * 10))
         if f.garbage and raw_soc is not None:
             raw_soc = 1500  # 150.0 %: out of range
+        inj = max(inj + shift, 0.0)
         wh = {"WH": int(inj * 1000.0)}
         out.update({
             101: {"W": raw_w, "Hz": 5000, "PhVphA": 2020, **wh, "St": 4},
@@ -286,7 +294,7 @@ class SunSpecEmulator:
         })
         out[102] = out[101]
         if p.meter is not None:
-            meter = {"W": raw_w, "Hz": 5000, "PhV": 2020, "TotWhImp": int(p.meter.import_kwh * 1000.0),
+            meter = {"W": raw_w, "Hz": 5000, "PhV": 2020, "TotWhImp": int(max(p.meter.import_kwh + shift, 0.0) * 1000.0),
                      "TotWhExp": int(p.meter.export_kwh * 1000.0)}
             if f.flip_sign:
                 meter["TotWhImp"], meter["TotWhExp"] = meter["TotWhExp"], meter["TotWhImp"]

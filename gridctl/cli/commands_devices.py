@@ -1,0 +1,177 @@
+"""``gridctl emulate`` and ``gridctl commission scan|probe``: device I/O for installers.
+
+Exit codes: 0 ok, 1 a check failed or a device could not be reached, 2 bad usage or config.
+Errors print one line, never a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import importlib
+import logging
+import signal
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from drivers.errors import DeviceError
+from drivers.profile import ModbusEndpoint
+from gridctl.commission.checks import FAIL, describe_error, overall
+from gridctl.commission.probe import ProbeOptions, probe_all
+from gridctl.commission.report import write_reports
+from gridctl.commission.scan import parse_target, scan
+from gridctl.config import ConfigError, SiteConfig, load_site
+from gridctl.devices import SiteDevices
+
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+commission_app = typer.Typer(help="Prove devices' wiring before gridctl controls them.", no_args_is_help=True)
+_STYLE = {"pass": "green", "fail": "bold red", "warn": "yellow", "skip": "dim"}
+
+
+def _quiet_libraries() -> None:
+    # pymodbus and asyncua log every refused connection and session detail; the CLI reports
+    # each failure itself, in one line.
+    for name in ("pymodbus", "asyncua"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+
+
+def _load(config: Path) -> SiteConfig:
+    try:
+        return load_site(config)
+    except ConfigError as exc:
+        for issue in exc.issues:
+            typer.echo(str(issue), err=True)
+        raise typer.Exit(EXIT_USAGE) from None
+    except OSError as exc:
+        typer.echo(f"{config}: cannot read: {exc.strerror}", err=True)
+        raise typer.Exit(EXIT_USAGE) from None
+
+
+# -- emulate ------------------------------------------------------------------------------
+def emulate(
+    config: Path = typer.Argument(..., help="site file whose devices to emulate"),
+    time_scale: float = typer.Option(1.0, "--time-scale", min=0.001, max=86400.0,
+                                     help="simulated seconds per real second (energy and SoC)"),
+) -> None:
+    """Serve every device of CONFIG (SunSpec Modbus and secure OPC UA routers) on its loopback port."""
+    _quiet_libraries()
+    site = _load(config)
+    # The emulator lives in sim/, which the application never imports at module level:
+    # only this developer/installer command loads it, on demand.
+    site_mod = importlib.import_module("sim.emulators.site")
+    console = Console()
+
+    def ready(emulated) -> None:  # noqa: ANN001 - sim.emulators.site.EmulatedSite
+        table = Table(title=f"emulating site {site.site.id}")
+        for column in ("device", "protocol", "endpoint"):
+            table.add_column(column)
+        for dev_id, emu in emulated.sunspec.items():
+            table.add_row(dev_id, "SunSpec Modbus", f"{emu.host}:{emu.port} unit {emu.unit_id}")
+        for dev_id, emu in emulated.routers.items():
+            table.add_row(dev_id, "OPC UA", emu.endpoint_url)
+        console.print(table)
+        console.print(f"ready: {len(emulated.sunspec) + len(emulated.routers)} devices; Ctrl-C to stop",
+                      highlight=False)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await site_mod.run_site(site, stop, on_ready=ready, time_scale=time_scale)
+
+    try:
+        asyncio.run(main())
+    except site_mod.EmulationError as exc:
+        typer.echo(f"{config}: {exc}", err=True)
+        raise typer.Exit(EXIT_USAGE) from None
+    except OSError as exc:
+        typer.echo(f"{config}: cannot serve: {exc.strerror or exc} (port in use?)", err=True)
+        raise typer.Exit(EXIT_FAILED) from None
+
+
+# -- commission scan ----------------------------------------------------------------------
+@commission_app.command("scan")
+def scan_command(
+    target: str = typer.Argument(..., help="HOST[:PORT] of a SunSpec Modbus TCP device (port 502 by default)"),
+    unit: int = typer.Option(1, "--unit", min=0, max=247, help="Modbus unit id"),
+    timeout_s: float = typer.Option(2.0, "--timeout", min=0.1, max=60.0, help="per-request timeout [s]"),
+) -> None:
+    """Find the SunSpec base, list the models (name, length) and the identity."""
+    _quiet_libraries()
+    try:
+        host, port = parse_target(target)
+    except ValueError as exc:
+        typer.echo(f"scan: {exc}", err=True)
+        raise typer.Exit(EXIT_USAGE) from None
+    try:
+        result = asyncio.run(scan(ModbusEndpoint(host, port, unit_id=unit, timeout_s=timeout_s)))
+    except DeviceError as exc:
+        typer.echo(f"{host}:{port} unit {unit}: {describe_error(exc)}", err=True)
+        raise typer.Exit(EXIT_FAILED) from None
+    console = Console()
+    ident = result.identity
+    console.print(f"{host}:{port} unit {unit}: SunSpec base {result.base_address}", highlight=False)
+    if ident is not None:
+        console.print(f"manufacturer {ident.manufacturer}, model {ident.model}, serial {ident.serial}, "
+                      f"version {ident.version}", highlight=False)
+    table = Table()
+    for column in ("model", "name", "length", "address"):
+        table.add_column(column)
+    for m in result.models:
+        table.add_row(str(m.model_id), m.name, str(m.length), str(m.address))
+    console.print(table)
+
+
+# -- commission probe ---------------------------------------------------------------------
+@commission_app.command("probe")
+def probe_command(
+    config: Path = typer.Argument(..., help="site file"),
+    node: list[str] = typer.Option(None, "--node", help="probe only this node (repeatable)"),
+    active: bool = typer.Option(False, "--active", help="run a short battery charge/discharge test"),
+    report: Path | None = typer.Option(None, "--report", help="write FILE.md and FILE.json"),
+) -> None:
+    """Connect to each device, identify it, check values, signs, counters and fail-safe."""
+    _quiet_libraries()
+    site = _load(config)
+    known = [n.id for n in site.nodes]
+    unknown = [n for n in (node or []) if n not in known]
+    if unknown:
+        typer.echo(f"probe: unknown node(s) {unknown}; known: {', '.join(known)}", err=True)
+        raise typer.Exit(EXIT_USAGE)
+    devices = SiteDevices.from_config(site, node or None)
+    if not devices.bindings:
+        typer.echo("probe: no devices configured for the chosen node(s)", err=True)
+        raise typer.Exit(EXIT_USAGE)
+    options = ProbeOptions(active=active)
+    results = asyncio.run(probe_all(list(devices.bindings.values()), options))
+    table = Table(title=f"commissioning probe: {site.site.id}")
+    for column in ("device", "check", "result", "detail"):
+        table.add_column(column, overflow="fold")
+    for r in results:
+        table.add_row(r.device_id, r.check, f"[{_STYLE.get(r.status, '')}]{r.status}[/]", r.detail)
+    console = Console()
+    console.print(table)
+    verdict = overall(results)
+    failed = sum(1 for r in results if r.status == FAIL)
+    console.print(f"result: {verdict.upper()} ({len(results)} checks, {failed} failed)", highlight=False)
+    if report is not None:
+        try:
+            md, js = write_reports(report, site.site.id, results, dt.datetime.now(dt.timezone.utc), active)
+        except OSError as exc:
+            typer.echo(f"{report}: cannot write: {exc.strerror}", err=True)
+            raise typer.Exit(EXIT_FAILED) from None
+        console.print(f"report: {md} and {js}", highlight=False)
+    if verdict == FAIL:
+        raise typer.Exit(EXIT_FAILED)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``emulate`` and the ``commission`` group to the root app."""
+    app.command("emulate")(emulate)
+    app.add_typer(commission_app, name="commission")
