@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import importlib
 import logging
 import signal
 from pathlib import Path
@@ -61,9 +60,9 @@ def emulate(
     """Serve every device of CONFIG (SunSpec Modbus and secure OPC UA routers) on its loopback port."""
     _quiet_libraries()
     site = _load(config)
-    # The emulator lives in sim/, which the application never imports at module level:
-    # only this developer/installer command loads it, on demand.
-    site_mod = importlib.import_module("sim.emulators.site")
+    # Imported here, not at module level: only this command needs the simulator package
+    # (the CLI may import sim; the rest of gridctl may not).
+    from sim.emulators import site as site_mod
     console = Console()
 
     def ready(emulated) -> None:  # noqa: ANN001 - sim.emulators.site.EmulatedSite
