@@ -151,6 +151,14 @@ class Ledger:
             self._db.executescript(_SCHEMA)
         except (sqlite3.Error, OSError) as exc:
             raise LedgerError(f"{self.path}: cannot open ledger: {exc}") from None
+        # The site id tags every outbox point; remember it so a later `settle push` without a
+        # site file re-sends the very same series (a different tag would duplicate points).
+        stored = self.state_get("ledger.site_id")
+        if stored is None and site_id:
+            self.state_put("ledger.site_id", site_id)
+        elif stored is not None and site_id and stored != site_id:
+            raise LedgerError(f"{self.path}: ledger belongs to site '{stored}', not '{site_id}'")
+        self.site_id = stored or site_id
 
     @_locked
     def close(self) -> None:

@@ -24,7 +24,10 @@ def _plain(value: Any) -> Any:
 
 def member_to_dict(line: MemberLine) -> dict[str, Any]:
     """A member line as a dict of strings, numbers and lists."""
-    return _plain(asdict(line))
+    data = {f.name: getattr(line, f.name) for f in fields(MemberLine)}
+    data["trades"] = [vars(t) for t in line.trades]
+    data["rules"] = vars(line.rules)
+    return _plain(data)
 
 
 def member_from_dict(data: dict[str, Any]) -> MemberLine:

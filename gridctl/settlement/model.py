@@ -10,9 +10,10 @@ export; outflow from the router into the link).
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from decimal import Decimal
 
 #: Channel name of a member's grid meter; router link legs are ``link:<link id>``.
@@ -94,8 +95,12 @@ class PeriodReadings:
 
     def to_json(self) -> str:
         """Canonical JSON (sorted channels, string decimals), stable for hashing."""
+        return self._json
+
+    @functools.cached_property
+    def _json(self) -> str:
         rows = sorted(
-            ({k: (None if v is None else str(v)) for k, v in asdict(c).items()} for c in self.channels),
+            ({k: (None if v is None else str(v)) for k, v in vars(c).items()} for c in self.channels),
             key=lambda r: (r["member_id"], r["channel"]),
         )
         return json.dumps(

@@ -249,3 +249,12 @@ def test_kill_9_while_recording_leaves_whole_periods(tmp_path):
         before = len(per_period)
         results = store.record_many([(settle_period(misono(), p), p) for p in august_periods()[: before + 5]])
         assert [r.outcome for r in results] == ["unchanged"] * before + ["new"] * 5
+
+
+def test_site_id_is_remembered(tmp_path):
+    path = tmp_path / "ledger.sqlite"
+    Ledger(path, "misono").close()
+    with Ledger(path) as again:
+        assert again.site_id == "misono"
+    with pytest.raises(LedgerError, match="belongs to site 'misono'"):
+        Ledger(path, "other")

@@ -1,0 +1,206 @@
+"""``gridctl settle``: settle meter readings, verify the ledger, make statements, push to InfluxDB.
+
+Exit codes: 0 ok, 1 runtime failure (a check failed, the server refused), 2 configuration or
+usage error (bad site file, bad readings file, unknown ledger). Errors are one line.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import typer
+
+from gridctl.config import ConfigError, SiteConfig, load_site
+
+settle_app = typer.Typer(
+    help="Settle 30-minute P2P periods into the ledger, verify it, report and push to InfluxDB.",
+    no_args_is_help=True,
+)
+
+EXIT_RUNTIME = 1
+EXIT_CONFIG = 2
+READINGS_HELP = (
+    "CSV of cumulative counters: timestamp,member_id,channel,import_kwh,export_kwh; channel is "
+    "'grid' or 'link:<link id>'; one row per channel at every JST half hour (see "
+    "docs/settlement-readings.md)."
+)
+
+
+def _fail(message: str, code: int) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code)
+
+
+def _site(path: Path) -> SiteConfig:
+    try:
+        return load_site(path)
+    except ConfigError as exc:
+        first = exc.issues[0] if exc.issues else exc
+        more = f" (and {len(exc.issues) - 1} more)" if len(exc.issues) > 1 else ""
+        raise _fail(f"{first}{more}", EXIT_CONFIG) from None
+
+
+def _time(value: str | None, option: str) -> dt.datetime | None:
+    if value is None:
+        return None
+    try:
+        stamp = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise _fail(f"{option} '{value}' is not an ISO 8601 time", EXIT_CONFIG) from None
+    if stamp.tzinfo is None:
+        stamp = stamp.replace(tzinfo=ZoneInfo("Asia/Tokyo"))  # clerks think in JST
+    return stamp.astimezone(dt.timezone.utc)
+
+
+def _existing_ledger(path: Path, site_id: str = ""):
+    from gridctl.ledger import Ledger, LedgerError
+
+    if not path.is_file():
+        raise _fail(f"{path}: no such ledger", EXIT_CONFIG)
+    try:
+        return Ledger(path, site_id)
+    except LedgerError as exc:
+        raise _fail(str(exc), EXIT_RUNTIME) from None
+
+
+@settle_app.command("run")
+def run(
+    config: Path = typer.Option(..., "--config", "-c", help="site file (tariffs, market rules, links)"),
+    ledger_path: Path | None = typer.Option(None, "--ledger", help="ledger file [default: storage.ledger_path]"),
+    readings: Path | None = typer.Option(None, "--readings", help=READINGS_HELP),
+    start: str | None = typer.Option(None, "--from", help="first period start (ISO; JST if no offset)"),
+    end: str | None = typer.Option(None, "--to", help="end of the last period (exclusive)"),
+) -> None:
+    """Settle every period of a readings file, or re-settle the ledger's stored readings in --from/--to."""
+    from gridctl.ledger.batch import settle_into_ledger
+    from gridctl.ledger import Ledger, LedgerError
+    from gridctl.settlement.readings_csv import ReadingsFileError
+
+    site = _site(config)
+    path = ledger_path or site.storage.ledger_path
+    begin, finish = _time(start, "--from"), _time(end, "--to")
+    if readings is None and begin is None and finish is None:
+        raise _fail("give --readings FILE, or --from/--to to re-settle stored readings", EXIT_CONFIG)
+    try:
+        with Ledger(path, site.site.id) as ledger:
+            summary = settle_into_ledger(site, ledger, readings, begin, finish)
+    except ReadingsFileError as exc:
+        raise _fail(str(exc), EXIT_CONFIG) from None
+    except OSError as exc:
+        raise _fail(f"{exc.filename}: {exc.strerror}", EXIT_CONFIG) from None
+    except LedgerError as exc:
+        raise _fail(str(exc), EXIT_RUNTIME) from None
+    typer.echo(summary.line(path))
+    if summary.first_failure:
+        raise _fail(summary.first_failure, EXIT_RUNTIME)
+
+
+@settle_app.command("verify")
+def verify(ledger_path: Path = typer.Option(..., "--ledger", help="ledger file")) -> None:
+    """Walk the hash chain and recheck every period's energy, money and rationality."""
+    from gridctl.ledger import verify_ledger
+
+    with _existing_ledger(ledger_path) as ledger:
+        report = verify_ledger(ledger)
+    if not report.ok:
+        raise _fail(f"{ledger_path}: {report.problem}", EXIT_RUNTIME)
+    typer.echo(
+        f"{ledger_path}: ok: {report.entries_checked} entries, {report.periods_checked} periods, "
+        f"head {report.head_hash}"
+    )
+
+
+@settle_app.command("report")
+def report(
+    ledger_path: Path = typer.Option(..., "--ledger", help="ledger file"),
+    month: str = typer.Option(..., "--month", help="YYYY-MM (JST)"),
+    fmt: str = typer.Option("pdf", "--format", help="csv, xlsx or pdf"),
+    out: Path = typer.Option(Path("."), "--out", help="output folder"),
+    member: str | None = typer.Option(None, "--member", help="only this member's statement"),
+) -> None:
+    """Write member statements and the block summary for MONTH (Japanese and English labels)."""
+    from gridctl.reports import export
+
+    with _existing_ledger(ledger_path) as ledger:
+        try:
+            files = export(ledger, month, fmt, out, member)
+        except ValueError as exc:
+            raise _fail(str(exc), EXIT_CONFIG) from None
+        except OSError as exc:
+            raise _fail(f"{exc.filename or out}: {exc.strerror}", EXIT_RUNTIME) from None
+    for path in files:
+        typer.echo(str(path))
+
+
+@settle_app.command("push")
+def push(
+    ledger_path: Path = typer.Option(..., "--ledger", help="ledger file"),
+    config: Path | None = typer.Option(None, "--config", "-c", help="site file with storage.influxdb"),
+    url: str | None = typer.Option(None, "--url", help="InfluxDB 1.x URL (instead of the site's)"),
+    database: str | None = typer.Option(None, "--database", help="InfluxDB 1.x database (with --url)"),
+    start: str | None = typer.Option(None, "--from", help="first period start (ISO; JST if no offset)"),
+    end: str | None = typer.Option(None, "--to", help="end of the range (exclusive)"),
+    batch_size: int = typer.Option(5000, "--batch-size", min=1, max=100000),
+) -> None:
+    """Queue a range of settled periods again and ship the whole outbox to InfluxDB."""
+    from gridctl.sinks import OutboxShipper, SinkError, V1Transport, health_check, transport_from_config
+
+    if url and database:
+        transport, site_id = V1Transport(url, database), ""  # the ledger knows its site
+    elif config is not None:
+        site = _site(config)
+        if site.storage.influxdb is None:
+            raise _fail(f"{config}: storage.influxdb is not configured", EXIT_CONFIG)
+        try:
+            transport = transport_from_config(site.storage.influxdb)
+        except SinkError as exc:
+            raise _fail(str(exc), EXIT_CONFIG) from None
+        site_id = site.site.id
+    else:
+        raise _fail("give --config SITE, or --url and --database", EXIT_CONFIG)
+    with _existing_ledger(ledger_path) as ledger:
+        health = health_check(transport, site_id or ledger.site_id or "gridctl")
+        if not health.ok:
+            raise _fail(f"InfluxDB is not accepting writes: {health.detail}", EXIT_RUNTIME)
+        queued = ledger.requeue_settlements(_time(start, "--from"), _time(end, "--to"))
+        shipper = OutboxShipper(ledger, transport, batch_size=batch_size)
+        try:
+            sent = shipper.drain()
+        except SinkError as exc:
+            left = ledger.outbox_backlog()[0]
+            raise _fail(f"{exc} ({left} points kept in the outbox)", EXIT_RUNTIME) from None
+    typer.echo(f"queued {queued} points, shipped {sent} points to {transport.description}")
+
+
+@settle_app.command("sample-readings")
+def sample_readings(
+    config: Path = typer.Option(..., "--config", "-c", help="site file"),
+    month: str = typer.Option(..., "--month", help="YYYY-MM (site local time)"),
+    out: Path = typer.Option(..., "--out", help="readings CSV to write"),
+    seed: int = typer.Option(1, "--seed", help="weather and load randomness"),
+) -> None:
+    """Write a synthetic, physically coherent month of readings for SITE (for trials and tests)."""
+    from gridctl.settlement.readings_csv import format_readings
+    from gridctl.settlement.sample import sample_month
+
+    site = _site(config)
+    try:
+        year, number = (int(x) for x in month.split("-"))
+        dt.date(year, number, 1)
+    except ValueError:
+        raise _fail(f"--month '{month}' is not YYYY-MM", EXIT_CONFIG) from None
+    rows = sample_month(site, year, number, seed)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(format_readings(rows), encoding="utf-8")
+    except OSError as exc:
+        raise _fail(f"{out}: {exc.strerror}", EXIT_RUNTIME) from None
+    typer.echo(f"{out}: {len(rows)} counter rows, {len({r[0] for r in rows}) - 1} periods")
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``settle`` group to the root application."""
+    app.add_typer(settle_app, name="settle")
+

@@ -1,0 +1,111 @@
+"""``gridctl settle``: a month of readings settles, verifies, exports and reaches a real InfluxDB."""
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from gridctl.cli import app
+
+ROOT = Path(__file__).resolve().parents[2]
+SITE = str(ROOT / "configs" / "misono.yaml")
+MEMBERS = 7
+
+
+def gridctl(*args):
+    result = CliRunner().invoke(app, [str(a) for a in args])
+    return result.exit_code, result.stdout, result.stderr
+
+
+@pytest.fixture(scope="module")
+def month(tmp_path_factory):
+    """A month of sample readings settled into a fresh ledger through the CLI."""
+    folder = tmp_path_factory.mktemp("settle")
+    readings, ledger = folder / "aug.csv", folder / "ledger.sqlite"
+    code, out, err = gridctl("settle", "sample-readings", "-c", SITE, "--month", "2026-08", "--out", readings)
+    assert code == 0, err
+    code, out, err = gridctl("settle", "run", "-c", SITE, "--ledger", ledger, "--readings", readings)
+    assert code == 0, err
+    assert "settled 1488 periods (new 1488, unchanged 0, corrected 0)" in out
+    return folder, readings, ledger
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_month_settles_verifies_exports_and_reaches_influxdb(month, influxdb, influx_database):
+    folder, readings, ledger = month
+    code, out, err = gridctl("settle", "run", "-c", SITE, "--ledger", ledger, "--readings", readings)
+    assert code == 0 and "unchanged 1488" in out
+    code, out, err = gridctl("settle", "verify", "--ledger", ledger)
+    assert code == 0, err
+    assert "ok: 11904 entries, 1488 periods" in out
+    for fmt, expected in (("csv", 1 + MEMBERS), ("xlsx", 1), ("pdf", 1)):
+        code, out, err = gridctl("settle", "report", "--ledger", ledger, "--month", "2026-08",
+                                 "--format", fmt, "--out", folder / fmt)
+        assert code == 0, err
+        assert len(out.split()) == expected and all(Path(p).stat().st_size > 0 for p in out.split())
+    code, out, err = gridctl("settle", "push", "--ledger", ledger, "--url", influxdb.url, "--database", influx_database)
+    assert code == 0, err
+    rows = influxdb.rows("SELECT COUNT(price_jpy_per_kwh) FROM settlement_period", influx_database)
+    assert rows[0]["count"] == 1488
+    rows = influxdb.rows("SELECT COUNT(bill_jpy) FROM settlement_member", influx_database)
+    assert rows[0]["count"] == 1488 * MEMBERS
+
+
+def test_push_while_influxdb_is_down_keeps_the_outbox(month, tmp_path):
+    _, _, ledger = month
+    code, out, err = gridctl("settle", "push", "--ledger", ledger, "--url", "http://127.0.0.1:9", "--database", "x")
+    assert code == 1
+    assert err.startswith("error: InfluxDB is not accepting writes") and err.count("\n") == 1
+
+
+def test_resettle_stored_readings_is_idempotent(month):
+    _, _, ledger = month
+    code, out, err = gridctl("settle", "run", "-c", SITE, "--ledger", ledger,
+                             "--from", "2026-08-02T00:00", "--to", "2026-08-03T00:00")
+    assert code == 0, err
+    assert "settled 48 periods (new 0, unchanged 48, corrected 0)" in out
+
+
+def test_verify_names_the_first_tampered_entry(month, tmp_path):
+    _, _, ledger = month
+    copy = tmp_path / "tampered.sqlite"
+    source = sqlite3.connect(ledger)
+    target = sqlite3.connect(copy)
+    source.backup(target)
+    target.execute("DROP TRIGGER entries_append_only_u")
+    body = json.loads(target.execute("SELECT body FROM entries WHERE seq = 42").fetchone()[0])
+    body["grid_import_kwh"] = "0.001"
+    target.execute("UPDATE entries SET body = ? WHERE seq = 42", (json.dumps(body),))
+    target.commit()
+    target.close()
+    code, out, err = gridctl("settle", "verify", "--ledger", copy)
+    assert code == 1
+    assert "entry 42 " in err and "hash mismatch" in err and err.count("\n") == 1
+
+
+def test_bad_readings_file_names_file_and_line(tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text(
+        "timestamp,member_id,channel,import_kwh,export_kwh\n"
+        "2026-08-01T00:00:00+09:00,home-1,grid,1,2\n"
+        "2026-08-01T00:10:00+09:00,home-1,grid,1,2\n"
+    )
+    code, out, err = gridctl("settle", "run", "-c", SITE, "--ledger", tmp_path / "l.sqlite", "--readings", bad)
+    assert code == 2
+    assert err == f"error: {bad}:3: timestamp '2026-08-01T00:10:00+09:00' is not on a 30-minute boundary\n"
+    bad.write_text("timestamp,member_id,channel,import_kwh,export_kwh\n2026-08-01T00:00:00Z,home-1,grid,abc,2\n")
+    code, out, err = gridctl("settle", "run", "-c", SITE, "--ledger", tmp_path / "l.sqlite", "--readings", bad)
+    assert code == 2 and "import_kwh 'abc' is not a number" in err
+
+
+def test_usage_errors_exit_2(tmp_path):
+    assert gridctl("settle", "verify", "--ledger", tmp_path / "none.sqlite")[0] == 2
+    code, _, err = gridctl("settle", "run", "-c", SITE, "--ledger", tmp_path / "l.sqlite")
+    assert code == 2 and "give --readings FILE" in err
+    bad_site = tmp_path / "site.yaml"
+    bad_site.write_text("site: {id: x}\n")
+    code, _, err = gridctl("settle", "run", "-c", bad_site, "--readings", tmp_path / "r.csv")
+    assert code == 2 and err.startswith(f"error: {bad_site}")
