@@ -11,6 +11,7 @@ import typer
 
 from gridctl import __version__
 from gridctl.cli import commands_config
+from gridctl.cli import commands_settle
 
 app = typer.Typer(
     name="gridctl",
@@ -37,6 +38,7 @@ def _root(
 
 
 commands_config.register(app)
+commands_settle.register(app)
 
 
 def main() -> None:
