@@ -1,0 +1,7 @@
+"""Simulation runner: a simulated clock driving gridctl's controller core against the plant."""
+
+from sim.runner.loop import Policy, Scenario, run_policy, site_for_simulation
+from sim.runner.record import LINK_SERIES, NODE_SERIES, SimResult
+
+__all__ = ["LINK_SERIES", "NODE_SERIES", "Policy", "Scenario", "SimResult", "run_policy",
+           "site_for_simulation"]
