@@ -7,6 +7,7 @@ reasons, reads a clock for decisions, touches files or logs.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import numpy as np
@@ -53,8 +54,11 @@ class Dispatcher:
         try:
             model = self._model_for(problem, binaries)
             model.update(problem, binaries, stored0)
-            if self.warm_start and model.is_mip and self._last_values is not None:
-                model.set_start(_shifted(model, self._last_values))
+            if self.warm_start and model.is_mip:
+                # A MIP start gives HiGHS an incumbent at once, so a time-out still has one.
+                start = (_shifted(model, self._last_values) if self._last_values is not None
+                         else model.columns_from(problem, fallback_plan(problem)))
+                model.set_start(start)
             opts = problem.options
             result = model.run(opts.time_limit_s, opts.mip_rel_gap, opts.threads)
         except Exception as exc:  # the plan is a value: any solver failure becomes the fallback
@@ -66,10 +70,16 @@ class Dispatcher:
         self._last_values = result["values"]
         status = PlanStatus.OPTIMAL if result["optimal"] else PlanStatus.TIME_LIMIT_FEASIBLE
         arrays = _extract(model, problem, result["values"])
-        return make_plan(problem, arrays, status, notes, mip_gap=result["gap"],
+        plan = make_plan(problem, arrays, status, notes, mip_gap=result["gap"],
                          used_binaries=model.is_mip, solver_time_s=result["solver_s"],
-                         total_time_s=time.perf_counter() - start_s,
                          notes=(f"HiGHS: {result['status']}",))
+        if status is PlanStatus.TIME_LIMIT_FEASIBLE:
+            # An early incumbent can be worse than the rules; never hand out the worse one.
+            rules = fallback_plan(problem, note="time limit: fallback beats the incumbent "
+                                  f"({plan.objective_jpy:.2f} JPY)")
+            if rules.objective_jpy < plan.objective_jpy:
+                plan = rules
+        return dataclasses.replace(plan, total_time_s=time.perf_counter() - start_s)
 
     def _model_for(self, problem: DispatchProblem, binaries: dict) -> HighsModel:
         key = shape_key(problem, binaries)
@@ -90,8 +100,7 @@ def solve(problem: DispatchProblem) -> DispatchPlan:
 
 def _fallback(problem: DispatchProblem, why: str, start_s: float) -> DispatchPlan:
     plan = fallback_plan(problem, note=why)
-    object.__setattr__(plan, "total_time_s", time.perf_counter() - start_s)
-    return plan
+    return dataclasses.replace(plan, total_time_s=time.perf_counter() - start_s)
 
 
 def _shifted(model: HighsModel, values: np.ndarray) -> np.ndarray:

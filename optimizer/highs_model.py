@@ -131,6 +131,13 @@ def shape_key(problem: DispatchProblem, binaries: dict[str, np.ndarray]) -> tupl
     return tuple(parts) + (families,)
 
 
+def _changed(before: np.ndarray | None, after: np.ndarray) -> np.ndarray:
+    """Mask of entries that differ (all of them when there is no previous push)."""
+    if before is None:
+        return np.ones(after.shape, dtype=bool)
+    return before != after
+
+
 class HighsModel:
     """A persistent HiGHS model for one problem shape.
 
@@ -152,6 +159,7 @@ class HighsModel:
         self.highs.setOptionValue("output_flag", False)
         self._entries: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         self.is_mip = False
+        self._pushed: dict[str, np.ndarray] = {}
         self._build(problem)
 
     # ----------------------------------------------------------------- building
@@ -290,10 +298,19 @@ class HighsModel:
         cost, offset = self._costs(problem)
         rl, ru = self._row_bounds(problem, stored0_kwh)
         h = self.highs
-        h.changeColsBounds(len(self._all_cols), self._all_cols, lb, ub)
-        h.changeColsCost(len(self._all_cols), self._all_cols, cost)
+        # Push only what changed: HiGHS spends microseconds per entry on every change call.
+        last = self._pushed
+        changed = _changed(last.get("lb"), lb) | _changed(last.get("ub"), ub)
+        cols = self._all_cols[changed]
+        h.changeColsBounds(len(cols), cols, lb[changed], ub[changed])
+        changed = _changed(last.get("cost"), cost)
+        cols = self._all_cols[changed]
+        h.changeColsCost(len(cols), cols, cost[changed])
         h.changeObjectiveOffset(offset)
-        h.changeRowsBounds(len(self._all_rows), self._all_rows, rl, ru)
+        changed = _changed(last.get("rl"), rl) | _changed(last.get("ru"), ru)
+        rows = self._all_rows[changed]
+        h.changeRowsBounds(len(rows), rows, rl[changed], ru[changed])
+        self._pushed = {"lb": lb, "ub": ub, "cost": cost, "rl": rl, "ru": ru}
         if len(self._z_cols):
             bn = self.masks["battery"]
             flags = [binaries[fam][bn] if fam == "battery" else binaries[fam]
@@ -399,3 +416,30 @@ class HighsModel:
                 status == highspy.HighsModelStatus.kOptimal, "values": values,
                 "gap": gap if np.isfinite(gap) else float("inf"), "solver_s": solver_s,
                 "objective": float(info.objective_function_value)}
+
+    def columns_from(self, problem: DispatchProblem, plan) -> np.ndarray:
+        """The column vector of a ``DispatchPlan`` (e.g. the fallback), for a MIP start."""
+        x = np.zeros(self.cols.count)
+        bn, spill, dem = self.masks["battery"], self.masks["spill"], self.masks["demand"]
+        bat = problem.battery
+        flow = plan.link_flow_kw
+        x[self.c_pv] = plan.pv_used_kw
+        x[self.c_imp] = plan.grid_import_kw
+        x[self.c_exp] = plan.grid_export_kw
+        x[self.c_shed] = plan.load_shed_kw
+        x[self.c_ch] = plan.battery_charge_kw[bn]
+        x[self.c_dis] = plan.battery_discharge_kw[bn]
+        borrow = np.maximum(bat.soc_min_kwh[bn] - plan.stored_kwh[bn].min(axis=1), 0.0)
+        x[self.c_borrow] = borrow
+        x[self.c_st] = plan.stored_kwh[bn] + borrow[:, None]
+        x[self.c_spill] = plan.surplus_spilled_kw[spill]
+        x[self.c_fwd] = np.maximum(flow, 0.0)
+        x[self.c_bwd] = np.maximum(-flow, 0.0)
+        x[self.c_rshort] = np.clip(problem.reserve_kwh - plan.stored_kwh.sum(axis=0), 0.0,
+                                   problem.reserve_kwh)
+        x[self.c_peak] = np.maximum(plan.grid_import_kw[dem].max(axis=1),
+                                    problem.grid.peak_import_so_far_kw[dem])
+        first = {"battery": self.c_ch, "grid": self.c_imp, "link": self.c_fwd}
+        for fam, z in self.c_z.items():
+            x[z] = (x[first[fam]] > 0).astype(float)
+        return x
