@@ -14,7 +14,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from gridctl.config.site import SiteConfig
-from gridctl.ledger.store import Ledger
+from gridctl.ledger.store import Ledger, RecordResult
 from gridctl.settlement.model import PeriodReadings, PeriodSettlement
 from gridctl.settlement.readings_csv import parse_readings, periods_from_counters
 from gridctl.settlement.settle import settle_period
@@ -41,6 +41,21 @@ class BatchSummary:
             f"corrected {o['corrected']}), pending {self.pending}, flagged {self.flagged}, "
             f"failing checks {self.failed}; head {self.head_hash}"
         )
+
+
+def settle_and_record(
+    site: SiteConfig, ledger: Ledger, readings: PeriodReadings
+) -> tuple[PeriodSettlement, RecordResult]:
+    """Settle one period with the month-to-date import from the ledger, and record it.
+
+    The one call the daemon and the simulator make when a period is due (see
+    :func:`gridctl.settlement.timing.is_due`).
+    """
+    local = readings.start_utc.astimezone(ZoneInfo(site.site.timezone))
+    month_start = local.replace(day=1, hour=0, minute=0, second=0, microsecond=0).astimezone(dt.timezone.utc)
+    mtd = ledger.month_to_date_import_kwh(readings.start_utc, month_start)
+    settlement = settle_period(site, readings, mtd)
+    return settlement, ledger.record(settlement, readings)
 
 
 def _stored_readings(ledger: Ledger, start: dt.datetime | None, end: dt.datetime | None) -> list[PeriodReadings]:

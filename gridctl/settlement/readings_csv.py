@@ -70,7 +70,7 @@ def parse_readings(text: str, source: str = "<readings>") -> dict[dt.datetime, C
     if header is None or tuple(h.strip() for h in header) != HEADER:
         raise ReadingsFileError(f"{source}:1: header must be '{','.join(HEADER)}'")
     boundaries: dict[dt.datetime, Counters] = defaultdict(dict)
-    for number, row in enumerate(reader, start=2):
+    for row in reader:
         where = f"{source}:{reader.line_num}"
         if not row:
             continue

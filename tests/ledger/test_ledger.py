@@ -258,3 +258,26 @@ def test_site_id_is_remembered(tmp_path):
         assert again.site_id == "misono"
     with pytest.raises(LedgerError, match="belongs to site 'misono'"):
         Ledger(path, "other")
+
+
+def test_settle_and_record_carries_the_month_to_date(ledger):
+    from gridctl.ledger.batch import settle_and_record, settle_into_ledger
+
+    first = august_periods()[:3]
+    for readings in first:
+        settlement, result = settle_and_record(misono(), ledger, readings)
+        assert result.outcome == "new"
+    # the same periods through the batch path give identical entries: nothing new
+    summary = settle_into_ledger(misono(), ledger, None, first[0].start_utc, first[-1].end_utc)
+    assert summary.outcomes == {"new": 0, "unchanged": 3, "corrected": 0}
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(order=st.permutations(list(range(6))), repeat=st.lists(st.integers(0, 5), min_size=1, max_size=6))
+def test_resettling_in_any_order_is_idempotent(tmp_path_factory, order, repeat):
+    with Ledger(tmp_path_factory.mktemp("idem") / "l.sqlite", "misono") as store:
+        results = [store.record(*settled(i)).outcome for i in order]
+        head, backlog = store.head_hash(), store.outbox_backlog()[0]
+        again = [store.record(*settled(i)).outcome for i in repeat]
+        assert results == ["new"] * 6 and again == ["unchanged"] * len(repeat)
+        assert store.head_hash() == head and store.outbox_backlog()[0] == backlog
