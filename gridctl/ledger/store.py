@@ -55,6 +55,13 @@ CREATE TABLE IF NOT EXISTS outbox (
     line TEXT NOT NULL,
     created_utc TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS outbox_rejected (
+    id INTEGER PRIMARY KEY,
+    line TEXT NOT NULL,
+    created_utc TEXT NOT NULL,
+    rejected_utc TEXT NOT NULL,
+    reason TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS state (
     key TEXT PRIMARY KEY,
     value TEXT NOT NULL,
@@ -326,6 +333,21 @@ class Ledger:
         """Remove acknowledged rows (call only after the server answered 204)."""
         with self._transaction():
             self._db.executemany("DELETE FROM outbox WHERE id = ?", [(i,) for i in ids])
+
+    @_locked
+    def outbox_reject(self, row_id: int, reason: str) -> None:
+        """Move a row the server refuses as malformed (HTTP 400) to ``outbox_rejected``, kept for review."""
+        with self._transaction():
+            self._db.execute(
+                "INSERT INTO outbox_rejected SELECT id, line, created_utc, ?, ? FROM outbox WHERE id = ?",
+                (self._clock().isoformat(), reason, row_id),
+            )
+            self._db.execute("DELETE FROM outbox WHERE id = ?", (row_id,))
+
+    @_locked
+    def outbox_rejected(self) -> list[tuple[int, str, str]]:
+        """Rows refused by the server: ``(id, line, reason)``."""
+        return list(self._db.execute("SELECT id, line, reason FROM outbox_rejected ORDER BY id"))
 
     @_locked
     def outbox_backlog(self) -> tuple[int, dt.datetime | None]:

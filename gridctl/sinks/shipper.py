@@ -31,6 +31,8 @@ class Outbox(Protocol):
 
     def outbox_backlog(self) -> tuple[int, dt.datetime | None]: ...
 
+    def outbox_reject(self, row_id: int, reason: str) -> None: ...
+
 
 @dataclass(frozen=True)
 class ShipperStatus:
@@ -90,6 +92,7 @@ class OutboxShipper:
         self._shipped = 0
         self._failures = 0
         self._last_error: str | None = None
+        self.rejected_rows = 0
 
     def ship_once(self) -> int:
         """Send the oldest batch; returns how many rows were acknowledged (0: outbox empty).
@@ -105,13 +108,35 @@ class OutboxShipper:
         try:
             self._transport.write([line for _, line in rows])
         except SinkError as exc:
-            self._failures += 1
-            self._last_error = str(exc)
-            raise
-        self._outbox.outbox_delete([row_id for row_id, _ in rows])
+            if exc.status != 400:
+                self._failures += 1
+                self._last_error = str(exc)
+                raise
+            self._one_by_one(rows)  # a malformed line must not block the outbox forever
+        else:
+            self._outbox.outbox_delete([row_id for row_id, _ in rows])
         self._failures, self._last_error = 0, None
         self._shipped += len(rows)
         return len(rows)
+
+    def _one_by_one(self, rows: list[tuple[int, str]]) -> None:
+        """After HTTP 400 on a batch: send each row alone; park the ones refused as malformed.
+
+        Re-sending the good rows is harmless (same series and time: they overwrite).
+        """
+        for row_id, line in rows:
+            try:
+                self._transport.write([line])
+            except SinkError as exc:
+                if exc.status != 400:
+                    self._failures += 1
+                    self._last_error = str(exc)
+                    raise
+                log.error("outbox row rejected by the server row_id=%d error=%s", row_id, exc)
+                self._outbox.outbox_reject(row_id, str(exc))
+                self.rejected_rows += 1
+            else:
+                self._outbox.outbox_delete([row_id])
 
     def drain(self) -> int:
         """Ship until the outbox is empty; returns rows shipped (raises :class:`SinkError`)."""

@@ -237,3 +237,18 @@ def test_errors_are_one_line_and_keep_rows(tmp_path):
         assert "\n" not in str(info.value) and info.value.transient
         assert ledger.outbox_backlog()[0] == 8
         assert shipper.retry_delay_s() == 1.0
+
+
+def test_a_malformed_line_is_parked_not_blocking(influxdb, influx_database, tmp_path):
+    at = dt.datetime(2026, 8, 1, tzinfo=dt.timezone.utc)
+    good = [telemetry_point("misono", f"dev-{i}", at, {"power_kw": float(i)}) for i in range(5)]
+    bad = "telemetry,device=broken power_kw=5u 1785542400000000000"  # unsigned ints: 1.6 refuses
+    with Ledger(tmp_path / "l.sqlite", "misono") as ledger:
+        ledger.enqueue_telemetry(good[:2] + [bad] + good[2:])
+        shipper = OutboxShipper(ledger, V1Transport(influxdb.url, influx_database))
+        shipper.drain()
+        assert ledger.outbox_backlog()[0] == 0
+        (rejected,) = ledger.outbox_rejected()
+        assert rejected[1] == bad and "400" in rejected[2]
+        assert shipper.rejected_rows == 1 and shipper.status().consecutive_failures == 0
+    assert count(influxdb, influx_database, "power_kw", "telemetry") == 5
