@@ -293,11 +293,18 @@ class Ledger:
 
     @_locked
     def month_to_date_import_kwh(self, period_start_utc: dt.datetime, month_start_utc: dt.datetime) -> dict[str, Decimal]:
-        """Grid import of each member from ``month_start_utc`` up to the period [kWh]."""
+        """Grid import of each member from ``month_start_utc`` up to the period [kWh].
+
+        Sums ``sign * grid_import_kwh`` over member entries, so reversed revisions cancel.
+        """
+        rows = self._db.execute(
+            "SELECT member_id, sign, json_extract(body, '$.grid_import_kwh') FROM entries"
+            " WHERE kind = 'member' AND period_start_utc >= ? AND period_start_utc < ?",
+            (month_start_utc.astimezone(dt.timezone.utc).isoformat(), period_start_utc.astimezone(dt.timezone.utc).isoformat()),
+        )
         totals: dict[str, Decimal] = {}
-        for settlement, _ in self.settlements(month_start_utc, period_start_utc):
-            for m in settlement.members:
-                totals[m.member_id] = totals.get(m.member_id, Decimal(0)) + m.grid_import_kwh
+        for member, sign, kwh in rows:
+            totals[member] = totals.get(member, Decimal(0)) + sign * Decimal(kwh)
         return totals
 
     # -- outbox --------------------------------------------------------------------------

@@ -281,3 +281,17 @@ def test_resettling_in_any_order_is_idempotent(tmp_path_factory, order, repeat):
         again = [store.record(*settled(i)).outcome for i in repeat]
         assert results == ["new"] * 6 and again == ["unchanged"] * len(repeat)
         assert store.head_hash() == head and store.outbox_backlog()[0] == backlog
+
+
+def test_month_to_date_ignores_reversed_revisions(ledger):
+    s, r = settled(0)
+    ledger.record(s, r)
+    channels = tuple(
+        c if (c.member_id, c.channel) != ("mall", "grid") else
+        type(c)(c.member_id, c.channel, c.start_import_kwh, c.start_export_kwh, c.end_import_kwh + 5, c.end_export_kwh)
+        for c in r.channels
+    )
+    r2 = PeriodReadings(r.start_utc, channels)
+    ledger.record(settle_period(misono(), r2), r2)
+    mtd = ledger.month_to_date_import_kwh(r.end_utc, r.start_utc)
+    assert mtd["mall"] == s.member("mall").grid_import_kwh + 5
