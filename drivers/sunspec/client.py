@@ -11,7 +11,7 @@ import asyncio
 import logging
 import ssl
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -28,6 +28,8 @@ from drivers.sunspec.models import (
     decode_model,
     encode_raw,
     model_def,
+    needed_points,
+    span_of,
     scale_factor_of,
     to_raw,
 )
@@ -304,8 +306,13 @@ class SunSpecClient:
         except ModelDefinitionMissing as exc:
             raise PermanentDeviceError(self.name, errors.MODEL_MISSING, str(exc)) from exc
 
-    async def read_model(self, model_id: int) -> tuple[dict[str, Value], list[str]]:
+    async def read_model(
+        self, model_id: int, points: Iterable[str] | None = None
+    ) -> tuple[dict[str, Value], list[str]]:
         """Read and decode model ``model_id`` (first instance).
+
+        With ``points``, only the registers up to the last of them are read and only they (and
+        their scale factors) are decoded: a poll reads a handful of points, not whole models.
 
         Returns
         -------
@@ -316,12 +323,12 @@ class SunSpecClient:
             Dropped values and why.
         """
         loc, mdef = self._location(model_id)
-        count = min(loc.length + 2, mdef.top_length)
-        regs = await self.read_registers(loc.address, count)
-        values, notes = decode_model(mdef, regs)
-        self._sf_cache[model_id] = {
-            n: values[n] for n, p in mdef.points.items() if p.type == "sunssf"
-        }
+        wanted = None if points is None else needed_points(mdef, points)
+        span = mdef.top_length if wanted is None else span_of(mdef, wanted)
+        regs = await self.read_registers(loc.address, min(loc.length + 2, span))
+        values, notes = decode_model(mdef, regs, wanted)
+        if wanted is None:
+            self._sf_cache[model_id] = {n: values[n] for n, p in mdef.points.items() if p.type == "sunssf"}
         return values, notes
 
     async def write_points(self, model_id: int, values: Mapping[str, float | int]) -> None:

@@ -25,6 +25,15 @@ _WSET_MOD_WATTS = 1
 #: 124 StorCtl_Mod bits.
 _STORCTL_CHARGE = 0b01
 _STORCTL_DISCHARGE = 0b10
+#: Points a poll reads per model (a handful, not whole models).
+POLL_POINTS: dict[int, tuple[str, ...]] = {
+    **{m: ("W", "WH", "PhVphA", "Hz") for m in INVERTER_MODELS},
+    **{m: ("W", "TotWhImp", "TotWhExp", "PhV", "Hz") for m in METER_MODELS},
+    701: ("W", "TotWhInj", "TotWhAbs", "ConnSt", "LNV", "Hz"),
+    802: ("W", "SoC"),
+    713: ("SoC",),
+    124: ("ChaState",),
+}
 #: Revert timers are 16-bit registers in models 123/124.
 _MAX_RVRT_16_S = 0xFFFE
 
@@ -119,7 +128,8 @@ class SunSpecMeter(SunSpecDevice):
 
     async def read_snapshot(self) -> DeviceReading:
         """Power [kW] (import positive), counters [kWh] (supplied = import), voltage, frequency."""
-        values, notes = await self.client.read_model(self._require(METER_MODELS, "meter"))
+        model = self._require(METER_MODELS, "meter")
+        values, notes = await self.client.read_model(model, POLL_POINTS[model])
         counters = self._guard_counters(_kwh(values.get("TotWhImp")), _kwh(values.get("TotWhExp")), notes)
         grid = await self._grid_from(values, "PhV", None)
         return DeviceReading(
@@ -145,7 +155,7 @@ class SunSpecPvInverter(SunSpecDevice):
     async def read_snapshot(self) -> DeviceReading:
         """PV power [kW] (never negative), produced energy [kWh], grid voltage and frequency."""
         model = self._require((*INVERTER_MODELS, 701), "inverter")
-        values, notes = await self.client.read_model(model)
+        values, notes = await self.client.read_model(model, POLL_POINTS[model])
         power = _kw(values.get("W"), self.quirks.power_sign)
         if power is not None and power < -0.05:
             notes.append(f"PV power {power:.3f} kW is negative (sign misconfigured?), dropped")
@@ -222,9 +232,9 @@ class SunSpecBattery(SunSpecDevice):
         notes: list[str] = []
         ac_model = self._first_model((701, *INVERTER_MODELS, 802))
         assert ac_model is not None
-        ac, ac_notes = await self.client.read_model(ac_model)
+        ac, ac_notes = await self.client.read_model(ac_model, POLL_POINTS[ac_model])
         notes += ac_notes
-        soc = await self._read_soc(notes)
+        soc = await self._read_soc(notes, ac if ac_model == 802 else None)
         if ac_model == 701:
             counters = self._guard_counters(_kwh(ac.get("TotWhInj")), _kwh(ac.get("TotWhAbs")), notes)
             connected = None if ac.get("ConnSt") is None else ac["ConnSt"] == 1
@@ -239,10 +249,13 @@ class SunSpecBattery(SunSpecDevice):
             notes=tuple(notes),
         )
 
-    async def _read_soc(self, notes: list[str]) -> float | None:
+    async def _read_soc(self, notes: list[str], model_802: dict[str, Value] | None = None) -> float | None:
         model = self._require((802, 713, 124), "storage")
-        values, soc_notes = await self.client.read_model(model)
-        notes += soc_notes
+        if model == 802 and model_802 is not None:
+            values = model_802  # already read in this poll: one request less
+        else:
+            values, soc_notes = await self.client.read_model(model, POLL_POINTS[model])
+            notes += soc_notes
         soc = values.get("ChaState" if model == 124 else "SoC")
         if soc is not None and not 0.0 <= float(soc) <= 100.0:
             notes.append(f"SoC {soc} % outside 0-100, dropped")

@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 import importlib.resources
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from pymodbus.client.mixin import ModbusClientMixin
@@ -190,7 +190,21 @@ def _decode_raw(pdef: PointDef, regs: Sequence[int]) -> int | float | str | None
     return int(value)
 
 
-def decode_model(mdef: ModelDef, regs: Sequence[int]) -> tuple[dict[str, Value], list[str]]:
+def needed_points(mdef: ModelDef, names: Iterable[str]) -> list[str]:
+    """``names`` plus the scale-factor points they refer to (unknown names are ignored)."""
+    wanted = [n for n in names if n in mdef.points]
+    sfs = [mdef.points[n].sf for n in wanted if isinstance(mdef.points[n].sf, str)]
+    return list(dict.fromkeys(wanted + [sf for sf in sfs if sf in mdef.points]))
+
+
+def span_of(mdef: ModelDef, names: Iterable[str]) -> int:
+    """Registers from the ID register needed to cover ``names`` [registers]."""
+    return max((mdef.points[n].offset + mdef.points[n].size for n in names), default=2)
+
+
+def decode_model(
+    mdef: ModelDef, regs: Sequence[int], names: Iterable[str] | None = None
+) -> tuple[dict[str, Value], list[str]]:
     """Decode the top-level points of a model block, applying scale factors.
 
     Parameters
@@ -198,6 +212,8 @@ def decode_model(mdef: ModelDef, regs: Sequence[int]) -> tuple[dict[str, Value],
     mdef : ModelDef
     regs : sequence of int
         Registers starting at the model's ID register; points beyond the end are None.
+    names : iterable of str or None
+        Decode only these points (and their scale factors); None decodes every point.
 
     Returns
     -------
@@ -207,8 +223,10 @@ def decode_model(mdef: ModelDef, regs: Sequence[int]) -> tuple[dict[str, Value],
     notes : list of str
         What was dropped and why (garbage scale factors).
     """
+    chosen = list(mdef.points) if names is None else needed_points(mdef, names)
     raw: dict[str, Value] = {}
-    for name, pdef in mdef.points.items():
+    for name in chosen:
+        pdef = mdef.points[name]
         end = pdef.offset + pdef.size
         if pdef.type == "pad" or end > len(regs):
             raw[name] = None
@@ -216,7 +234,8 @@ def decode_model(mdef: ModelDef, regs: Sequence[int]) -> tuple[dict[str, Value],
         raw[name] = _decode_raw(pdef, regs[pdef.offset : end])
     values: dict[str, Value] = {}
     notes: list[str] = []
-    for name, pdef in mdef.points.items():
+    for name in chosen:
+        pdef = mdef.points[name]
         value = raw[name]
         if pdef.sf is None or value is None or pdef.type == "sunssf":
             values[name] = value
