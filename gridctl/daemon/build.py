@@ -8,7 +8,6 @@ replace any part (clock, driver factory, solver, core) through keyword arguments
 from __future__ import annotations
 
 import datetime as dt
-import importlib
 import logging
 import zoneinfo
 from decimal import Decimal
@@ -75,10 +74,64 @@ class LedgerTelemetry:
         return self._backlog
 
 
+class BackgroundShipper:
+    """The ledger's outbox shipped to InfluxDB from one worker thread with its own connection.
+
+    SQLite connections belong to the thread that opened them, so the worker opens a second
+    :class:`Ledger` on the same WAL file; the event loop never waits on the network.
+    """
+
+    def __init__(self, ledger_path: Path, site_id: str, transport, batch_size: int,
+                 max_batches: int = 20) -> None:
+        import concurrent.futures
+
+        self.ledger_path, self.site_id = Path(ledger_path), site_id
+        self.transport, self.batch_size, self.max_batches = transport, batch_size, max_batches
+        self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="outbox")
+        self._shipper = None
+
+    def _ship(self) -> int:
+        from gridctl.sinks.shipper import OutboxShipper
+
+        if self._shipper is None:
+            self._shipper = OutboxShipper(Ledger(self.ledger_path, self.site_id), self.transport,
+                                          self.batch_size)
+        total = 0
+        for _ in range(self.max_batches):
+            sent = self._shipper.ship_once()
+            total += sent
+            if sent < self.batch_size:
+                break
+        return total
+
+    async def ship_once(self) -> int:
+        """Ship up to ``max_batches`` batches; raises the sink's error when InfluxDB refuses."""
+        import asyncio
+
+        return await asyncio.get_running_loop().run_in_executor(self._pool, self._ship)
+
+
+def shipper_for(site: SiteConfig, ledger_path: Path) -> BackgroundShipper | None:
+    """The outbox shipper of ``storage.influxdb``, or None (not configured / no credential)."""
+    config = site.storage.influxdb
+    if config is None:
+        return None
+    from gridctl.sinks.transports import SinkError, transport_from_config
+
+    try:
+        transport = transport_from_config(config)
+    except SinkError as exc:  # control goes on; rows wait in the outbox for a fixed credential
+        log.error("InfluxDB shipping disabled error=%s", exc)
+        return None
+    return BackgroundShipper(ledger_path, site.site.id, transport, site.storage.outbox_batch_size)
+
+
 def default_factory(site: SiteConfig, device_id: str) -> Any:
     """An unconnected driver for ``device_id`` built by :mod:`gridctl.devices`."""
-    devices = importlib.import_module("gridctl.devices")
-    return devices.build_driver(site, device_id)
+    from gridctl.devices import build_binding
+
+    node, device = next((n, d) for n, d in site.all_devices() if d.id == device_id)
+    return build_binding(site, node, device).driver
 
 
 def default_solver():
@@ -91,7 +144,7 @@ def default_solver():
 def build_daemon(site: SiteConfig, *, clock: Clock | None = None, core: Core | None = None,
                  factory=None, solve=None, notifier: Notifier | None = None,
                  socket_path: Path | None | str = "config", ledger_path: Path | None = None,
-                 shipper=None) -> tuple[Daemon, Ledger]:
+                 shipper="config") -> tuple[Daemon, Ledger]:
     """A ready-to-run daemon and its ledger.
 
     Parameters
@@ -100,11 +153,15 @@ def build_daemon(site: SiteConfig, *, clock: Clock | None = None, core: Core | N
         Operator socket; ``"config"`` takes ``control.socket_path``, None disables it.
     ledger_path : Path or None
         Overrides ``storage.ledger_path``.
-    shipper : object or None
-        Outbox shipper with ``async ship_once()``; None ships nothing.
+    shipper : object, None or ``"config"``
+        Outbox shipper with ``async ship_once()``; ``"config"`` ships to ``storage.influxdb``
+        when configured; None ships nothing.
     """
     clock = clock or SystemClock()
-    ledger = Ledger(ledger_path or site.storage.ledger_path, site.site.id, clock=clock.now)
+    ledger_path = Path(ledger_path or site.storage.ledger_path)
+    ledger = Ledger(ledger_path, site.site.id, clock=clock.now)
+    if shipper == "config":
+        shipper = shipper_for(site, ledger_path)
     telemetry = LedgerTelemetry(site.site.id, ledger)
     telemetry.refresh()
     parts = Parts(

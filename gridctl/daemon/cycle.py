@@ -146,12 +146,24 @@ class Cycle:
         due = since_s is None or since_s >= self.site.control.replan_period_s or (
             since_s >= MIN_REPLAN_SPACING_S and self.core.replan_due(self.site, self.state, now))
         if (due or self.replan_requested) and not self.planner.busy:
-            forecast = self.forecaster.forecast(now)
-            problem = self.core.build_problem(self.site, self.state, snapshot, forecast, now)
-            if self.planner.submit(problem, now_s):
+            job = self._plan_job(self.state, snapshot, now)
+            if self.planner.submit(job, now_s):
                 self.last_submit_s, self.replan_requested = now_s, False
                 self.plan_start = self.core.plan_start(self.site, now)
                 self.plan_mode = self.state.mode
+
+    def _plan_job(self, state: ControllerState, snapshot: Snapshot, now: datetime):
+        """Forecast and problem building for the worker thread (they take tens of ms).
+
+        Everything the job reads is immutable or a private copy, so the loop goes on freely.
+        """
+        site, core, forecaster = self.site, self.core, self.forecaster.frozen()
+
+        def job():
+            forecast = forecaster.forecast(now)
+            return core.build_problem(site, state, snapshot, forecast, now)
+
+        return job
 
     async def _write(self, report: CycleReport, decision: Decision | None, now_s: float) -> None:
         revert_s = self.site.control.setpoint_expiry_s

@@ -8,6 +8,7 @@ The history lives in memory: after a restart the forecast starts again from typi
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 
 from gridctl.config import SiteConfig
@@ -27,6 +28,12 @@ class HistoryForecaster:
     def observe(self, snapshot: Snapshot) -> None:
         """Add one snapshot's PV and load readings to the history."""
         self.history.add_snapshot(snapshot)
+
+    def frozen(self) -> HistoryForecaster:
+        """A copy whose history no longer changes (for a forecast made in the worker thread)."""
+        twin = copy.copy(self)
+        twin.history = copy.deepcopy(self.history)
+        return twin
 
     def forecast(self, now: dt.datetime) -> Forecast:
         """PV and load per node over the plan horizon starting at the step holding ``now``."""

@@ -35,7 +35,8 @@ class Planner:
     Parameters
     ----------
     solve : callable
-        ``solve(problem) -> plan``; blocking, run in the worker thread.
+        ``solve(problem) -> plan``; blocking, run in the worker thread after the problem is
+        built there too.
     deadline_s : float
         A solve still running this long after it started is abandoned [s].
     """
@@ -54,11 +55,14 @@ class Planner:
     def busy(self) -> bool:
         return self._future is not None
 
-    def submit(self, problem: Any, now_s: float) -> bool:
-        """Start a solve unless one is running; True when started."""
+    def submit(self, make_problem: Callable[[], Any], now_s: float) -> bool:
+        """Build the problem with ``make_problem()`` and solve it in the worker, unless one runs.
+
+        Returns True when started.
+        """
         if self._future is not None:
             return False
-        self._future = self._pool.submit(self._solve, problem)
+        self._future = self._pool.submit(lambda: self._solve(make_problem()))
         self._started_s, self._abandoned = now_s, False
         self.stats.started += 1
         return True

@@ -41,7 +41,8 @@ class Plant:
     started_s: float = 0.0
 
     def hours(self) -> float:
-        return (self.clock.monotonic() - self.started_s) / 3600.0
+        """Hours of wall time since START: counters grow with it, also across restarts."""
+        return max(0.0, (self.clock.now() - START).total_seconds() / 3600.0)
 
 
 class ScriptedDevice:

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
+import datetime as dt
+import threading
 
 from gridctl.controller.types import Mode, SetpointKind
+from gridctl.daemon.clock import ManualClock
+from gridctl.ledger.verify import verify_ledger
+
+from .conftest import START, fast_site
 
 
-def within_limits(site, report) -> list[str]:
+def outside_limits(site, report) -> list[str]:
     """Every written setpoint outside its device's ratings, as messages."""
     devices = {d.id: d for _n, d in site.all_devices()}
     bad = []
@@ -25,13 +30,141 @@ def within_limits(site, report) -> list[str]:
     return bad
 
 
-async def test_cycles_read_decide_write_and_kick_nothing_without_systemd(make_daemon, plant):
-    daemon, _ledger = make_daemon()
+def period_starts(ledger) -> list[dt.datetime]:
+    return [s.start_utc for s, _rev in ledger.settlements()]
+
+
+def assert_periods_contiguous(ledger) -> None:
+    starts = period_starts(ledger)
+    assert starts, "no period settled"
+    assert len(starts) == len(set(starts)), "a period was settled twice"
+    assert starts == [starts[0] + dt.timedelta(minutes=30) * i for i in range(len(starts))], starts
+    report = verify_ledger(ledger)
+    assert report.ok, report.problem
+
+
+async def run_cycles(daemon, n: int) -> list:
     reports = []
-    await daemon.run(duration_s=5.0, on_cycle=reports.append)
-    assert len(reports) >= 10
-    assert all(r.healthy for r in reports), [r.stage_faults for r in reports if not r.healthy]
-    assert all(not within_limits(daemon.parts.site, r) for r in reports)
+    for _ in range(n):
+        reports.append(await daemon.cycle.run_once())
+        daemon._after_cycle(reports[-1], False)
+        await daemon.parts.clock.sleep(daemon.parts.site.control.poll_period_s)
+    return reports
+
+
+async def test_cycles_decide_write_heartbeat_and_settle(make_daemon, plant):
+    daemon, ledger = make_daemon(fast_site(poll_period_s=10.0, setpoint_expiry_s=30.0))
+    reports = []
+    await daemon.run(duration_s=2 * 3600, on_cycle=reports.append)
+    assert all(r.healthy for r in reports), [r.stage_faults for r in reports if not r.healthy][:3]
+    assert not [b for r in reports for b in outside_limits(daemon.parts.site, r)]
     assert any(r.setpoints for r in reports)
-    assert plant.heartbeats  # every healthy device got a heartbeat
+    assert plant.heartbeats and all(n > 500 for n in plant.heartbeats.values())
+    assert daemon.cycle.state.plan is not None and daemon.planner.stats.finished > 0
+    assert any(r.decision and not r.decision.used_fallback for r in reports)
+    assert_periods_contiguous(ledger)
+    assert len(period_starts(ledger)) >= 3
+    assert ledger.outbox_backlog()[0] > 0  # settlement points and telemetry queued
+
+
+async def test_device_disconnect_is_isolated_and_heals(make_daemon, plant):
+    daemon, _ledger = make_daemon()
+    await run_cycles(daemon, 5)
+    plant.failing.add("home-1-battery")
+    before = len(plant.writes)
+    reports = await run_cycles(daemon, 4)
+    first = reports[0]
+    assert first.device_faults["home-1-battery"] is not None  # faulted in the same cycle
+    assert all(r.healthy for r in reports)  # the rest of the block is still controlled
+    assert not any(sp.device_id == "home-1-battery" for r in reports[1:] for sp, _v in r.setpoints)
+    assert any(w[0] == "home-2-battery" for w in plant.writes[before:])
+    plant.failing.clear()
+    reports = await run_cycles(daemon, 20)  # backoff 1, 2, 4 s: back within 10 s
+    assert reports[-1].device_faults["home-1-battery"] is None
+    assert any(sp.device_id == "home-1-battery" for sp, _v in reports[-1].setpoints)
+
+
+async def test_garbage_and_hanging_devices_fault_alone(make_daemon, plant):
+    daemon, _ledger = make_daemon()
+    await run_cycles(daemon, 3)
+    plant.garbage.add("home-2-meter")
+    plant.hanging.add("home-3-pv")
+    reports = await run_cycles(daemon, 3)
+    assert "ValueError" in reports[0].device_faults["home-2-meter"]
+    assert "timed out" in reports[0].device_faults["home-3-pv"]
+    assert all(r.healthy and r.decision is not None for r in reports)
+    assert not [b for r in reports for b in outside_limits(daemon.parts.site, r)]
+
+
+async def test_grid_loss_islands_within_one_cycle_and_reconnects_after_delay(make_daemon, plant):
+    site = fast_site()
+    site = site.model_copy(update={"islanding": site.islanding.model_copy(
+        update={"reconnect_delay_s": 20})})
+    daemon, ledger = make_daemon(site)
+    await run_cycles(daemon, 4)
+    plant.grid_connected = False
+    reports = await run_cycles(daemon, 1)
+    assert daemon.cycle.state.mode is Mode.ISLANDED
+    assert reports[0].decision.setpoints.grid_tie_open
+    reports += await run_cycles(daemon, 10)
+    assert all(r.healthy for r in reports)
+    assert not [b for r in reports for b in outside_limits(site, r)]
+    plant.grid_connected = True
+    await run_cycles(daemon, 2)
+    assert daemon.cycle.state.mode is Mode.RECONNECTING
+    await run_cycles(daemon, 10)  # 5 s: still waiting
+    assert daemon.cycle.state.mode is Mode.RECONNECTING
+    await run_cycles(daemon, 40)  # 20 s more: the delay has passed
     assert daemon.cycle.state.mode is Mode.GRID_CONNECTED
+    moves = [(a, b) for _t, a, b, _n in daemon.cycle.transitions]
+    assert moves == [("grid_connected", "islanded"), ("islanded", "reconnecting"),
+                     ("reconnecting", "grid_connected")]
+
+
+async def test_hung_solver_is_abandoned_and_control_goes_on(make_daemon, plant):
+    release = threading.Event()
+
+    def hung_solve(problem):  # stands in for a solver stuck past its time limit
+        release.wait(30)
+        raise RuntimeError("released")
+
+    daemon, _ledger = make_daemon(solve=hung_solve)
+    deadline_s = daemon.planner.deadline_s
+    reports = await run_cycles(daemon, int(deadline_s / 0.5) + 4)
+    assert daemon.planner.stats.timed_out == 1
+    assert "deadline" in daemon.planner.fault
+    assert all(r.healthy and r.decision.used_fallback for r in reports)
+    assert not [b for r in reports for b in outside_limits(daemon.parts.site, r)]
+    release.set()
+
+
+async def test_failing_decide_releases_devices_and_withholds_watchdog(make_daemon, plant, tmp_path):
+    import dataclasses
+
+    from gridctl.daemon.core import default_core
+    from gridctl.daemon.notify import Notifier
+
+    def broken_decide(*_args):
+        raise ArithmeticError("bad step")
+
+    core = dataclasses.replace(default_core(), decide=broken_decide)
+    daemon, _ledger = make_daemon(core=core, notifier=Notifier(""))
+    reports = await run_cycles(daemon, 3)
+    assert all("decide" in r.stage_faults and r.released and not r.healthy for r in reports)
+    assert ("home-1-battery", "battery_kw", None) in plant.writes  # handed back to the device
+
+
+async def test_clock_jumps_neither_lose_nor_double_periods(make_daemon, plant):
+    daemon, ledger = make_daemon(fast_site(poll_period_s=10.0, setpoint_expiry_s=30.0))
+    clock: ManualClock = plant.clock
+    await run_cycles(daemon, 540)  # 1.5 h: wall 03:30 UTC
+    clock.jump(2 * 3600)  # NTP steps forward 2 h: 05:30
+    await run_cycles(daemon, 90)  # 15 min: 05:45
+    clock.jump(-3 * 3600)  # and back 3 h: 02:45
+    reports = await run_cycles(daemon, 180)  # 30 min: 03:15
+    clock.jump(3600)  # 04:15
+    await run_cycles(daemon, 540)  # 1.5 h: 05:45
+    assert all(r.healthy for r in reports)
+    assert_periods_contiguous(ledger)
+    # Settled up to the period before the open one (05:30), none twice, none skipped.
+    assert period_starts(ledger)[-1] == dt.datetime(2026, 8, 3, 5, 0, tzinfo=dt.UTC)
