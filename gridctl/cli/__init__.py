@@ -12,6 +12,7 @@ import typer
 from gridctl import __version__
 from gridctl.cli import commands_config, commands_simulate
 from gridctl.cli import commands_settle
+from gridctl.cli import commands_run
 
 app = typer.Typer(
     name="gridctl",
@@ -40,6 +41,7 @@ def _root(
 commands_config.register(app)
 commands_simulate.register(app)
 commands_settle.register(app)
+commands_run.register(app)
 
 
 def main() -> None:
