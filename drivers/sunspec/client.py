@@ -123,7 +123,7 @@ class SunSpecClient:
         except OSError as exc:
             return TransientDeviceError(self.name, errors.CONNECTION_REFUSED, f"cannot connect: {exc}")
         if ep.tls is not None:
-            return TransientDeviceError(
+            return PermanentDeviceError(
                 self.name, errors.CERTIFICATE_REJECTED, "TLS handshake failed (certificate rejected?)"
             )
         return TransientDeviceError(self.name, errors.CONNECTION_LOST, "connection closed at once")
@@ -259,6 +259,13 @@ class SunSpecClient:
                 if exc.reason == errors.EXCEPTION_RESPONSE:
                     tried.append(f"{base}: {exc.detail}")
                     continue
+                if self.endpoint.tls is not None and exc.reason in (errors.TIMEOUT, errors.CONNECTION_LOST):
+                    # With TLS 1.3 the device checks our certificate after the handshake and
+                    # then drops the session: the first request is where a rejection shows.
+                    raise PermanentDeviceError(
+                        self.name, errors.CERTIFICATE_REJECTED,
+                        "TLS session dropped by the device (client certificate rejected?)",
+                    ) from exc
                 if exc.reason == errors.TIMEOUT:
                     raise TransientDeviceError(
                         self.name, errors.TIMEOUT,

@@ -81,3 +81,66 @@ def ensure_pki(folder: str | Path) -> Pki:
     trusted = base / "trusted"
     trust(trusted, client.certificate_path)
     return Pki(base, server, client, trusted)
+
+
+@dataclass(frozen=True)
+class TlsPki:
+    """PEM files for Modbus/TCP Security: a CA, a device (server) and a client certificate."""
+
+    ca_path: Path
+    server_cert_path: Path
+    server_key_path: Path
+    client_cert_path: Path
+    client_key_path: Path
+
+
+def _pem_key(key) -> bytes:  # noqa: ANN001 - an RSA private key
+    return cert_gen.dump_private_key_as_pem(key)
+
+
+def _signed(subject: str, key, issuer: x509.Name, issuer_key, *, ca: bool, client: bool) -> x509.Certificate:  # noqa: ANN001
+    import datetime as dt  # noqa: PLC0415
+    import ipaddress  # noqa: PLC0415
+
+    from cryptography.hazmat.primitives import hashes  # noqa: PLC0415
+    from cryptography.x509.oid import NameOID  # noqa: PLC0415
+
+    now = dt.datetime.now(dt.timezone.utc)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+        .issuer_name(issuer)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=3650))
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+    )
+    if not ca:
+        usage = ExtendedKeyUsageOID.CLIENT_AUTH if client else ExtendedKeyUsageOID.SERVER_AUTH
+        builder = builder.add_extension(x509.ExtendedKeyUsage([usage]), critical=False).add_extension(
+            x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+    return builder.sign(issuer_key, hashes.SHA256())
+
+
+def make_tls_pki(folder: str | Path) -> TlsPki:
+    """A private CA with one device and one client certificate (PEM), for Modbus/TCP Security tests."""
+    from cryptography.x509.oid import NameOID  # noqa: PLC0415
+
+    base = Path(folder)
+    base.mkdir(parents=True, exist_ok=True)
+    ca_key = cert_gen.generate_private_key()
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "gridctl test CA")])
+    ca = _signed("gridctl test CA", ca_key, ca_name, ca_key, ca=True, client=False)
+    paths = TlsPki(base / "ca.pem", base / "device-cert.pem", base / "device-key.pem",
+                   base / "client-cert.pem", base / "client-key.pem")
+    paths.ca_path.write_bytes(ca.public_bytes(Encoding.PEM))
+    for cert_path, key_path, client in ((paths.server_cert_path, paths.server_key_path, False),
+                                        (paths.client_cert_path, paths.client_key_path, True)):
+        key = cert_gen.generate_private_key()
+        cert = _signed("client" if client else "device", key, ca_name, ca_key, ca=False, client=client)
+        cert_path.write_bytes(cert.public_bytes(Encoding.PEM))
+        key_path.write_bytes(_pem_key(key))
+    return paths

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from pymodbus.constants import ExcCodes
-from pymodbus.server import ModbusTcpServer
+from pymodbus.server import ModbusTcpServer, ModbusTlsServer
 from pymodbus.server.requesthandler import ServerRequestHandler
 from pymodbus.simulator import DataType, SimData, SimDevice
 
@@ -131,6 +132,15 @@ class _Server(ModbusTcpServer):
         return _Handler(self, self.trace_packet, self.trace_pdu, self.trace_connect)
 
 
+class _TlsServer(ModbusTlsServer):
+    """Modbus/TCP Security (TLS) variant."""
+
+    emulator: SunSpecEmulator | None = None
+
+    def callback_new_connection(self):  # noqa: ANN201 - pymodbus signature
+        return _Handler(self, self.trace_packet, self.trace_pdu, self.trace_connect)
+
+
 class SunSpecEmulator:
     """One emulated SunSpec device on a TCP port.
 
@@ -148,6 +158,9 @@ class SunSpecEmulator:
         Simulated seconds per wall-clock second (tests speed physics up).
     clock : callable
         Wall clock [s], monotonic.
+    faults : SunSpecFaults or None
+    sslctx : ssl.SSLContext or None
+        Serve Modbus/TCP Security (TLS) with this server context instead of plain TCP.
     """
 
     def __init__(
@@ -163,8 +176,10 @@ class SunSpecEmulator:
         time_scale: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
         faults: SunSpecFaults | None = None,
+        sslctx: ssl.SSLContext | None = None,
     ) -> None:
         self.physics = physics
+        self.sslctx = sslctx
         self.identity = identity
         self.host, self.port, self.unit_id = host, port, unit_id
         self.faults = faults or SunSpecFaults()
@@ -176,7 +191,7 @@ class SunSpecEmulator:
         self._counter_offset_kwh = 0.0
         self.map: RegisterMap = build_map(base_address, [(m, self._initial(m)) for m in models])
         self._w_sf = self._find_static("W_SF")
-        self._server: _Server | None = None
+        self._server: _Server | _TlsServer | None = None
         self._registers: list[int] | None = None
         self._start_address = base_address
 
@@ -212,7 +227,11 @@ class SunSpecEmulator:
 
     async def start(self) -> None:
         """Start listening."""
-        server = _Server(self._devices(), address=(self.host, self.port))
+        if self.sslctx is not None:
+            server: _Server | _TlsServer = _TlsServer(self._devices(), address=(self.host, self.port),
+                                                     sslctx=self.sslctx)
+        else:
+            server = _Server(self._devices(), address=(self.host, self.port))
         server.emulator = self
         await server.serve_forever(background=True)
         self._server = server

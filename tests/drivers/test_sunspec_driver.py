@@ -297,3 +297,27 @@ async def test_single_client_device_shares_one_connection(sunspec_factory) -> No
     finally:
         await bat.close()
         await other.close()
+
+
+async def test_modbus_tls_with_client_certificate(sunspec_factory, tmp_path) -> None:
+    import ssl
+
+    from drivers.profile import TlsSettings
+    from sim.emulators.certs import make_tls_pki
+
+    tls = make_tls_pki(tmp_path)
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(tls.ca_path))
+    ctx.load_cert_chain(tls.server_cert_path, tls.server_key_path)
+    ctx.verify_mode = ssl.CERT_REQUIRED  # mutual TLS: the device demands a client certificate
+    emu = await sunspec_factory("meter", sslctx=ctx)
+    good = SunSpecMeter(endpoint(emu, tls=TlsSettings(str(tls.ca_path), str(tls.client_cert_path),
+                                                      str(tls.client_key_path))))
+    await good.connect()
+    try:
+        assert (await good.read_snapshot()).ac_power_kw == pytest.approx(1.2, abs=0.01)
+    finally:
+        await good.close()
+    anonymous = SunSpecMeter(endpoint(emu, tls=TlsSettings(str(tls.ca_path)), timeout_s=0.5), DeviceQuirks(retries=0))
+    with pytest.raises(PermanentDeviceError) as info:
+        await anonymous.connect()
+    assert info.value.reason == errors.CERTIFICATE_REJECTED
