@@ -155,7 +155,8 @@ def solver_kpis(result: SimResult) -> dict:
             "replan_p95_s": q(totals, 95), "replan_max_s": q(totals, 100),
             "solver_median_s": q(solver, 50), "replan_total_s": round(float(totals.sum()), 4),
             "statuses": statuses, "fallback_decisions": result.fallback_decisions,
-            "forecaster": result.forecaster}
+            "forecaster": result.forecaster,
+            "phase_wall_s": {k: round(v, 4) for k, v in result.phase_s.items()}}
 
 
 def policy_kpis(site: SiteConfig, result: SimResult, outages: tuple[OutageWindow, ...]) -> dict:

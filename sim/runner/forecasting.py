@@ -13,7 +13,7 @@ from typing import Callable
 
 from gridctl.config import SiteConfig
 from gridctl.controller.types import Forecast, Snapshot
-from gridctl.forecast import forecast_for, new_history
+from gridctl.forecast import ClearSkyTable, forecast_for, new_history
 from sim.profiles import ProfileSet
 
 __all__ = ["Forecaster", "History", "rolling_forecaster", "truth_forecaster"]
@@ -28,6 +28,11 @@ class History:
     def __init__(self, site: SiteConfig, profiles: ProfileSet, first_sim_index: int) -> None:
         self.profiles = profiles
         self.measured = new_history(site, days=HISTORY_DAYS)
+        # The clear sky of the whole span, once: the forecast is the same, and much cheaper.
+        self.clear_sky = ClearSkyTable.build(
+            site, profiles.start_utc - dt.timedelta(days=1),
+            profiles.end_utc + dt.timedelta(hours=site.control.horizon_h + 24),
+            int(site.control.plan_step_min * 60))
         for k in range(first_sim_index):
             at = profiles.times_utc[k].to_pydatetime()
             for i, node_id in enumerate(profiles.node_ids):
@@ -44,7 +49,7 @@ Forecaster = Callable[[SiteConfig, History, int, dt.datetime], Forecast]
 
 def rolling_forecaster(site: SiteConfig, history: History, index: int, now: dt.datetime) -> Forecast:
     """gridctl's forecaster over the configured horizon, from the measured history only."""
-    return forecast_for(site, history.measured, now)
+    return forecast_for(site, history.measured, now, history.clear_sky)
 
 
 def truth_forecaster(site: SiteConfig, history: History, index: int, now: dt.datetime) -> Forecast:

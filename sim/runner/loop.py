@@ -143,6 +143,8 @@ class _Controller:
         self.dispatcher = Dispatcher()
         self.replans: list[tuple[float, float, str]] = []  # (total_s, solver_s, status)
         self.fallback_decisions = 0
+        #: Wall time per phase [s]: forecast, build (problem), solve, decide.
+        self.phase_s = {"forecast": 0.0, "build": 0.0, "solve": 0.0, "decide": 0.0}
 
     def _known_windows(self, now: dt.datetime) -> tuple[WarnedWindow, ...]:
         known = []
@@ -158,13 +160,23 @@ class _Controller:
         if windows != self.state.outage_windows:
             self.state = replace(self.state, outage_windows=windows)
         self.state = transition(self.site, self.state, snapshot, now).state
+        clock = time.perf_counter
         if replan_due(self.site, self.state, now):
+            t0 = clock()
             forecast = self.forecast(self.site, history, index, now)
+            t1 = clock()
             problem = build_problem(self.site, self.state, snapshot, forecast, now)
+            t2 = clock()
             plan = self.dispatcher.solve(problem)
-            self.replans.append((plan.total_time_s, plan.solver_time_s, plan.status.value))
+            t3 = clock()
+            self.phase_s["forecast"] += t1 - t0
+            self.phase_s["build"] += t2 - t1
+            self.phase_s["solve"] += t3 - t2
+            self.replans.append((t3 - t0, plan.solver_time_s, plan.status.value))
             self.state = accept_plan(self.state, plan, plan_start_utc(self.site, now), now)
+        t4 = clock()
         decision = decide(self.site, self.state, snapshot, now)
+        self.phase_s["decide"] += clock() - t4
         self.fallback_decisions += int(decision.used_fallback)
         return decision.setpoints
 
@@ -227,6 +239,7 @@ def run_policy(scenario: Scenario, policy: Policy,
     last = _initial_readings(plant, profiles, k0)
     shed_now = np.zeros(len(plant.node_ids))
     served_only = 1.0 if scenario.load_reading == "served" else 0.0
+    phases = {"plant": 0.0, "settle": 0.0}
     for k, now in enumerate(starts):
         index = k0 + k
         grid_ok = not out[k]
@@ -242,15 +255,21 @@ def run_policy(scenario: Scenario, policy: Policy,
             setpoints = controller.cycle(now, index, snapshot, history)
             cmd, tie_open = bridge.command(setpoints), setpoints.grid_tie_open
         shed_now = cmd.shed_fraction
+        t0 = time.perf_counter()
         state, flows = plant.step(state, cmd, pv, load, grid_ok and not tie_open, scenario.step_s)
+        t1 = time.perf_counter()
         recorder.record(k, flows, state, pv, load, grid_ok, controller)
         last = _as_readings(flows)
         settler.maybe_settle(now + dt.timedelta(seconds=scenario.step_s), state)
+        phases["plant"] += t1 - t0
+        phases["settle"] += time.perf_counter() - t1
         if controller is not None:
             controller.update_billing(*recorder.billing(k, now))
         if progress is not None:
             progress(k + 1, scenario.n_steps)
-    return recorder.result(state, settler.settlements, controller, time.perf_counter() - wall_start)
+    result = recorder.result(state, settler.settlements, controller, time.perf_counter() - wall_start)
+    result.phase_s = {**phases, **(controller.phase_s if controller else {})}
+    return result
 
 
 @dataclass(frozen=True, eq=False)

@@ -50,6 +50,9 @@ class SimResult:
     forecaster : str
     wall_s : float
         Wall time of the run [s].
+    phase_s : dict of str to float
+        Wall time per phase [s]: plant, settle (includes recording), and for controller
+        policies forecast, build, solve (re-plans) and decide (every step).
     """
 
     policy: str
@@ -67,6 +70,7 @@ class SimResult:
     fallback_decisions: int = 0
     forecaster: str = ""
     wall_s: float = 0.0
+    phase_s: dict = field(default_factory=dict)
 
     @property
     def step_h(self) -> float:
