@@ -10,7 +10,7 @@ from __future__ import annotations
 import typer
 
 from gridctl import __version__
-from gridctl.cli import commands_config, commands_simulate
+from gridctl.cli import commands_config, commands_devices, commands_simulate
 from gridctl.cli import commands_settle
 from gridctl.cli import commands_run
 
@@ -39,6 +39,7 @@ def _root(
 
 
 commands_config.register(app)
+commands_devices.register(app)
 commands_simulate.register(app)
 commands_settle.register(app)
 commands_run.register(app)
