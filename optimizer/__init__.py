@@ -35,5 +35,9 @@ __all__ = [
 
 
 def naive_all_binary() -> Dispatcher:
-    """A :class:`Dispatcher` with binaries on every opposite-flow pair (benchmark baseline)."""
-    return Dispatcher(all_binary=True)
+    """The benchmark baseline: binaries on every opposite-flow pair and no warm start.
+
+    Same equations, data and big-M values as :class:`Dispatcher`; only the engineering is
+    left out (LP detection and MIP starts), as in a straightforward community MILP.
+    """
+    return Dispatcher(all_binary=True, warm_start=False)
