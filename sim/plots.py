@@ -136,14 +136,13 @@ def _prices(result: SimResult, tz: str, path: Path) -> None:
             imp[m.member_id].append(float(m.import_price_jpy_per_kwh))
             exp[m.member_id].append(float(m.export_price_jpy_per_kwh))
     fig, ax = plt.subplots(figsize=(13, 5))
-    shown = set()
-    for member in imp:  # members with the same prices draw one line
-        key = (tuple(imp[member]), tuple(exp[member]))
-        if key in shown:
-            continue
-        shown.add(key)
-        ax.step(starts, imp[member], where="post", lw=1.2, label=f"import {member}")
-        ax.step(starts, exp[member], where="post", lw=1.0, ls="--", label=f"export {member}")
+    for kind, series, style in (("import", imp, "-"), ("export", exp, "--")):
+        groups: dict[tuple, list[str]] = {}
+        for member, values in series.items():  # members with the same prices share a line
+            groups.setdefault(tuple(values), []).append(member)
+        for values, members in groups.items():
+            names = members[0] if len(members) == 1 else f"{members[0]} +{len(members) - 1}"
+            ax.step(starts, values, where="post", lw=1.1, ls=style, label=f"{kind} {names}")
     ax.step(starts, p2p, where="post", color="black", lw=1.4, label="P2P clearing price")
     _style(ax, "Prices per 30-minute settlement period", "price [JPY/kWh]", tz)
     ax.legend(loc="upper left", ncol=3, fontsize=8)

@@ -12,6 +12,7 @@ import datetime as dt
 import os
 import re
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import typer
 from rich.console import Console
@@ -103,10 +104,26 @@ def _request(config: Path, start: str, days: float, out: Path, step: str, replan
         raise _UsageError(f"--start {start}: must lie on a JST half hour")
     if sky not in ("stochastic", "clear"):
         raise _UsageError(f"--sky {sky}: use stochastic or clear")
+    _check_tariffs(site, start_utc, start_utc + dt.timedelta(days=days))
     return site, SimulationRequest(
         config_path=config, start_utc=start_utc, days=days, out_dir=out, step_s=step_s,
         replan_s=replan_s, seeds=_seeds(seed, seeds), profiles_csv=profiles, outages=windows,
         baselines=_baselines(baselines), sky=sky, initial_soc_pct=initial_soc)
+
+
+def _check_tariffs(site, start_utc: dt.datetime, end_utc: dt.datetime) -> None:
+    """Every member's tariffs must have a version for the whole span (checked at both ends)."""
+    from gridctl.tariffs import TariffLookupError, tariff_version
+
+    zone = ZoneInfo(site.site.timezone)
+    days = {start_utc.astimezone(zone).date(), (end_utc - dt.timedelta(seconds=1)).astimezone(zone).date()}
+    for node in site.nodes:
+        for tariff_id in filter(None, (node.contract.tariff, node.contract.buyback_tariff)):
+            for day in sorted(days):
+                try:
+                    tariff_version(site, tariff_id, day)
+                except TariffLookupError as exc:
+                    raise _UsageError(f"{node.id}: {exc}") from None
 
 
 def _check_profiles(site, req) -> None:
@@ -196,7 +213,7 @@ def simulate(
 
         try:
             results = run_request(req, workers=workers, progress=progress)
-        except (ValueError, OSError) as exc:  # one line, never a traceback
+        except (ValueError, LookupError, OSError) as exc:  # one line, never a traceback
             typer.echo(f"error: {str(exc).splitlines()[0]}", err=True)
             raise typer.Exit(1) from None
     out_console = Console()
