@@ -12,13 +12,18 @@ How a period is settled
    is estimated from the other end and the link efficiency, and flagged.
 2. Prices. ``lambda_b`` and ``lambda_s`` of a member are its own marginal tariff prices. The
    block prices the mechanism on *delivered* kWh: ``lambda_b' = min(buyers' lambda_b) - fee``
-   and ``lambda_s' = max(sellers' lambda_s) * sold/bought`` (sellers' export value per delivered
-   kWh). SDR and MMR use G and D of the members' net positions; the auction uses bids
-   ``lambda_b - fee`` and asks ``lambda_s * sold/bought`` per member, clamped to floor and cap.
+   and ``lambda_s' = max over sellers of lambda_s * sent/delivered`` (a seller's export value
+   per kWh that reached a buyer). SDR and MMR use G and D of the members' net positions; the
+   auction uses bids ``lambda_b - fee`` and asks ``lambda_s * sent/delivered`` per member,
+   clamped to floor and cap.
    Any price in ``[lambda_s', lambda_b']`` leaves every member at least as well off as the grid.
-3. Money. Buyers pay ``price * bought`` plus ``fee * bought``; each buyer's payment is split over
-   the sellers in proportion to the energy they sent (largest-remainder rounding to the money
-   quantum), so paid = received + fee holds exactly and sellers carry the link losses.
+3. Counterparties. The router metering says who supplied whom: energy is traced from sellers to
+   buyers along the links (proportional sharing, :mod:`gridctl.settlement.tracing`). Where that
+   is impossible (a link used both ways in one period, a loop of flows) the pooled energy is
+   split pro rata and the period is flagged ``counterparty_pro_rata``.
+4. Money. Buyers pay ``price * bought`` plus ``fee * bought``; each buyer's payment goes to the
+   sellers its energy came from, in proportion (largest-remainder rounding to the money
+   quantum), so paid = received + fee holds exactly and sellers carry their links' losses.
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ from gridctl.settlement.model import (
     Trade,
     link_channel,
 )
+from gridctl.settlement.tracing import LinkFlow, trace
 from gridctl.tariffs import export_price_jpy_per_kwh, import_price_jpy_per_kwh, tariff_version
 
 ZERO = Decimal(0)
@@ -112,7 +118,7 @@ def settle_period(
     mtd = month_to_date_import_kwh or {}
     flags: list[str] = []
     prices = {n.id: _member_prices(site, n.id, readings.start_utc, mtd.get(n.id, ZERO)) for n in site.nodes}
-    energy, losses_kwh = _metered_energy(site, readings, flags)
+    energy, losses_kwh, flows = _metered_energy(site, readings, flags)
     sold = {m: e.sold_kwh for m, e in energy.items() if e.sold_kwh > 0}
     bought = {m: e.bought_kwh for m, e in energy.items() if e.bought_kwh > 0}
     total_sold = sum(sold.values(), ZERO)
@@ -120,10 +126,12 @@ def settle_period(
     supply = sum((max(ZERO, e.net_surplus_kwh) for e in energy.values()), ZERO)
     demand = sum((max(ZERO, -e.net_surplus_kwh) for e in energy.values()), ZERO)
     fee = site.market.platform_fee_jpy_per_kwh
-    price = _clearing_price(site, prices, sold, bought, supply, demand, flags)
+    shares = _shares(flows, sold, bought, flags)
+    delivered = {s_: sum((row.get(s_, ZERO) for row in shares.values()), ZERO) for s_ in sold}
+    price = _clearing_price(site, prices, sold, bought, delivered, supply, demand, flags)
     if total_sold > 0 and total_bought == 0:
         flags.append("p2p_sent_but_not_received")
-    trades = _trades(price, sold, bought)
+    trades = _trades(price, sold, bought, shares)
     lines = tuple(
         _member_line(n.id, prices[n.id], energy[n.id], trades.get(n.id, ()), fee) for n in site.nodes
     )
@@ -171,8 +179,11 @@ def _router_owners(site: SiteConfig) -> dict[str, str]:
 
 def _metered_energy(
     site: SiteConfig, readings: PeriodReadings, flags: list[str]
-) -> tuple[dict[str, _Energy], Decimal]:
-    """Per-member grid and link energy, and the block's metered link losses [kWh]."""
+) -> tuple[dict[str, _Energy], Decimal, list[LinkFlow] | None]:
+    """Per-member grid and link energy, the metered link losses [kWh] and the link flows.
+
+    The flows are None when a link carried energy both ways in the period (not traceable).
+    """
     energy = {n.id: _Energy() for n in site.nodes}
     known = set(energy)
     for reading in readings.channels:
@@ -188,24 +199,30 @@ def _metered_energy(
         energy[node.id].grid_import_kwh, energy[node.id].grid_export_kwh = deltas
     owners = _router_owners(site)
     losses = ZERO
+    flows: list[LinkFlow] | None = []
     for link in site.links:
         a, b = owners[link.from_router], owners[link.to_router]
-        losses += _link_energy(link.id, link.efficiency_pct, a, b, readings, energy, flags)
-    return energy, losses
+        loss, link_flows = _link_energy(link.id, link.efficiency_pct, a, b, readings, energy, flags)
+        losses += loss
+        if flows is not None and len(link_flows) > 1:
+            flows = None
+        elif flows is not None:
+            flows.extend(link_flows)
+    return energy, losses, flows
 
 
 def _link_energy(
     link_id: str, efficiency_pct: float, a: str, b: str,
     readings: PeriodReadings, energy: dict[str, _Energy], flags: list[str],
-) -> Decimal:
-    """Add one link's leg energy to both ends; returns its metered loss [kWh]."""
+) -> tuple[Decimal, list[LinkFlow]]:
+    """Add one link's leg energy to both ends; returns its metered loss [kWh] and its flows."""
     ra, rb = readings.channel(a, link_channel(link_id)), readings.channel(b, link_channel(link_id))
     da = ra.deltas_kwh() if ra is not None else None
     db = rb.deltas_kwh() if rb is not None else None
     eff = Decimal(str(efficiency_pct)) / 100
     if da is None and db is None:
         flags.append(f"missing:{link_id}")
-        return ZERO
+        return ZERO, []
     if da is None:
         assert db is not None
         flags.append(f"estimated:{a}:{link_id}")
@@ -220,27 +237,34 @@ def _link_energy(
     loss = da[1] + db[1] - da[0] - db[0]
     if loss < 0:
         flags.append(f"negative_loss:{link_id}")
-    return loss
+    flows = [
+        LinkFlow(src, dst, sent, got)
+        for src, dst, sent, got in ((a, b, da[1], db[0]), (b, a, db[1], da[0]))
+        if sent > 0 or got > 0
+    ]
+    return loss, flows
 
 
 def _clearing_price(
     site: SiteConfig, prices: dict[str, _Prices], sold: dict[str, Decimal], bought: dict[str, Decimal],
-    supply_kwh: Decimal, demand_kwh: Decimal, flags: list[str],
+    delivered: dict[str, Decimal], supply_kwh: Decimal, demand_kwh: Decimal, flags: list[str],
 ) -> Decimal:
-    """The P2P price per delivered kWh, before the fee [JPY/kWh]."""
+    """The P2P price per delivered kWh, before the fee [JPY/kWh].
+
+    A seller's export value per *delivered* kWh is ``lambda_s * sent / delivered`` (it carries
+    the losses of the links its energy travelled).
+    """
     market = site.market
     fee = market.platform_fee_jpy_per_kwh
-    total_sold, total_bought = sum(sold.values(), ZERO), sum(bought.values(), ZERO)
-    gross = total_sold / total_bought if total_bought > 0 else Decimal(1)
-    if not sold or not bought:
-        buyers = [prices[m].import_jpy_per_kwh for m in prices]
-        sellers = [prices[m].export_jpy_per_kwh for m in prices]
-        lam_b, lam_s = min(buyers) - fee, max(sellers)
+    ask = {m: prices[m].export_jpy_per_kwh * sold[m] / delivered[m] for m in sold if delivered.get(m, ZERO) > 0}
+    if not ask or not bought:
+        lam_b = min(p.import_jpy_per_kwh for p in prices.values()) - fee
+        lam_s = max(p.export_jpy_per_kwh for p in prices.values())
     else:
         lam_b = min(prices[m].import_jpy_per_kwh for m in bought) - fee
-        lam_s = max(prices[m].export_jpy_per_kwh for m in sold) * gross
+        lam_s = max(ask.values())
     if market.mechanism == "uniform_auction":
-        asks = [Order(m, q * (total_bought / total_sold), prices[m].export_jpy_per_kwh * gross) for m, q in sold.items()]
+        asks = [Order(m, delivered[m], limit) for m, limit in ask.items()]
         bids = [Order(m, q, prices[m].import_jpy_per_kwh - fee) for m, q in bought.items()]
         floor, cap = market.auction.price_floor_jpy_per_kwh, market.auction.price_cap_jpy_per_kwh
         clearing = uniform_price_auction(asks, bids, floor, cap)
@@ -258,29 +282,45 @@ def _clearing_price(
     return max(low, min(high, price)) if low <= high else price
 
 
-def _trades(
-    price: Decimal, sold: dict[str, Decimal], bought: dict[str, Decimal]
-) -> dict[str, tuple[Trade, ...]]:
-    """Per-member trades by counterparty, pro-rata of the pooled P2P energy."""
+def _shares(
+    flows: list[LinkFlow] | None, sold: dict[str, Decimal], bought: dict[str, Decimal], flags: list[str]
+) -> dict[str, dict[str, Decimal]]:
+    """Delivered kWh by buyer and origin seller: traced along the links, else pro-rata."""
     if not sold or not bought:
         return {}
+    traced = trace(flows, sold, bought) if flows is not None else None
+    if traced is not None:
+        complete = all(sum(traced.get(b, {}).values(), ZERO) > 0 for b in bought)
+        reached = all(any(row.get(s, ZERO) > 0 for row in traced.values()) for s in sold)
+        if complete and reached:
+            return {b: {s: kwh for s, kwh in traced[b].items() if s in sold} for b in bought}
+    flags.append("counterparty_pro_rata")
+    total = sum(sold.values(), ZERO)
+    return {b: {s: bought[b] * q / total for s, q in sold.items()} for b in bought}
+
+
+def _trades(
+    price: Decimal, sold: dict[str, Decimal], bought: dict[str, Decimal], shares: dict[str, dict[str, Decimal]]
+) -> dict[str, tuple[Trade, ...]]:
+    """Per-member trades by counterparty from the delivered shares (largest-remainder rounding)."""
+    if not shares:
+        return {}
     sellers, buyers = sorted(sold), sorted(bought)
-    weights = [sold[s] for s in sellers]
     by_member: dict[str, list[Trade]] = {m: [] for m in sellers + buyers}
     received = {s: [ZERO] * len(buyers) for s in sellers}
-    sent = {s: allocate(sold[s], [bought[b] for b in buyers], ENERGY_QUANTUM) for s in sellers}
+    sent = {s: allocate(sold[s], [shares[b].get(s, ZERO) for b in buyers], ENERGY_QUANTUM) for s in sellers}
     for j, buyer in enumerate(buyers):
-        paid = q_money(price * bought[buyer])
-        money = allocate(paid, weights, MONEY_QUANTUM)
+        weights = [shares[buyer].get(s, ZERO) for s in sellers]
+        money = allocate(q_money(price * bought[buyer]), weights, MONEY_QUANTUM)
         energy = allocate(bought[buyer], weights, ENERGY_QUANTUM)
         for i, seller in enumerate(sellers):
-            by_member[buyer].append(Trade(seller, bought_kwh=energy[i], paid_jpy=money[i]))
+            if energy[i] or money[i]:
+                by_member[buyer].append(Trade(seller, bought_kwh=energy[i], paid_jpy=money[i]))
             received[seller][j] = money[i]
     for seller in sellers:
         for j, buyer in enumerate(buyers):
-            by_member[seller].append(
-                Trade(buyer, sold_kwh=sent[seller][j], received_jpy=received[seller][j])
-            )
+            if sent[seller][j] or received[seller][j]:
+                by_member[seller].append(Trade(buyer, sold_kwh=sent[seller][j], received_jpy=received[seller][j]))
     return {m: tuple(t) for m, t in by_member.items()}
 
 

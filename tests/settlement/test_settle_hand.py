@@ -152,3 +152,36 @@ def test_tier_follows_month_to_date(misono):
     # 150 kWh this month already: tier 2 36.40 + 3.98 - 1.70 = 38.68
     line = settle_period(misono, readings, {"home-1": D(150)}).member("home-1")
     assert line.import_price_jpy_per_kwh == D("38.68")
+
+
+L34 = link_channel("link-home-3-home-4")
+
+
+def test_counterparties_traced_along_the_links(misono):
+    # home-1 -> home-2: 3.0; home-2 keeps 1.0 and forwards 2.0 -> home-3; home-4 -> home-3: 1.0.
+    # Traced: home-2 got 1.0 from home-1; home-3 got 2.0 from home-1 and 1.0 from home-4.
+    # (Pro-rata over the pool would have given home-2 0.75 from home-1 and 0.25 from home-4.)
+    readings = one_link("3.000", "3.000", {
+        ("home-2", L23): (D(0), D("2.000")),
+        ("home-3", L23): (D("2.000"), D(0)),
+        ("home-3", L34): (D("1.000"), D(0)),
+        ("home-4", L34): (D(0), D("1.000")),
+    })
+    s = settle_period(with_mechanism(misono, "mmr"), readings)
+    assert "counterparty_pro_rata" not in s.flags
+    home2 = {t.counterparty: t.bought_kwh for t in s.member("home-2").trades}
+    home3 = {t.counterparty: t.bought_kwh for t in s.member("home-3").trades}
+    assert home2 == {"home-1": D("1.000")}
+    assert home3 == {"home-1": D("2.000"), "home-4": D("1.000")}
+    sold4 = {t.counterparty: t.sold_kwh for t in s.member("home-4").trades}
+    assert sold4 == {"home-3": D("1.000")}
+    # MMR with lambda_s' = max(15 FIT home-1, 8.5 post-FIT home-4) = 15: (31.58 + 15)/2 = 23.29
+    assert s.member("home-4").p2p_received_jpy == D("23.29")
+    assert s.checks.ok
+
+
+def test_link_used_both_ways_falls_back_to_pro_rata(misono):
+    readings = one_link("2.000", "2.000", {("home-1", L12): (D("0.500"), D("2.000")),
+                                           ("home-2", L12): (D("2.000"), D("0.500"))})
+    s = settle_period(misono, readings)
+    assert "counterparty_pro_rata" in s.flags and s.checks.ok
