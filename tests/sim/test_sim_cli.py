@@ -80,6 +80,7 @@ def _day_rows(node="home-1", skip=None, days=1):
     (["--seeds", "3..1"], "--seeds"),
     (["--baselines", "oracle"], "--baselines"),
     (["--start", "2026-08-01T00:10"], "JST half hour"),
+    (["--start", "2024-08-01"], "has no version valid on 2024-08-01"),
 ])
 def test_bad_options_exit_2_with_one_line(tmp_path, extra, expected):
     result = _simulate("--start", "2026-08-01", "--days", "1", "--out", str(tmp_path), *extra)
