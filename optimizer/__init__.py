@@ -1,4 +1,23 @@
-"""Dispatch optimizer: a ``DispatchProblem`` in, a ``DispatchPlan`` out.  Pure: no I/O, no clock."""
+"""Dispatch optimizer: a ``DispatchProblem`` in, a ``DispatchPlan`` out.  Pure: no I/O, no clock.
+
+Three steps, as in DESIGN.md: build the model for a problem shape, update it in place and
+solve, extract a plan.  Typical use::
+
+    dispatcher = Dispatcher()            # keep it: it holds the persistent HiGHS model
+    plan = dispatcher.solve(problem)     # never raises for solver or data reasons
+    if plan.status is PlanStatus.FALLBACK: ...
+
+* :class:`Dispatcher` - production path: the formulation is handed to HiGHS as arrays
+  (:mod:`optimizer.highs_model`), an LP wherever that is exact (:func:`binaries_needed`),
+  warm-started between cycles; a time-out gives the incumbent, or :func:`fallback_plan`.
+* :func:`fallback_plan` - rule-based plan with status ``fallback``.
+* :mod:`optimizer.reference` - the same formulation in Pyomo, the exact all-binary MILP used
+  as the reference in the tests.
+* :func:`naive_all_binary` - the benchmark baseline.
+* :func:`reserve_profile_kwh` - the block reserve, raised ahead of a warned outage.
+
+Not thread-safe: one ``Dispatcher`` per solving thread.
+"""
 
 from optimizer.dispatcher import Dispatcher, solve
 from optimizer.fallback import fallback_plan

@@ -30,7 +30,7 @@ def build_reference_model(problem: DispatchProblem, all_binary: bool = True) -> 
     m = pyo.ConcreteModel(name="dispatch_reference")
     n_nodes, n_steps, n_links = problem.n_nodes, problem.n_steps, problem.n_links
     dt = problem.step_h
-    bat, grid, links, pen = problem.battery, problem.grid, problem.links, problem.penalties
+    bat, grid, links = problem.battery, problem.grid, problem.links
     stored0, _ = clamp_initial_stored(problem)
     N, T, K, L = (range(n_nodes), range(n_steps), range(problem.n_tiers), range(n_links))
     B = [n for n in N if bat.soc_max_kwh[n] > 0 or bat.charge_max_kw[n] > 0
@@ -83,8 +83,18 @@ def build_reference_model(problem: DispatchProblem, all_binary: bool = True) -> 
                                 rule=lambda _, n, t: m.imp[n, t] <= m.peak[n])
     _exclusivity(m, problem, B, binaries_needed(problem, all_binary))
 
+    m.obj = pyo.Objective(expr=_objective(m, problem, B))
+    return m
+
+
+def _objective(m: pyo.ConcreteModel, problem: DispatchProblem, B: list[int]):
+    """Same terms as ``optimizer.accounting.objective_parts`` [JPY]."""
+    N, T, K, L = (range(problem.n_nodes), range(problem.n_steps), range(problem.n_tiers),
+                  range(problem.n_links))
+    dt, n_steps = problem.step_h, problem.n_steps
+    bat, grid, pen = problem.battery, problem.grid, problem.penalties
     tie = pen.tie_break_jpy_per_kwh * dt
-    m.obj = pyo.Objective(expr=sum(
+    return (sum(
         (grid.import_price_jpy_per_kwh[n, t] * dt + tie) * m.imp[n, t]
         - grid.export_price_jpy_per_kwh[n, t] * dt * m.exp[n, t]
         + sum(problem.value_of_lost_load_jpy_per_kwh[k] * dt * m.shed[n, k, t] for k in K)
@@ -98,7 +108,6 @@ def build_reference_model(problem: DispatchProblem, all_binary: bool = True) -> 
         + sum(pen.reserve_shortfall_jpy_per_kwh * m.rshort[t] for t in T if grid.available[t])
         + sum(grid.demand_charge_jpy_per_kw[n] * (m.peak[n] - grid.peak_import_so_far_kw[n])
               for n in N))
-    return m
 
 
 def _exclusivity(m: pyo.ConcreteModel, problem: DispatchProblem, batteries: list[int],
