@@ -44,6 +44,8 @@ def _setup_logging(level: str, console=None) -> None:
     root = logging.getLogger()
     root.handlers.clear()
     root.setLevel(level.upper())
+    for chatty in ("asyncua", "pymodbus"):  # their INFO is per request: journald noise
+        logging.getLogger(chatty).setLevel(max(logging.WARNING, root.level))
     if console is not None:
         from rich.logging import RichHandler
 

@@ -35,6 +35,8 @@ BACKOFF_FIRST_S = 1.0
 BACKOFF_MAX_S = 30.0
 #: A permanent fault (wrong address, missing model) is retried rarely: it needs a human [s].
 PERMANENT_RETRY_S = 60.0
+#: Least time allowed for connecting (a secure OPC UA session needs a few seconds) [s].
+CONNECT_TIMEOUT_S = 15.0
 
 DriverFactory = Callable[[SiteConfig, str], Any]
 
@@ -83,16 +85,22 @@ class DeviceHandle:
     failures: int = 0
     retry_at_s: float = 0.0
     last_reading: DeviceReading | None = None
+    heartbeat_ok: bool = True
+    _connecting: asyncio.Future | None = None
     last_written: dict[tuple[Any, str | None], float] = field(default_factory=dict)
     stats: dict[str, int] = field(default_factory=lambda: {"reads": 0, "faults": 0, "writes": 0})
 
     async def read(self, now_s: float) -> DeviceReading | None:
-        """Read the device (connecting first when due); None and a fault on any failure."""
+        """Read the device; None and a fault on any failure.
+
+        A disconnected device is (re)connected by a background task when its backoff has
+        passed: a secure OPC UA session takes longer than a cycle, and the cycle never waits.
+        """
         if not self.connected:
-            if now_s < self.retry_at_s:
-                return None
-            if not await self._guard(self._connect(), now_s, "connect"):
-                return None
+            connecting = self._connecting is not None and not self._connecting.done()
+            if not connecting and now_s >= self.retry_at_s:
+                self._connecting = asyncio.ensure_future(self._connect_in_background(now_s))
+            return None
         reading = await self._guard(self.driver.read_snapshot(), now_s, "read")
         if reading is None:
             return None
@@ -117,11 +125,26 @@ class DeviceHandle:
                 return done
             self.last_written[(sp.kind, sp.leg_id)] = value
             done += 1
-        if heartbeat and isinstance(self.driver, WritesHeartbeat):
-            if await self._guard(self.driver.write_heartbeat(), now_s, "heartbeat") is None:
+        if heartbeat and self.heartbeat_ok and isinstance(self.driver, WritesHeartbeat):
+            if not await self._heartbeat(now_s):
                 return done
         self.stats["writes"] += done
         return done
+
+    async def _heartbeat(self, now_s: float) -> bool:
+        """Send a heartbeat; a device that has no heartbeat point just gets none from now on."""
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                await self.driver.write_heartbeat()
+            return True
+        except PermanentDeviceError as exc:
+            self.heartbeat_ok = False
+            log.warning("device takes no heartbeat device=%s detail=%s", self.device_id, exc.detail)
+            return True
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            return await self._guard(self.driver.write_heartbeat(), now_s, "heartbeat") is not None
 
     async def release(self, revert_s: float) -> None:
         """Hand control back to the device's own safe behaviour (shutdown, no decision)."""
@@ -140,19 +163,35 @@ class DeviceHandle:
                             await d.write_leg_power_kw(leg.id, None)
 
     async def close(self) -> None:
+        if self._connecting is not None and not self._connecting.done() and \
+                self._connecting is not asyncio.current_task():
+            self._connecting.cancel()
         if self.driver is not None:
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(self.timeout_s):
                     await self.driver.close()
         self.connected = False
 
-    async def _connect(self) -> bool:
+    async def _connect_in_background(self, now_s: float) -> None:
         if self.driver is None:
             self.driver = self.factory(self.site, self.device_id)
-        await self.driver.connect()
+        limit_s = max(CONNECT_TIMEOUT_S, self.timeout_s)
+        try:
+            async with asyncio.timeout(limit_s):
+                await self.driver.connect()
+        except asyncio.CancelledError:
+            raise
+        except TimeoutError:
+            await self._fail(f"connect: timed out after {limit_s:g} s", now_s, False)
+            return
+        except PermanentDeviceError as exc:
+            await self._fail(f"connect: {exc.detail}", now_s, True)
+            return
+        except Exception as exc:  # refused, TLS/certificate trouble, garbage: retried later
+            await self._fail(f"connect: {type(exc).__name__}: {exc}", now_s, False)
+            return
         self.connected = True
         log.info("device connected device=%s", self.device_id)
-        return True
 
     async def _write_one(self, sp: Setpoint, value: float, revert_s: float) -> bool:
         d = self.driver
