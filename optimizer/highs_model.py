@@ -13,8 +13,9 @@ Constraint families (``dt`` = step length [h]; all split variables >= 0):
   link terms: ``fwd`` leaves ``from_node`` and arrives as ``eta * fwd`` at ``to_node``,
   ``bwd`` the other way round; net flow ``fwd - bwd``, loss ``(1 - eta)(fwd + bwd)``.
 * PV curtailment ``0 <= pv <= pv_available`` (``pv = pv_available`` if not curtailable).
-* battery dynamics ``st_t = st_{t-1} + eta_c dt ch_t - dt dis_t / eta_d``, ``st_{-1}`` = the
-  measured stored energy clamped to ``[0, soc_max]``; ``0 <= st <= soc_max``.
+* battery dynamics ``st_t = st_{t-1} + eta_c dt ch_t - dt dis_t / eta_d`` with
+  ``st_{-1} = stored0 + borrow``, ``stored0`` the measured stored energy clamped to
+  ``[0, soc_max]``; ``0 <= ch <= charge_max``, ``0 <= dis <= discharge_max``.
 * soft SoC floor: the model variable ``st`` is kept in ``[soc_min, soc_max]`` and the real
   stored energy is ``st - borrow`` with one ``0 <= borrow <= soc_min`` per battery, entering
   the first dynamics row; so the energy below ``soc_min`` (a measured state already below it,
@@ -30,6 +31,11 @@ Constraint families (``dt`` = step length [h]; all split variables >= 0):
   :func:`binaries_needed`): ``ch <= cmax z``, ``dis <= dmax (1 - z)``; likewise import/export
   with the connection limits and link directions with the link capacity as big-M (the
   tightest valid values: each is the variable's own upper bound).
+
+Objective [JPY], minimised: ``sum (p_imp + tie) imp dt - p_exp exp dt + wear dis dt
++ tie ch dt + voll_k shed_k dt + pen_spill spill dt + tie (fwd + bwd) dt + pen_res res_short``
+``+ (pen_soc + value) borrow - value st_end + charge (peak - peak_so_far)``; the parts are
+reported by :func:`optimizer.accounting.objective_parts`.
 """
 
 from __future__ import annotations
