@@ -2,6 +2,7 @@
 
 import json
 import sqlite3
+from decimal import Decimal as D
 from pathlib import Path
 
 import pytest
@@ -109,3 +110,36 @@ def test_usage_errors_exit_2(tmp_path):
     bad_site.write_text("site: {id: x}\n")
     code, _, err = gridctl("settle", "run", "-c", bad_site, "--readings", tmp_path / "r.csv")
     assert code == 2 and err.startswith(f"error: {bad_site}")
+
+
+def test_corrected_reading_appends_reversals_and_verifies(month, tmp_path):
+    from gridctl.ledger import Ledger
+
+    _, readings, ledger = month
+    copy = tmp_path / "ledger.sqlite"
+    source, target = sqlite3.connect(ledger), sqlite3.connect(copy)
+    source.backup(target)
+    target.close()
+    # a corrected reading of the mall's grid meter at 21:00 JST on 2026-08-10 moves 0.5 kWh
+    # from the period after it to the period before it (the mall's time-of-use tariff has no
+    # tiers, so no other period changes)
+    lines = readings.read_text().splitlines()
+    stamp = "2026-08-10T12:00:00Z,mall,grid,"
+    (index,) = [i for i, line in enumerate(lines) if line.startswith(stamp)]
+    imp, exp = lines[index][len(stamp):].split(",")
+    lines[index] = f"{stamp}{float(imp) + 0.5:.3f},{exp}"
+    fixed = tmp_path / "fixed.csv"
+    fixed.write_text("\n".join(lines) + "\n")
+    code, out, err = gridctl("settle", "run", "-c", SITE, "--ledger", copy, "--readings", fixed)
+    assert code == 0, err
+    assert "(new 0, unchanged 1486, corrected 2), pending 0, flagged 0" in out
+    with Ledger(copy) as store:
+        current = {s.start_utc.isoformat(): (s, r) for s, r in store.settlements()}
+        before, rev_before = current["2026-08-10T11:30:00+00:00"]
+        after, rev_after = current["2026-08-10T12:00:00+00:00"]
+        assert rev_before == rev_after == 2
+        original = store.readings(before.start_utc, 1)
+        old_import = original.channel("mall", "grid").deltas_kwh()[0]
+        assert before.member("mall").grid_import_kwh == old_import + D("0.5")
+    code, out, err = gridctl("settle", "verify", "--ledger", copy)
+    assert code == 0 and f"ok: {11904 + 2 * 2 * (1 + MEMBERS)} entries, 1488 periods" in out
