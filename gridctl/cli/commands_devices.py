@@ -89,8 +89,10 @@ def emulate(
     except site_mod.EmulationError as exc:
         typer.echo(f"{config}: {exc}", err=True)
         raise typer.Exit(EXIT_USAGE) from None
-    except OSError as exc:
-        typer.echo(f"{config}: cannot serve: {exc.strerror or exc} (port in use?)", err=True)
+    except (OSError, RuntimeError) as exc:
+        # pymodbus reports a port it cannot bind as RuntimeError("Could not start listen...")
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        typer.echo(f"{config}: cannot serve: {reason} (port in use?)", err=True)
         raise typer.Exit(EXIT_FAILED) from None
 
 

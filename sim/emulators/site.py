@@ -78,12 +78,12 @@ class EmulatedSite:
 class _NodeModel:
     """The coupled plant of one node, shared by its device emulators."""
 
-    def __init__(self, node: Node, epoch0_s: float, time_scale: float, clock: Callable[[], float]) -> None:
+    def __init__(self, node: Node, epoch0_s: float) -> None:
         self.node = node
-        self.load_kw = node.load.annual_kwh / 8760.0 if node.load is not None else 0.0
+        self.load_kw = node.load.annual_kwh / 8760.0
         self.pv: dict[str, SunSpecEmulator] = {}
         self.batteries: dict[str, SunSpecEmulator] = {}
-        self._epoch0_s, self._time_scale, self._clock, self._t0 = epoch0_s, time_scale, clock, clock()
+        self._epoch0_s = epoch0_s
 
     def epoch_s(self, sim_s: float) -> float:
         return self._epoch0_s + sim_s
@@ -130,7 +130,7 @@ class SiteBuilder:
         out = EmulatedSite(self.site)
         models: dict[str, _NodeModel] = {}
         for node in self.site.nodes:
-            model = _NodeModel(node, self.epoch0_s, self.time_scale, self.clock)
+            model = _NodeModel(node, self.epoch0_s)
             models[node.id] = model
             for device in node.devices:
                 if isinstance(device, (PvInverterDevice, BatteryDevice)):
