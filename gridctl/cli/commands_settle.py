@@ -98,12 +98,18 @@ def run(
 
 
 @settle_app.command("verify")
-def verify(ledger_path: Path = typer.Option(..., "--ledger", help="ledger file")) -> None:
+def verify(
+    ledger_path: Path = typer.Option(..., "--ledger", help="ledger file"),
+    config: Path | None = typer.Option(
+        None, "--config", "-c", help="also settle every period again from its stored readings"
+    ),
+) -> None:
     """Walk the hash chain and recheck every period's energy, money and rationality."""
     from gridctl.ledger import verify_ledger
 
+    site = _site(config) if config is not None else None
     with _existing_ledger(ledger_path) as ledger:
-        report = verify_ledger(ledger)
+        report = verify_ledger(ledger, site)
     if not report.ok:
         raise _fail(f"{ledger_path}: {report.problem}", EXIT_RUNTIME)
     typer.echo(

@@ -9,11 +9,13 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
+from gridctl.config.site import SiteConfig
 from gridctl.ledger.store import GENESIS_HASH, Ledger, entry_hash
 from gridctl.settlement.checks import check_period
 from gridctl.settlement.model import GRID_CHANNEL, LINK_PREFIX, MemberLine, PeriodReadings, PeriodSettlement
-from gridctl.settlement.settle import MONEY_QUANTUM, q_money
+from gridctl.settlement.settle import MONEY_QUANTUM, q_money, settle_period
 
 ZERO = Decimal(0)
 
@@ -32,8 +34,13 @@ class VerifyReport:
         return self.problem is None
 
 
-def verify_ledger(ledger: Ledger) -> VerifyReport:
-    """Walk the chain, then recheck every current period; stop at the first problem."""
+def verify_ledger(ledger: Ledger, site: SiteConfig | None = None) -> VerifyReport:
+    """Walk the chain, then recheck every current period; stop at the first problem.
+
+    With ``site``, every period is also settled again from its stored readings (month-to-date
+    import carried in order) and must reproduce the stored settlement exactly: this catches a
+    consistent rewrite of prices and amounts that still balances.
+    """
     count, problem = _verify_chain(ledger)
     if problem:
         return VerifyReport(count, 0, ledger.head_hash(), problem)
@@ -41,10 +48,20 @@ def verify_ledger(ledger: Ledger) -> VerifyReport:
     if problem:
         return VerifyReport(count, 0, ledger.head_hash(), problem)
     periods = 0
+    mtd: dict[str, Decimal] = {}
+    month: tuple[int, int] | None = None
     for settlement, revision in ledger.settlements():
         periods += 1
         readings = ledger.readings(settlement.start_utc, revision)
         problem = _verify_period(settlement, readings)
+        if site is not None and problem is None and readings is not None:
+            local = settlement.start_utc.astimezone(ZoneInfo(site.site.timezone))
+            if (local.year, local.month) != month:
+                month, mtd = (local.year, local.month), {}
+            if settle_period(site, readings, mtd) != settlement:
+                problem = "settling the stored readings again gives a different result"
+            for m in settlement.members:
+                mtd[m.member_id] = mtd.get(m.member_id, ZERO) + m.grid_import_kwh
         if problem:
             where = f"period {settlement.start_utc.isoformat()} revision {revision}"
             return VerifyReport(count, periods, ledger.head_hash(), f"{where}: {problem}")

@@ -295,3 +295,42 @@ def test_month_to_date_ignores_reversed_revisions(ledger):
     ledger.record(settle_period(misono(), r2), r2)
     mtd = ledger.month_to_date_import_kwh(r.end_utc, r.start_utc)
     assert mtd["mall"] == s.member("mall").grid_import_kwh + 5
+
+
+def _rebuild_chain(db) -> None:
+    from gridctl.ledger.store import GENESIS_HASH, entry_hash
+
+    prev = GENESIS_HASH
+    for s, period, rev, kind, member, sign, text in db.execute(
+        "SELECT seq, period_start_utc, revision, kind, member_id, sign, body FROM entries ORDER BY seq"
+    ).fetchall():
+        digest = entry_hash(prev, period, rev, kind, member, sign, text)
+        db.execute("UPDATE entries SET prev_hash = ?, hash = ? WHERE seq = ?", (prev, digest, s))
+        prev = digest
+
+
+def test_verify_with_the_site_catches_a_consistent_rewrite(tmp_path):
+    """Raising a price and every amount that depends on it keeps all balances; re-settling does not."""
+    path = tmp_path / "ledger.sqlite"
+    with Ledger(path, "misono") as store:
+        store.record_many([settled(i) for i in range(4)])
+    db = sqlite3.connect(path)
+    db.execute("DROP TRIGGER entries_append_only_u")
+    seq, body = db.execute(
+        "SELECT seq, body FROM entries WHERE kind = 'member' AND member_id = 'home-1' ORDER BY seq LIMIT 1"
+    ).fetchone()
+    line = json.loads(body)
+    assert line["role"] == "none" and D(line["grid_import_kwh"]) > 0  # night: imports only
+    price = D(line["import_price_jpy_per_kwh"]) + 1
+    imported = D(line["grid_import_kwh"])
+    line["import_price_jpy_per_kwh"] = str(price)
+    line["grid_import_jpy"] = str((price * imported).quantize(D("0.0001")))
+    line["counterfactual_jpy"] = str(D(line["grid_import_jpy"]) - D(line["grid_export_jpy"]))
+    line["bill_jpy"] = line["counterfactual_jpy"]
+    db.execute("UPDATE entries SET body = ? WHERE seq = ?", (json.dumps(line, sort_keys=True, separators=(",", ":")), seq))
+    _rebuild_chain(db)
+    db.commit()
+    with Ledger(path) as store:
+        assert verify_ledger(store).ok  # balances and chain alone cannot see it
+        report = verify_ledger(store, misono())
+    assert not report.ok and "settling the stored readings again gives a different result" in report.problem

@@ -42,6 +42,8 @@ def test_month_settles_verifies_exports_and_reaches_influxdb(month, influxdb, in
     code, out, err = gridctl("settle", "verify", "--ledger", ledger)
     assert code == 0, err
     assert "ok: 11904 entries, 1488 periods" in out
+    code, out, err = gridctl("settle", "verify", "--ledger", ledger, "--config", SITE)
+    assert code == 0, err  # every period settles again to exactly what the ledger holds
     for fmt, expected in (("csv", 1 + MEMBERS), ("xlsx", 1), ("pdf", 1)):
         code, out, err = gridctl("settle", "report", "--ledger", ledger, "--month", "2026-08",
                                  "--format", fmt, "--out", folder / fmt)
