@@ -188,12 +188,13 @@ class _Controller:
 class _Settler:
     """Settles each JST half-hour from the plant's cumulative counters."""
 
-    def __init__(self, site: SiteConfig, bridge: Bridge, state: PlantState, start: dt.datetime) -> None:
+    def __init__(self, site: SiteConfig, bridge: Bridge, state: PlantState, start: dt.datetime,
+                 prior_kwh: np.ndarray) -> None:
         self.site, self.bridge = site, bridge
         self.period_start = start
         self.at_start = bridge.counters(state)
         self.month = start.astimezone(JST).strftime("%Y-%m")
-        self.mtd = {n: Decimal(0) for n in bridge.node_ids}
+        self.mtd = {n: Decimal(f"{v:.6f}") for n, v in zip(bridge.node_ids, prior_kwh)}
         self.settlements = []
 
     def maybe_settle(self, now: dt.datetime, state: PlantState) -> None:
@@ -234,8 +235,9 @@ def run_policy(scenario: Scenario, policy: Policy,
     out, _ = outage_masks(scenario.outages, starts, scenario.step_s, scenario.start_utc)
     state = plant.initial_state(scenario.initial_soc_pct)
     controller = None if policy == "standalone" else _Controller(scenario, policy)
-    settler = _Settler(scenario.site, bridge, state, scenario.start_utc)
-    recorder = Recorder(scenario, plant, policy, state)
+    prior = _prior_month_import_kwh(profiles, k0, scenario.start_utc)
+    settler = _Settler(scenario.site, bridge, state, scenario.start_utc, prior)
+    recorder = Recorder(scenario, plant, policy, state, prior)
     last = _initial_readings(plant, profiles, k0)
     shed_now = np.zeros(len(plant.node_ids))
     served_only = 1.0 if scenario.load_reading == "served" else 0.0
@@ -270,6 +272,15 @@ def run_policy(scenario: Scenario, policy: Policy,
     result = recorder.result(state, settler.settlements, controller, time.perf_counter() - wall_start)
     result.phase_s = {**phases, **(controller.phase_s if controller else {})}
     return result
+
+
+def _prior_month_import_kwh(profiles: ProfileSet, k0: int, start: dt.datetime) -> np.ndarray:
+    """Grid import of each node earlier in the start's JST month [kWh], estimated from the
+    profiles before the run as ``max(load - pv, 0)``, so tiered prices start at the right tier."""
+    month_start = start.astimezone(JST).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    first = max(0, k0 - int(round((start - month_start).total_seconds() / profiles.step_s)))
+    deficit = np.clip(profiles.load_kw[:, first:k0] - profiles.pv_kw[:, first:k0], 0, None)
+    return deficit.sum(axis=1) * profiles.step_s / 3600.0
 
 
 @dataclass(frozen=True, eq=False)

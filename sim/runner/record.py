@@ -81,7 +81,8 @@ class SimResult:
 class Recorder:
     """Collects a run's per-step values into preallocated arrays."""
 
-    def __init__(self, scenario, plant: BlockPlant, policy: str, initial: PlantState) -> None:
+    def __init__(self, scenario, plant: BlockPlant, policy: str, initial: PlantState,
+                 prior_month_import_kwh: np.ndarray) -> None:
         n_steps, n_nodes, n_links = scenario.n_steps, len(plant.node_ids), len(plant.link_ids)
         self.plant, self.policy, self.step_s = plant, policy, scenario.step_s
         self.times = pd.date_range(pd.Timestamp(scenario.start_utc), periods=n_steps,
@@ -93,7 +94,7 @@ class Recorder:
         self.initial_stored = initial.stored_kwh.copy()
         self._state = initial
         self._month = None
-        self._month_start_import = np.zeros(n_nodes)
+        self._month_start_import = -np.asarray(prior_month_import_kwh, dtype=float)
         self._peak = np.zeros(n_nodes)
 
     def record(self, k: int, flows: StepFlows, state: PlantState, pv_available: np.ndarray,
@@ -121,7 +122,9 @@ class Recorder:
         """Month-to-date grid import [kWh] and peak import [kW] per node after step ``k``."""
         month = now.astimezone(JST).strftime("%Y-%m")
         imported = self._state.counters["grid_import_kwh"]
-        if month != self._month:
+        if self._month is None:
+            self._month = month  # the first month starts with the import before the run
+        elif month != self._month:
             step_import = np.clip(self.series["grid_kw"][k], 0, None) * self.step_s / 3600.0
             self._month, self._month_start_import = month, imported - step_import
             self._peak = np.zeros_like(self._peak)

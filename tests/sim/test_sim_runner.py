@@ -155,3 +155,15 @@ def test_foresight_beats_rolling_beats_standalone_on_a_sunny_week(tmp_path):
     assert cost["foresight"] <= cost["rolling"] + tolerance
     assert cost["rolling"] <= cost["standalone"] + tolerance
     assert Decimal(doc["rolling"]["block"]["savings_vs_standalone_jpy"]) == cost["standalone"] - cost["rolling"]
+
+
+def test_a_run_starting_mid_month_starts_at_the_tier_reached_before_it(site):
+    start = dt.datetime(2026, 8, 19, 15, tzinfo=UTC)  # 2026-08-20 00:00 JST
+    profiles = synthetic_profiles(site, start - HISTORY, start + dt.timedelta(hours=12), 900, 1)
+    result = run_policy(Scenario(site, profiles, start, start + dt.timedelta(hours=12)), "standalone")
+    first = result.settlements[0][1].member("home-1")
+    k0 = profiles.index_of(start)
+    before = np.clip(profiles.load_kw[0, k0 - 19 * 96:k0] - profiles.pv_kw[0, k0 - 19 * 96:k0], 0, None)
+    assert before.sum() * 0.25 > 120  # past the first 120 kWh block of Juryo-Dento B
+    # second block 36.40 + renewable surcharge 3.98 + August fuel cost adjustment -1.70
+    assert first.import_price_jpy_per_kwh == Decimal("38.68")
