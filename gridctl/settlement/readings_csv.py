@@ -102,16 +102,25 @@ def periods_from_counters(
     return periods
 
 
+def _exact(pair: tuple | None) -> tuple[Decimal, Decimal] | None:
+    # Driver counters are floats: go through str() so 1234.5 stays 1234.5, not its binary value.
+    return None if pair is None else (Decimal(str(pair[0])), Decimal(str(pair[1])))
+
+
 def period_readings(start_utc: dt.datetime, at_start: Counters, at_end: Counters) -> PeriodReadings:
     """Build a period's readings from the counters at its two boundaries.
 
     This is also how the daemon and the simulator build :class:`PeriodReadings`: snapshot the
-    cumulative counters ``{(member_id, channel): (import_kwh, export_kwh)}`` at each boundary.
+    cumulative counters ``{(member_id, channel): (import_kwh, export_kwh)}`` [kWh, Decimal or
+    float] at each boundary; a channel absent at either boundary is left incomplete.
     """
+    if start_utc.tzinfo is None:
+        raise ValueError("period start must be timezone-aware")
+    start_utc = start_utc.astimezone(dt.timezone.utc)
     channels = []
     for member_id, channel in sorted(set(at_start) | set(at_end)):
-        s = at_start.get((member_id, channel))
-        e = at_end.get((member_id, channel))
+        s = _exact(at_start.get((member_id, channel)))
+        e = _exact(at_end.get((member_id, channel)))
         channels.append(
             ChannelReading(
                 member_id=member_id, channel=channel,

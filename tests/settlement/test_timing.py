@@ -27,3 +27,13 @@ def test_incomplete_period_waits_for_the_grace_time():
     assert not is_due(SITE, readings, END)
     assert not is_due(SITE, readings, END + grace - dt.timedelta(seconds=1))
     assert is_due(SITE, readings, END + grace)
+
+
+def test_period_readings_from_driver_floats():
+    from gridctl.settlement.readings_csv import period_readings
+
+    start = {("home-1", "grid"): (1234.5, 10.1)}
+    end = {("home-1", "grid"): (1235.7, 10.1), ("home-2", "grid"): (5.0, 0.0)}
+    readings = period_readings(START, start, end)
+    assert readings.channel("home-1", "grid").deltas_kwh() == (D("1.2"), D("0.0"))
+    assert not readings.channel("home-2", "grid").complete
