@@ -129,3 +129,22 @@ def test_single_member_report(ledger, tmp_path):
         build_documents(ledger, "2026-09")
     with pytest.raises(ValueError, match="member 'nobody'"):
         build_documents(ledger, "2026-08", member="nobody")
+
+
+def test_pdf_first_page_rasterises(ledger, tmp_path):
+    """Render the first page with poppler (installed by `make system-deps`) and look at pixels."""
+    import shutil
+    import subprocess
+
+    from PIL import Image
+
+    assert shutil.which("pdftoppm"), "pdftoppm missing: run `make system-deps` (poppler-utils)"
+    (path,) = export(ledger, "2026-08", "pdf", tmp_path)
+    subprocess.run(["pdftoppm", "-png", "-r", "60", "-f", "1", "-l", "1", str(path),
+                    str(tmp_path / "page")], check=True, capture_output=True, timeout=60)
+    (png,) = sorted(tmp_path.glob("page*.png"))
+    page = Image.open(png).convert("L")
+    histogram = page.histogram()
+    dark = sum(histogram[:128]) / (page.width * page.height)
+    assert page.width > 400 and page.height > 400
+    assert 0.005 < dark < 0.6, f"page looks blank or black (dark share {dark:.3f})"
