@@ -43,6 +43,7 @@ class Notifier:
         try:
             if self._sock is None:
                 self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+                self._sock.setblocking(False)  # a full queue drops a kick, never stalls control
             self._sock.sendto(message, self._address)
         except OSError as exc:
             log.warning("sd_notify failed error=%s", exc)
