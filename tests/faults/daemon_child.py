@@ -1,0 +1,63 @@
+"""A daemon process for the kill -9 tests: scripted plant, accelerated wall clock, real ledger.
+
+Run as ``python -m tests.faults.daemon_child LEDGER BASE_ISO SPEED PROGRESS``. The wall clock
+starts at BASE and runs SPEED times faster than real time, so a parent that restarts the
+process with BASE advanced by the real time elapsed gets one continuous (accelerated) time
+line across kills. Each cycle appends ``pid cycle healthy violations`` to PROGRESS.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import os
+import sys
+import time
+from pathlib import Path
+
+from gridctl.daemon.build import build_daemon
+from tests.daemon.conftest import Plant, fast_site, scripted_factory
+from tests.daemon.test_cycle_table import outside_limits
+
+
+class AcceleratedClock:
+    """Wall and monotonic time running ``speed`` times faster than real time."""
+
+    def __init__(self, base: dt.datetime, speed: float) -> None:
+        self.base, self.speed, self.t0 = base, speed, time.monotonic()
+
+    def now(self) -> dt.datetime:
+        return self.base + dt.timedelta(seconds=(time.monotonic() - self.t0) * self.speed)
+
+    def monotonic(self) -> float:
+        return (time.monotonic() - self.t0) * self.speed
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(max(0.0, seconds) / self.speed)
+
+
+async def main(ledger_path: Path, base: dt.datetime, speed: float, progress: Path) -> int:
+    clock = AcceleratedClock(base, speed)
+    plant = Plant(clock=clock)
+    site = fast_site(poll_period_s=2.0, setpoint_expiry_s=30.0, replan_period_s=600,
+                     solver_time_limit_s=30.0)
+    daemon, ledger = build_daemon(site, clock=clock, factory=scripted_factory(plant),
+                                  ledger_path=ledger_path, socket_path=None, shipper=None)
+    out = progress.open("a", encoding="utf-8")
+
+    def on_cycle(report) -> None:
+        bad = len(outside_limits(site, report))
+        out.write(f"{os.getpid()} {daemon.cycle.count} {int(report.healthy)} {bad}\n")
+        out.flush()
+
+    try:
+        return await daemon.run(on_cycle=on_cycle)
+    finally:
+        ledger.close()
+        out.close()
+
+
+if __name__ == "__main__":
+    args = sys.argv[1:]
+    sys.exit(asyncio.run(main(Path(args[0]), dt.datetime.fromisoformat(args[1]), float(args[2]),
+                              Path(args[3]))))
