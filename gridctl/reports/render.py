@@ -1,7 +1,8 @@
 """Render statements and the block summary as CSV, XLSX (openpyxl) and PDF (reportlab).
 
-Labels are Japanese and English. The PDF uses reportlab's built-in ``HeiseiKakuGo-W5`` CID font
-for Japanese (no font file needed); the chart (P2P volume and mean price by day) is drawn with
+Labels are Japanese and English. The PDF draws all its text, Japanese and English, in the
+IPAexGothic TrueType font embedded as a subset (``gridctl.reports.fonts``), so it reads the same in
+any viewer; the chart (P2P volume and mean price by day, bilingual labels, same font) is drawn with
 matplotlib's Agg backend and embedded as PNG. The XLSX chart is a native Excel chart.
 """
 
@@ -12,12 +13,14 @@ import io
 from collections.abc import Sequence
 from decimal import Decimal
 from pathlib import Path
+from xml.sax.saxutils import escape
 
+from gridctl.reports.fonts import chart_fonts, pdf_font
 from gridctl.reports.statement import Document
 
 CSV_HEADER = ("section", "key", "label_ja", "label_en", "value", "unit")
+TABLE_HEADER = ("区分<br/>Section", "項目<br/>Item (ja)", "Item<br/>項目 (en)", "値<br/>Value", "単位<br/>Unit")
 DAY_HEADER = ("day", "p2p_bought_kwh", "p2p_sold_kwh", "p2p_paid_jpy", "mean_price_jpy_per_kwh")
-CJK_FONT = "HeiseiKakuGo-W5"
 
 
 def _stem(doc: Document) -> str:
@@ -76,43 +79,66 @@ def write_xlsx(docs: Sequence[Document], out_dir: Path, month: str) -> Path:
 
 
 def chart_png(doc: Document) -> bytes:
-    """Daily P2P volume (bars) and mean price (line) as a PNG."""
+    """Daily P2P volume [kWh] (bars) and mean P2P price [JPY/kWh] (line) as a PNG, bilingual labels."""
     import matplotlib
 
     matplotlib.use("Agg")
+    import matplotlib.dates as mdates
     import matplotlib.pyplot as plt
 
-    days = [d.day for d in doc.days]
-    fig, ax = plt.subplots(figsize=(7.5, 3.0), dpi=110)
-    ax.bar(days, [float(d.bought_kwh) for d in doc.days], color="#4c8bbf", label="P2P bought [kWh]")
-    ax.set_ylabel("P2P volume [kWh]")
-    priced = [(d.day, float(d.mean_price_jpy_per_kwh)) for d in doc.days if d.mean_price_jpy_per_kwh is not None]
-    if priced:
-        twin = ax.twinx()
-        twin.plot([p[0] for p in priced], [p[1] for p in priced], color="#d9822b", marker=".", label="price")
-        twin.set_ylabel("Mean price [JPY/kWh]")
-    ax.set_title(f"P2P volume and price by day, {doc.month}")
-    fig.autofmt_xdate()
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    plt.close(fig)
+    with chart_fonts():
+        fig, ax = plt.subplots(figsize=(7.5, 3.4), dpi=110)
+        ax.bar([d.day for d in doc.days], [float(d.bought_kwh) for d in doc.days], color="#4c8bbf",
+               label="P2P受電量 / P2P energy bought")
+        ax.set_ylabel("P2P受電量 / P2P bought [kWh]")
+        ax.xaxis.set_major_formatter(mdates.DateFormatter("%m/%d"))
+        handles, labels = ax.get_legend_handles_labels()
+        priced = [(d.day, float(d.mean_price_jpy_per_kwh)) for d in doc.days if d.mean_price_jpy_per_kwh is not None]
+        if priced:
+            twin = ax.twinx()
+            twin.plot([p[0] for p in priced], [p[1] for p in priced], color="#d9822b", marker=".",
+                      label="平均P2P価格 / mean P2P price")
+            twin.set_ylabel("平均価格 / Mean price [JPY/kWh]")
+            extra_handles, extra_labels = twin.get_legend_handles_labels()
+            handles, labels = handles + extra_handles, labels + extra_labels
+        # Above the plot area, under the title, so it never hides a bar or a price point.
+        ax.legend(handles, labels, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2, fontsize=8, frameon=False)
+        ax.set_title(f"日別P2P受電量と平均価格 / P2P volume and price by day, {doc.month}", pad=22)
+        fig.autofmt_xdate()
+        fig.tight_layout()
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png")
+        plt.close(fig)
     return buffer.getvalue()
 
 
-def write_pdf(docs: Sequence[Document], out_dir: Path, month: str) -> Path:
-    """One PDF: the summary with its chart first, then a page per member statement."""
+def _table_style(font: str):
     from reportlab.lib import colors
+    from reportlab.platypus import TableStyle
+
+    return TableStyle([
+        ("FONT", (0, 0), (-1, -1), font, 7.5),
+        ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#dde6f0")),
+        ("GRID", (0, 0), (-1, -1), 0.25, colors.grey),
+        ("VALIGN", (0, 0), (-1, -1), "TOP"),
+    ])
+
+
+def write_pdf(docs: Sequence[Document], out_dir: Path, month: str) -> Path:
+    """One PDF: the summary with its chart first, then a page per member statement.
+
+    All text is set in the embedded IPAexGothic font (FileNotFoundError if it is not installed).
+    """
     from reportlab.lib.pagesizes import A4
     from reportlab.lib.styles import ParagraphStyle
     from reportlab.lib.units import mm
-    from reportlab.pdfbase import pdfmetrics
-    from reportlab.pdfbase.cidfonts import UnicodeCIDFont
-    from reportlab.platypus import Image, PageBreak, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
+    from reportlab.platypus import Image, PageBreak, Paragraph, SimpleDocTemplate, Spacer, Table
 
-    pdfmetrics.registerFont(UnicodeCIDFont(CJK_FONT))
-    title = ParagraphStyle("title", fontName=CJK_FONT, fontSize=14, leading=18)
-    small = ParagraphStyle("small", fontName=CJK_FONT, fontSize=7, leading=9)
+    font = pdf_font()
+    title = ParagraphStyle("title", fontName=font, fontSize=14, leading=18)
+    # Every body cell is a paragraph with CJK wrapping, which may break between any two
+    # characters: long counterparty sections and the 64-digit hash wrap inside their cells.
+    small = ParagraphStyle("small", fontName=font, fontSize=7.5, leading=9.5, wordWrap="CJK")
     path = out_dir / f"settlement-{month}.pdf"
     story: list = []
     for index, doc in enumerate(docs):
@@ -121,18 +147,16 @@ def write_pdf(docs: Sequence[Document], out_dir: Path, month: str) -> Path:
         heading = (f"P2P電力取引 月次サマリー / Block summary {month}" if doc.kind == "summary"
                    else f"P2P電力取引 精算書 / Statement {doc.member_id} {month}")
         story += [Paragraph(heading, title), Spacer(1, 4 * mm)]
-        rows = [["区分 / Section", "項目", "Item", "値 / Value", "単位"]]
-        rows += [[ln.section, ln.label_ja, ln.label_en, Paragraph(str(ln.value), small), ln.unit] for ln in doc.lines]
-        table = Table(rows, colWidths=[28 * mm, 42 * mm, 50 * mm, 55 * mm, 14 * mm], repeatRows=1)
-        table.setStyle(TableStyle([
-            ("FONT", (0, 0), (-1, -1), CJK_FONT, 7.5),
-            ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#dde6f0")),
-            ("GRID", (0, 0), (-1, -1), 0.25, colors.grey),
-            ("VALIGN", (0, 0), (-1, -1), "TOP"),
-        ]))
+        cells = [[Paragraph(head, small) for head in TABLE_HEADER]]
+        cells += [[Paragraph(escape(str(cell)), small) for cell in (ln.section, ln.label_ja, ln.label_en, ln.value, ln.unit)]
+                  for ln in doc.lines]
+        # 186 mm: the A4 width less both margins, so the grid never runs into the right margin.
+        table = Table(cells, colWidths=[33 * mm, 35 * mm, 50 * mm, 52 * mm, 16 * mm], repeatRows=1)
+        table.setStyle(_table_style(font))
         story.append(table)
         if doc.kind == "summary" and doc.days:
-            story += [Spacer(1, 4 * mm), Image(io.BytesIO(chart_png(doc)), width=180 * mm, height=72 * mm)]
-    SimpleDocTemplate(str(path), pagesize=A4, title=f"gridctl settlement {month}",
+            story += [Spacer(1, 4 * mm), Image(io.BytesIO(chart_png(doc)), width=180 * mm, height=81.6 * mm)]
+    # initialFontName: the page's default font is ours too, so no non-embedded Helvetica is listed.
+    SimpleDocTemplate(str(path), pagesize=A4, title=f"gridctl settlement {month}", initialFontName=font,
                       leftMargin=12 * mm, rightMargin=12 * mm, topMargin=12 * mm, bottomMargin=12 * mm).build(story)
     return path
