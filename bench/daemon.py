@@ -1,0 +1,170 @@
+"""Benchmark the edge daemon: cycle time p50/p99 and memory.
+
+1. Misono (27 devices: SunSpec Modbus and secure OPC UA routers) served by ``gridctl emulate``
+   in a child process; the real daemon in this process polls, decides, writes and records.
+2. A synthetic 300-device site (100 homes x PV, battery, meter on SunSpec Modbus), same way.
+3. RSS after start and after an accelerated run (scripted plant, manual clock: days of
+   cycles, plans, settlements and telemetry in minutes) to show memory stays flat.
+
+    .venv/bin/python bench/daemon.py                 # all three, defaults
+    .venv/bin/python bench/daemon.py --seconds 60 --days 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import copy
+import logging
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from ruamel.yaml import YAML  # noqa: E402
+
+from gridctl.config import load_site  # noqa: E402
+from gridctl.daemon.build import build_daemon  # noqa: E402
+from gridctl.daemon.emulation import start_emulators, stop_emulators  # noqa: E402
+
+
+def rss_mb() -> float:
+    """Resident set size of this process [MB]."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024.0
+    return float("nan")
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
+
+
+def synthetic_site(folder: Path, homes: int) -> Path:
+    """A site of ``homes`` homes, each PV + battery + grid meter on Modbus, no routers."""
+    yaml = YAML(typ="rt")
+    tree = yaml.load((REPO / "configs" / "misono.yaml").read_text(encoding="utf-8"))
+    tree["device_profiles_dir"] = str(REPO / "configs" / "devices")
+    template = tree["nodes"][0]
+    nodes, links, port = [], [], 21000
+    for i in range(homes):
+        node = copy.deepcopy(template)
+        node["id"], node["name"] = f"h{i:03d}", f"Home {i}"
+        devices = []
+        for device in template["devices"]:
+            if device["kind"] == "router":
+                continue
+            d = copy.deepcopy(device)
+            d["id"] = f"h{i:03d}-{device['kind']}"
+            d["protocol"]["modbus"]["port"] = port
+            port += 1
+            devices.append(d)
+        node["devices"] = devices
+        nodes.append(node)
+    tree["nodes"], tree["links"] = nodes, links
+    tree["control"]["socket_path"] = str(folder / "gridctl.sock")
+    tree["storage"]["ledger_path"] = str(folder / "ledger.sqlite")
+    path = folder / "synthetic.yaml"
+    with path.open("w", encoding="utf-8") as handle:
+        yaml.dump(tree, handle)
+    return path
+
+
+async def measure(site, seconds: float, folder: Path) -> dict:
+    daemon, ledger = build_daemon(site, ledger_path=folder / "bench-ledger.sqlite",
+                                  socket_path=folder / "bench.sock", shipper=None)
+    reports = []
+    task = asyncio.create_task(daemon.run(on_cycle=reports.append))
+    start = time.monotonic()
+    while time.monotonic() - start < 120 and not (
+            reports and all(v is None for v in reports[-1].device_faults.values())):
+        await asyncio.sleep(0.2)
+    connected_at = len(reports)
+    await asyncio.sleep(seconds)
+    daemon.stop()
+    await task
+    ledger.close()
+    durations = [r.duration_s * 1000 for r in reports[connected_at:]]
+    faults = sum(1 for r in reports[connected_at:] for v in r.device_faults.values() if v)
+    return {"cycles": len(durations), "p50_ms": statistics.median(durations),
+            "p99_ms": pct(durations, 99), "max_ms": max(durations), "device_faults": faults,
+            "solves": daemon.planner.stats.finished, "rss_mb": rss_mb()}
+
+
+def bench_emulated(config: Path, seconds: float, label: str) -> None:
+    folder = config.parent
+    site = load_site(config)
+    import os
+
+    os.chdir(folder)
+    child = start_emulators(config, site, timeout_s=300)
+    try:
+        result = asyncio.run(measure(site, seconds, folder))
+    finally:
+        stop_emulators(child)
+    devices = len(site.all_devices())
+    print(f"{label}: {devices} devices, poll {site.control.poll_period_s:g} s, {result['cycles']} "
+          f"cycles: cycle p50 {result['p50_ms']:.1f} ms, p99 {result['p99_ms']:.1f} ms, max "
+          f"{result['max_ms']:.1f} ms; device faults {result['device_faults']}; solves "
+          f"{result['solves']}; RSS {result['rss_mb']:.0f} MB", flush=True)
+
+
+def bench_memory(days: float) -> None:
+    from gridctl.daemon.clock import ManualClock
+    from tests.daemon.conftest import START, Plant, fast_site, scripted_factory
+
+    site = fast_site(poll_period_s=60.0, setpoint_expiry_s=180.0, replan_period_s=900,
+                     horizon_h=24.0)
+    clock = ManualClock(START)
+    plant = Plant(clock=clock)
+    with tempfile.TemporaryDirectory() as tmp:
+        daemon, ledger = build_daemon(site, clock=clock, factory=scripted_factory(plant),
+                                      ledger_path=Path(tmp) / "ledger.sqlite", socket_path=None,
+                                      shipper=None)
+        marks = []
+
+        def on_cycle(report) -> None:
+            if daemon.cycle.count in (100, int(days * 1440 / 2), int(days * 1440) - 1):
+                marks.append((daemon.cycle.count, rss_mb()))
+
+        started = time.monotonic()
+        asyncio.run(daemon.run(duration_s=days * 86400, on_cycle=on_cycle))
+        periods = len(ledger.settlements())
+        ledger.close()
+    print(f"accelerated run: {days:g} days in {time.monotonic() - started:.0f} s, "
+          f"{daemon.cycle.count} cycles, {daemon.planner.stats.finished} plans, {periods} periods "
+          f"settled; RSS " + ", ".join(f"{mb:.0f} MB after {n} cycles" for n, mb in marks),
+          flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=40.0, help="measured run per site [s]")
+    parser.add_argument("--days", type=float, default=2.0, help="accelerated run length [days]")
+    parser.add_argument("--only", choices=("misono", "synthetic", "memory"))
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.ERROR)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        if args.only in (None, "memory"):
+            bench_memory(args.days)
+        if args.only in (None, "misono"):
+            misono = folder / "misono"
+            misono.mkdir()
+            text = (REPO / "configs" / "misono.yaml").read_text(encoding="utf-8")
+            (misono / "misono.yaml").write_text(text.replace(
+                "device_profiles_dir: devices", f"device_profiles_dir: {REPO / 'configs' / 'devices'}"))
+            bench_emulated(misono / "misono.yaml", args.seconds, "misono")
+        if args.only in (None, "synthetic"):
+            synthetic = folder / "synthetic"
+            synthetic.mkdir()
+            bench_emulated(synthetic_site(synthetic, 100), args.seconds, "synthetic")
+
+
+if __name__ == "__main__":
+    main()
