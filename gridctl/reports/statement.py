@@ -176,7 +176,9 @@ def block_summary(month: str, periods: Sequence[PeriodSettlement], head_hash: st
         Line("reconciliation", "energy_check", "電力量照合", "Energy in = out",
              f"sold {sold} = bought {bought} + losses {losses} kWh: {'OK' if energy_ok else 'MISMATCH'}"),
         Line("reconciliation", "money_check", "金額照合", "Money in = out",
-             f"paid {paid + fee} = received {received} + fee {fee} JPY: {'OK' if money_ok else 'MISMATCH'}"),
+             # the same figures as the lines above, so a clerk can add them up by hand
+             f"buyers pay {paid} + fee {fee} = sellers get {received} + fee {fee} JPY: "
+             f"{'OK' if money_ok else 'MISMATCH'}"),
         Line("reconciliation", "ledger_head_sha256", "台帳ハッシュ", "Ledger hash", head_hash),
     ]
     return Document("summary", "", month, tuple(out), _days(periods, tz, None))
