@@ -141,7 +141,7 @@ def problem_at(block: dict, start: int, stored_kwh: np.ndarray, steps: int = STE
         ),
         links=LinkData(from_node, to_node, link_cap, np.full(len(link_cap), 0.96)),
         reserve_kwh=reserve_profile_kwh(load[:, 0, :], STEP_S, 2.0, outage),
-        options=options or SolverOptions(time_limit_s=60.0, mip_rel_gap=0.005, threads=1),
+        options=options or SolverOptions(time_limit_s=600.0, mip_rel_gap=0.005, threads=1),
     )
 
 
@@ -180,7 +180,10 @@ def run_case(name: str, n_homes: int, replans: int, naive_replans: int,
                        [_with_options(p, naive_opts) for p in problems[1: naive_replans + 1]])
     replan = runs[1:]
     last, naive_last = runs[len(naive_runs)]["plan"], naive_runs[-1]["plan"]
-    overhead = [(r["wall_s"] - r["plan"].solver_time_s) / r["plan"].solver_time_s for r in replan]
+    # A fallback plan (solver time-out without a solution) has no solver time.
+    overhead = [(r["wall_s"] - r["plan"].solver_time_s) / r["plan"].solver_time_s
+                for r in replan if r["plan"].solver_time_s > 0] or [float("nan")]
+    statuses = [r["plan"].status.value for r in runs]
     return {
         "case": name, "nodes": block["n"], "homes": n_homes, "steps": problems[0].n_steps,
         "links": problems[0].n_links, "replans": len(replan), "naive_replans": len(naive_runs),
@@ -192,6 +195,7 @@ def run_case(name: str, n_homes: int, replans: int, naive_replans: int,
         "solver_median_s": round(statistics.median(r["plan"].solver_time_s for r in replan), 4),
         "python_overhead_pct": round(100 * statistics.median(overhead), 1),
         "used_binaries": bool(last.used_binaries), "status": last.status.value,
+        "statuses": {v: statuses.count(v) for v in sorted(set(statuses))},
         "naive_replan_median_s": _median(naive_runs, "solve_wall_s"),
         "naive_replan_cpu_median_s": _median(naive_runs, "cpu_s"),
         "naive_status": naive_last.status.value,
@@ -214,6 +218,7 @@ def _with_options(problem: DispatchProblem, options: SolverOptions) -> DispatchP
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="Misono and 50 homes, 3 re-plans")
+    parser.add_argument("--only", help="run only the case of this name (e.g. homes1000)")
     args = parser.parse_args(argv)
     # (case, homes, re-plans, naive re-plans, naive time limit [s]); the naive MILP is slow,
     # so it re-solves only the first few re-plan problems.
@@ -222,6 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         cases = [("misono", 5, 10, 10, 60.0), ("homes50", 50, 10, 3, 60.0),
                  ("homes200", 200, 10, 1, 60.0), ("homes1000", 1000, 10, 1, 60.0)]
+    cases = [case for case in cases if args.only in (None, case[0])]
     for name, homes, replans, naive_replans, naive_limit_s in cases:
         print(json.dumps(run_case(name, homes, replans, naive_replans, naive_limit_s)), flush=True)
     return 0
