@@ -30,7 +30,10 @@ class Dispatcher:
         Naive formulation for benchmarks: exclusivity binaries on every charge/discharge,
         import/export and link-direction pair, whether or not they change the answer.
     warm_start : bool
-        Offer the previous plan shifted by one step as a MIP start (LPs reuse HiGHS's basis).
+        For a MILP, offer the previous solution shifted by one step as MIP start (the
+        fallback plan when there is none), so a time-out still has an incumbent.  LPs always
+        re-solve from HiGHS's previous basis; a freshly built LP is first solved with the
+        links closed, whose basis starts the real solve.
 
     Examples
     --------
