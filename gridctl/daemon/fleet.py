@@ -86,6 +86,7 @@ class DeviceHandle:
     retry_at_s: float = 0.0
     last_reading: DeviceReading | None = None
     heartbeat_ok: bool = True
+    _caps: dict[Any, bool] = field(default_factory=dict)
     _connecting: asyncio.Future | None = None
     last_written: dict[tuple[Any, str | None], float] = field(default_factory=dict)
     stats: dict[str, int] = field(default_factory=lambda: {"reads": 0, "faults": 0, "writes": 0})
@@ -125,11 +126,18 @@ class DeviceHandle:
                 return done
             self.last_written[(sp.kind, sp.leg_id)] = value
             done += 1
-        if heartbeat and self.heartbeat_ok and isinstance(self.driver, WritesHeartbeat):
+        if heartbeat and self.heartbeat_ok and self.can(WritesHeartbeat):
             if not await self._heartbeat(now_s):
                 return done
         self.stats["writes"] += done
         return done
+
+    def can(self, capability: Any) -> bool:
+        """``isinstance(driver, capability)``, cached: protocol checks are slow (~20 us each)."""
+        known = self._caps.get(capability)
+        if known is None:
+            known = self._caps[capability] = isinstance(self.driver, capability)
+        return known
 
     async def _heartbeat(self, now_s: float) -> bool:
         """Send a heartbeat; a device that has no heartbeat point just gets none from now on."""
@@ -175,6 +183,7 @@ class DeviceHandle:
     async def _connect_in_background(self, now_s: float) -> None:
         if self.driver is None:
             self.driver = self.factory(self.site, self.device_id)
+            self._caps = {}
         limit_s = max(CONNECT_TIMEOUT_S, self.timeout_s)
         try:
             async with asyncio.timeout(limit_s):
@@ -195,11 +204,11 @@ class DeviceHandle:
 
     async def _write_one(self, sp: Setpoint, value: float, revert_s: float) -> bool:
         d = self.driver
-        if sp.kind is SetpointKind.BATTERY_KW and isinstance(d, WritesBatteryPower):
+        if sp.kind is SetpointKind.BATTERY_KW and self.can(WritesBatteryPower):
             await d.write_battery_power_kw(value, revert_s)
-        elif sp.kind is SetpointKind.PV_LIMIT_KW and isinstance(d, WritesPvLimit):
+        elif sp.kind is SetpointKind.PV_LIMIT_KW and self.can(WritesPvLimit):
             await d.write_pv_limit_kw(value, revert_s)
-        elif sp.kind is SetpointKind.LEG_KW and isinstance(d, WritesLegPower):
+        elif sp.kind is SetpointKind.LEG_KW and self.can(WritesLegPower):
             await d.write_leg_power_kw(sp.leg_id, value)
         else:
             raise PermanentDeviceError(self.device_id, "not_implemented",
