@@ -159,11 +159,13 @@ def _table(doc: dict) -> Table:
                         for k in policies.values()])
         table.add_row(escape(f"outage {i + 1}: min stored [kWh]"),
                       *[f"{k['outages'][i]['min_stored_kwh']:.1f}" for k in policies.values()])
-    solver = policies.get("rolling", {}).get("solver", {})
-    if solver.get("replans"):
-        table.add_row(escape("re-plans / median time [s]"),
-                      f"{solver['replans']} / {solver['replan_median_s']:.3f}",
-                      *["" for _ in list(policies)[1:]])
+    cells = []
+    for kpis in policies.values():
+        solver = kpis.get("solver", {})
+        fallback = solver.get("statuses", {}).get("fallback", 0)
+        cells.append(f"{solver['replans']} ({fallback}) / {solver['replan_median_s']:.3f}"
+                     if solver.get("replans") else "-")
+    table.add_row(escape("re-plans (of which fallback) / median [s]"), *cells)
     table.add_row(escape("wall time [s]"), *[f"{k['wall_s']:.1f}" for k in policies.values()])
     return table
 
