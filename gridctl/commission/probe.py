@@ -57,6 +57,7 @@ class _Probe:
     binding: DeviceBinding
     options: ProbeOptions
     results: list[CheckResult] = field(default_factory=list)
+    reading: DeviceReading | None = None  # the last snapshot, for node-level checks
 
     def add(self, check: str, status: str, detail: str) -> None:
         self.results.append(CheckResult(self.binding.device_id, check, status, detail))
@@ -64,13 +65,17 @@ class _Probe:
 
 async def probe_device(binding: DeviceBinding, options: ProbeOptions) -> list[CheckResult]:
     """Run every check on one device; never raises for device problems."""
+    return (await _probe_one(binding, options)).results
+
+
+async def _probe_one(binding: DeviceBinding, options: ProbeOptions) -> _Probe:
     p = _Probe(binding, options)
     driver = binding.driver
     try:
         await driver.connect()
     except DeviceError as exc:
         p.add("connect", FAIL, describe_error(exc))
-        return p.results
+        return p
     try:
         p.add("connect", PASS, _connected_detail(driver))
         if isinstance(driver, OpcUaRouter):
@@ -81,7 +86,7 @@ async def probe_device(binding: DeviceBinding, options: ProbeOptions) -> list[Ch
         p.add("device", FAIL, describe_error(exc))
     finally:
         await driver.close()
-    return p.results
+    return p
 
 
 def _connected_detail(driver: SunSpecDevice | OpcUaRouter) -> str:
@@ -116,6 +121,7 @@ async def _probe_sunspec(p: _Probe, driver: SunSpecDevice) -> None:
     first = await driver.read_snapshot()
     await asyncio.sleep(p.options.reread_after_s)
     second = await driver.read_snapshot()
+    p.reading = second
     _check_values(p, driver, second)
     _check_counters(p, first, second)
     _check_fail_safe(p, driver)
@@ -175,9 +181,6 @@ def _check_values(p: _Probe, driver: SunSpecDevice, reading: DeviceReading) -> N
         p.add("sign", FAIL, f"{sign_problem[0]}: PV must read >= 0; flip 'signs.power' in the profile")
     elif isinstance(driver, SunSpecPvInverter):
         p.add("sign", PASS, f"PV power {power:.3f} kW >= 0")
-    elif isinstance(driver, SunSpecMeter):
-        direction = "importing" if (power or 0) > 0 else "exporting"
-        p.add("sign", WARN, f"grid {power} kW ({direction}); confirm against the node's PV and load")
     other = [n for n in problems if n not in sign_problem]
     if other:
         p.add("values", FAIL, "; ".join(other))
@@ -355,13 +358,37 @@ def _grid_meter(bindings: list[DeviceBinding], node_id: str) -> DeviceBinding | 
                  and getattr(b.config, "role", "grid") == "grid"), None)
 
 
+def _meter_sign(meter: _Probe, probes: list[_Probe]) -> None:
+    """Grid meter sign from the node balance: implied load = grid + PV + battery must be >= 0."""
+    grid_kw = meter.reading.ac_power_kw if meter.reading else None
+    if grid_kw is None:
+        return
+    node = meter.binding.node_id
+    others = [q for q in probes if q.binding.node_id == node and q.binding.kind in ("pv_inverter", "battery")]
+    if any(q.reading is None or q.reading.ac_power_kw is None for q in others):
+        meter.add("sign", WARN, f"grid {grid_kw:.3f} kW; node balance not checked (a PV/battery reading is missing)")
+        return
+    supply_kw = sum(q.reading.ac_power_kw for q in others)
+    load_kw = grid_kw + supply_kw
+    tolerance_kw = max(0.2, 0.05 * (abs(grid_kw) + abs(supply_kw)))
+    if load_kw < -tolerance_kw:
+        meter.add("sign", FAIL, f"implied load {load_kw:.3f} kW < 0 (grid {grid_kw:.3f} + PV/battery "
+                                f"{supply_kw:.3f} kW): meter sign flipped? (signs.power in the profile)")
+    else:
+        meter.add("sign", PASS, f"grid {grid_kw:.3f} kW + PV/battery {supply_kw:.3f} kW = load {load_kw:.3f} kW >= 0")
+
+
 async def probe_all(bindings: list[DeviceBinding], options: ProbeOptions) -> list[CheckResult]:
-    """Probe every device concurrently, then (``--active``) test batteries one at a time.
+    """Probe every device concurrently, then check meters against their node's balance and
+    (``--active``) test batteries one at a time.
 
     Results come in device order, each battery's active check after its other checks.
     """
-    per_device = await asyncio.gather(*(probe_device(b, options) for b in bindings))
-    by_device = dict(zip((b.device_id for b in bindings), per_device, strict=True))
+    probes = list(await asyncio.gather(*(_probe_one(b, options) for b in bindings)))
+    for p in probes:
+        if p.binding.kind == "meter" and getattr(p.binding.config, "role", "grid") == "grid":
+            _meter_sign(p, probes)
+    by_device = {p.binding.device_id: p.results for p in probes}
     if options.active:
         for b in bindings:
             connected = any(r.check == "connect" and r.status == PASS for r in by_device[b.device_id])

@@ -119,3 +119,18 @@ async def test_missing_model_fails_models_check(tmp_path: Path) -> None:
         assert checks["fail-safe"][0] == FAIL
     finally:
         await emulated.stop()
+
+
+async def test_flipped_meter_sign_fails_the_node_balance(home1) -> None:
+    emulated, devices = home1
+    meter = emulated.sunspec["home-1-meter"]
+    # a night-time node: no PV, so the meter imports the whole load
+    emulated.sunspec["home-1-pv"].physics.available_pv_kw = lambda _t: 0.0
+    healthy = await probe_all([devices.binding("home-1-pv"), devices.binding("home-1-battery"),
+                               devices.binding("home-1-meter")], FAST)
+    assert by_check(healthy, "home-1-meter")["sign"][0] == PASS
+    meter.faults.flip_sign = True
+    flipped = await probe_all([devices.binding("home-1-pv"), devices.binding("home-1-battery"),
+                               devices.binding("home-1-meter")], FAST)
+    status, detail = by_check(flipped, "home-1-meter")["sign"]
+    assert status == FAIL and "implied load" in detail
