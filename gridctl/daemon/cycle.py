@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -89,7 +89,8 @@ class Cycle:
         self.plan_mode = state.mode
         self.last: CycleReport | None = None
         self.count = 0
-        self.transitions: list[tuple[datetime, str, str, tuple[str, ...]]] = []
+        #: Recent mode transitions (time, from, to, notes); the journal keeps the full history.
+        self.transitions: deque[tuple[datetime, str, str, tuple[str, ...]]] = deque(maxlen=100)
 
     def request_replan(self) -> None:
         self.replan_requested = True
