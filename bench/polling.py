@@ -14,6 +14,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import statistics
 import subprocess
 import sys
@@ -65,12 +66,18 @@ def start_children(total: int, procs: int) -> tuple[list[subprocess.Popen], list
     return children, devices
 
 
+def cpu_s(pid: int) -> float:
+    """User + system CPU time of a process [s] (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(q / 100.0 * (len(ordered) - 1))))]
 
 
-async def poll(devices: list[dict], cycles: int, period_s: float) -> None:
+async def poll(devices: list[dict], cycles: int, period_s: float, child_pids: list[int]) -> None:
     drivers = [DRIVERS[d["kind"]](ModbusEndpoint("127.0.0.1", d["port"], timeout_s=1.0), DeviceQuirks(retries=1))
                for d in devices]
     t = time.perf_counter()
@@ -90,6 +97,7 @@ async def poll(devices: list[dict], cycles: int, period_s: float) -> None:
     await asyncio.gather(*(one(drv) for drv in drivers))  # warm-up cycle, not counted
     reads.clear()
     durations, errors, late = [], 0, 0
+    cpu0 = [cpu_s(os.getpid())] + [cpu_s(pid) for pid in child_pids]
     next_start = time.perf_counter()
     for _ in range(cycles):
         start = time.perf_counter()
@@ -100,11 +108,16 @@ async def poll(devices: list[dict], cycles: int, period_s: float) -> None:
         late += duration > period_s
         next_start += period_s
         await asyncio.sleep(max(0.0, next_start - time.perf_counter()))
+    cpu1 = [cpu_s(os.getpid())] + [cpu_s(pid) for pid in child_pids]
     await asyncio.gather(*(drv.close() for drv in drivers))
+    poller_ms = (cpu1[0] - cpu0[0]) / cycles * 1000.0
+    emulators_ms = sum(b - a for a, b in zip(cpu0[1:], cpu1[1:], strict=True)) / cycles * 1000.0
     print(f"cycles: {cycles} x {len(drivers)} devices (after one warm-up cycle), period {period_s:g} s")
     print(f"cycle duration: p50 {statistics.median(durations) * 1000:.1f} ms, p99 {pct(durations, 99) * 1000:.1f} ms, "
           f"max {max(durations) * 1000:.1f} ms; cycles over the period: {late}")
     print(f"snapshot read: p50 {pct(reads, 50) * 1000:.1f} ms, p99 {pct(reads, 99) * 1000:.1f} ms; errors: {errors}")
+    print(f"CPU per cycle: poller {poller_ms:.0f} ms, emulators {emulators_ms:.0f} ms "
+          f"(machine load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)")
 
 
 def main() -> None:
@@ -122,7 +135,7 @@ def main() -> None:
         return
     children, devices = start_children(args.devices, args.emulator_procs)
     try:
-        asyncio.run(poll(devices, args.cycles, args.period))
+        asyncio.run(poll(devices, args.cycles, args.period, [c.pid for c in children]))
     finally:
         for child in children:
             child.stdin.close()
