@@ -28,6 +28,8 @@ from gridctl.daemon.telemetry import TelemetryRecorder
 
 log = logging.getLogger(__name__)
 
+#: Stages without which the block is not being controlled (they gate the watchdog).
+CONTROL_STAGES = frozenset({"snapshot", "transition", "decide", "write"})
 #: Least time between two solves when the core finds the plan due early [s].
 MIN_REPLAN_SPACING_S = 30.0
 
@@ -65,12 +67,13 @@ class CycleReport:
 
     @property
     def healthy(self) -> bool:
-        """Every stage ran: the watchdog may be kicked.
+        """Every control stage ran: the watchdog may be kicked.
 
         Device faults do not count: they are handled per device, and a restart would not
         bring a device back (it would only churn the service while the network is down).
+        Nor do recording and planning faults: they are retried, and the fallback controls.
         """
-        return not self.stage_faults
+        return not any(stage in CONTROL_STAGES for stage in self.stage_faults)
 
 
 class Cycle:
@@ -88,6 +91,7 @@ class Cycle:
         self.plan_start: datetime | None = None
         self.plan_mode = state.mode
         self.last: CycleReport | None = None
+        self.lost_devices: frozenset[str] = frozenset()
         self.count = 0
         #: Recent mode transitions (time, from, to, notes); the journal keeps the full history.
         self.transitions: deque[tuple[datetime, str, str, tuple[str, ...]]] = deque(maxlen=100)
@@ -106,6 +110,9 @@ class Cycle:
         report = CycleReport(at_utc=now)
         readings, faults = await self.fleet.read_all(now_s)
         report.device_faults = dict(faults)
+        lost = frozenset(i for i, f in faults.items() if f is not None)
+        if lost != self.lost_devices:  # neighbours' plans adapt at the next re-plan
+            self.lost_devices, self.replan_requested = lost, True
         snapshot = self._guard(report, "snapshot", build_snapshot, self.site, readings, faults, now)
         if snapshot is None:
             snapshot = Snapshot(at_utc=now)

@@ -145,9 +145,17 @@ class Recorder:
             if not complete and now < end + self.grace:
                 break
             if st.last_settled is None or start > st.last_settled:
-                if not self.sink.is_settled(start):
-                    self.sink.settle(self.readings(start))  # raises: retried next cycle
-                    done += 1
+                try:
+                    if not self.sink.is_settled(start):
+                        self.sink.settle(self.readings(start))
+                        done += 1
+                except Exception as exc:  # kept pending and retried next cycle; control goes on
+                    error = f"period {start.isoformat()}: {type(exc).__name__}: {exc}"
+                    if error != self.last_error:
+                        log.error("settlement failed, will retry error=%s", error)
+                    self.last_error = error
+                    break
+                self.last_error = None
                 st.last_settled = start
             st.pending.pop(0)
             st.boundaries.pop(start.isoformat(), None)

@@ -57,3 +57,23 @@ async def test_unreadable_state_starts_fresh_and_safe(make_daemon, plant):
     assert second.cycle.state.mode is Mode.GRID_CONNECTED and second.cycle.state.plan is None
     reports = await run_cycles(second, 4)
     assert all(r.healthy for r in reports)
+
+
+async def test_failing_settlement_is_retried_without_losing_control(make_daemon, plant):
+    site = fast_site(poll_period_s=10.0, setpoint_expiry_s=30.0)
+    daemon, ledger = make_daemon(site)
+    real_settle = daemon.cycle.recorder.sink.settle
+    calls = []
+
+    def flaky(readings):  # the first attempts fail as a full disk would
+        calls.append(readings.start_utc)
+        if len(calls) <= 3:
+            raise OSError(28, "No space left on device")
+        real_settle(readings)
+
+    daemon.cycle.recorder.sink.settle = flaky
+    reports = await run_cycles(daemon, 400)
+    assert all(r.healthy for r in reports)  # control never stopped; the watchdog kept going
+    assert calls[0] == calls[1] == calls[2] == calls[3]  # the same period, retried until done
+    assert daemon.cycle.recorder.last_error is None
+    assert_periods_contiguous(ledger)
