@@ -54,7 +54,6 @@ def quirks_from_profile(profile: DeviceProfile) -> DeviceQuirks:
     return DeviceQuirks(
         power_sign=-1 if profile.signs.power else 1,
         swap_counters=profile.signs.energy_counters,
-        models=tuple(profile.models_expected),
         control=control,
         inter_request_delay_s=profile.quirks.inter_request_delay_s,
         max_registers_per_read=profile.quirks.max_registers_per_read,

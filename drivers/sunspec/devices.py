@@ -63,6 +63,8 @@ class SunSpecDevice:
         self.quirks = self.client.quirks
         self.name = name or endpoint.label
         self._last_counters: tuple[float | None, float | None] = (None, None)
+        self._rated_kw: float | None = None  # model 120 rating, read once
+        self._beat: int | None = None  # last heartbeat written to model 802
 
     async def connect(self) -> None:
         """Connect, discover the SunSpec map, and check the required models are present."""
@@ -182,11 +184,13 @@ class SunSpecPvInverter(SunSpecDevice):
         return (await self.read_snapshot()).grid or GridState(None, None, None)
 
     async def rated_power_kw(self) -> float | None:
-        """Nameplate continuous power from model 120 [kW]."""
+        """Nameplate continuous power from model 120 [kW] (read once, then cached)."""
         if not self.client.has_model(120):
             return None
-        values, _ = await self.client.read_model(120)
-        return _kw(values.get("WRtg"))
+        if self._rated_kw is None:
+            values, _ = await self.client.read_model(120, ("WRtg",))
+            self._rated_kw = _kw(values.get("WRtg"))
+        return self._rated_kw
 
     def _use_704(self) -> bool:
         if self.quirks.control == "704_802":
@@ -325,6 +329,8 @@ class SunSpecBattery(SunSpecDevice):
         """Increment model 802's controller heartbeat ``CtrlHb``."""
         if not self.client.has_model(802):
             raise PermanentDeviceError(self.name, errors.MODEL_MISSING, "no model 802 for a heartbeat")
-        values, _ = await self.client.read_model(802)
-        beat = int(values.get("CtrlHb") or 0)
-        await self.client.write_points(802, {"CtrlHb": (beat + 1) % 0xFFFF})
+        if self._beat is None:
+            values, _ = await self.client.read_model(802, ("CtrlHb",))
+            self._beat = int(values.get("CtrlHb") or 0)
+        self._beat = (self._beat + 1) % 0xFFFF
+        await self.client.write_points(802, {"CtrlHb": self._beat})
