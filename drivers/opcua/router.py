@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -135,6 +136,13 @@ class OpcUaRouter:
                     f"server certificate differs from the pinned {ep.server_certificate_path}",
                 )
 
+    def _check_files(self) -> None:
+        ep = self.endpoint
+        for label, path in (("certificate", ep.certificate_path), ("private key", ep.private_key_path),
+                            ("server certificate", ep.server_certificate_path)):
+            if path is not None and not os.path.isfile(path):
+                raise PermanentDeviceError(self.name, errors.BAD_CONFIGURATION, f"{label} file not found: {path}")
+
     async def _new_client(self) -> Client:
         ep = self.endpoint
         client = Client(ep.endpoint_url, timeout=ep.timeout_s)
@@ -160,6 +168,7 @@ class OpcUaRouter:
     async def _open(self) -> None:
         if self._client is not None:
             return
+        self._check_files()
         await self._check_endpoints()
         try:
             client = await self._new_client()

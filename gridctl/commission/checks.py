@@ -27,6 +27,7 @@ _HINTS = {
     errors.EXCEPTION_RESPONSE: "Modbus exception response",
     errors.BAD_ADDRESS: "illegal register address",
     errors.TYPE_MISMATCH: "type mismatch",
+    errors.BAD_CONFIGURATION: "configuration problem",
 }
 
 
@@ -60,7 +61,8 @@ def describe_error(exc: DeviceError) -> str:
     hint = _HINTS.get(exc.reason)
     if hint is None or hint in exc.detail:
         return exc.detail
-    if exc.reason in (errors.MODEL_MISSING, errors.CERTIFICATE_REJECTED, errors.SECURITY_NOT_OFFERED):
+    if exc.reason in (errors.MODEL_MISSING, errors.CERTIFICATE_REJECTED, errors.SECURITY_NOT_OFFERED,
+                      errors.BAD_CONFIGURATION):
         return f"{hint}: {exc.detail}"
     return hint if exc.reason in (errors.CONNECTION_REFUSED, errors.WRONG_UNIT_ID, errors.NO_SUNSPEC_MARKER) \
         else f"{hint} ({exc.detail})"

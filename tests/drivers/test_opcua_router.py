@@ -193,3 +193,11 @@ async def test_reconnects_after_server_restart(router_factory, pki) -> None:
         assert (await router.read_snapshot()).grid.connected is True
     finally:
         await router.close()
+
+
+async def test_missing_certificate_file_is_a_configuration_error(tmp_path: Path) -> None:
+    router = OpcUaRouter(OpcUaEndpoint("opc.tcp://127.0.0.1:4840/x", certificate_path=str(tmp_path / "nope.der"),
+                                       private_key_path=str(tmp_path / "nope.pem")), retries=0)
+    with pytest.raises(PermanentDeviceError) as info:
+        await router.connect()
+    assert info.value.reason == errors.BAD_CONFIGURATION and "nope.der" in info.value.detail
