@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from drivers.sunspec.models import (
     build_model_registers,
     decode_model,
@@ -89,3 +91,22 @@ def test_decode_short_block_leaves_missing_points_none() -> None:
     mdef = model_def(701)
     values, _ = decode_model(mdef, [701, 153, 0, 1])
     assert values["ACType"] == 0 and values["St"] == 1 and values["W"] is None
+
+_RANGES = {"int16": (-32767, 32767), "uint16": (0, 0xFFFE), "int32": (-(2**31) + 1, 2**31 - 1),
+           "uint32": (0, 2**32 - 2), "acc32": (1, 2**32 - 1), "uint64": (0, 2**64 - 2)}
+_POINTS = [(701, "W"), (701, "LLV"), (704, "WSet"), (704, "WSetRvrtTms"), (203, "TotWhImp"), (701, "TotWhInj")]
+
+
+@given(st.sampled_from(_POINTS), st.data(), st.integers(-3, 3))
+def test_encode_decode_round_trip(point, data, sf) -> None:
+    model_id, name = point
+    mdef = model_def(model_id)
+    pdef = mdef.points[name]
+    low, high = _RANGES[pdef.type]
+    raw = data.draw(st.integers(low, high))
+    values = {name: raw}
+    if isinstance(pdef.sf, str):
+        values[pdef.sf] = sf
+    decoded, notes = decode_model(mdef, build_model_registers(mdef, values), [name])
+    expected = raw * 10.0**sf if isinstance(pdef.sf, str) else raw
+    assert decoded[name] == pytest.approx(expected, rel=1e-9) and notes == []
