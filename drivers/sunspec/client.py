@@ -176,6 +176,11 @@ class SunSpecClient:
                     if attempt + 1 >= attempts:
                         raise
                     await asyncio.sleep(self.quirks.backoff_s * 2**attempt)
+                except asyncio.CancelledError:
+                    # A caller's timeout interrupted a request: its answer may still arrive, so
+                    # start the next call on a fresh connection.
+                    await self._close_transport()
+                    raise
         raise AssertionError("unreachable")
 
     async def _pace(self) -> None:

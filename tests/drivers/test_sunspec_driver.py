@@ -321,3 +321,17 @@ async def test_modbus_tls_with_client_certificate(sunspec_factory, tmp_path) -> 
     with pytest.raises(PermanentDeviceError) as info:
         await anonymous.connect()
     assert info.value.reason == errors.CERTIFICATE_REJECTED
+
+
+async def test_caller_timeout_leaves_the_driver_usable(sunspec_factory) -> None:
+    emu = await sunspec_factory("meter")
+    meter = SunSpecMeter(endpoint(emu, timeout_s=2.0))
+    await meter.connect()
+    try:
+        emu.faults.delay_s = 0.5
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(meter.read_snapshot(), timeout=0.1)  # the daemon's own deadline
+        emu.faults.delay_s = 0.0
+        assert (await meter.read_snapshot()).ac_power_kw == pytest.approx(1.2, abs=0.01)
+    finally:
+        await meter.close()
