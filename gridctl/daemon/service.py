@@ -110,7 +110,11 @@ class Daemon:
         clock = self.parts.clock
         if self.parts.socket_path is not None:
             self.operator = OperatorServer(self.parts.socket_path, self.handle)
-            await self.operator.start()
+            try:
+                await self.operator.start()
+            except OSError as exc:  # control matters more than the operator path: run without
+                log.error("operator socket unavailable path=%s error=%s", self.parts.socket_path, exc)
+                self.operator = None
         self._install_signals()
         ship_task = (asyncio.create_task(self._ship_loop()) if self.parts.shipper is not None
                      else None)
@@ -135,7 +139,10 @@ class Daemon:
                 ship_task.cancel()
                 with contextlib.suppress(BaseException):
                     await ship_task
-            await self.shutdown()
+            try:
+                await self.shutdown()
+            finally:
+                self._remove_signals()  # a second signal during shutdown still exits at once
         return 0
 
     async def _ship_loop(self) -> None:
@@ -186,6 +193,12 @@ class Daemon:
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 loop.add_signal_handler(sig, self._on_signal, sig)
+
+    def _remove_signals(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.remove_signal_handler(sig)
 
     def _on_signal(self, sig: int) -> None:
         self.signals += 1
