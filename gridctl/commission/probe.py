@@ -353,6 +353,41 @@ def _check_router_counters(p: _Probe, first: DeviceReading, second: DeviceReadin
           else f"monotonic on {len(second.legs)} legs")
 
 
+async def _active_pv_test(p: _Probe, driver: SunSpecPvInverter) -> None:
+    """Curtail to half the present output for a moment, then release and see it recover."""
+    before = await _settled_kw(driver)
+    if before is None or before < 0.5:
+        p.add("active", SKIP, f"PV output {before} kW: too little sun to test the limit")
+        return
+    limit = 0.5 * before
+    try:
+        await driver.write_pv_limit_kw(limit, revert_s=p.options.active_revert_s)
+        curtailed = await _settled_kw(driver, p.options.active_hold_s)
+    finally:
+        await driver.write_pv_limit_kw(None, revert_s=p.options.active_revert_s)
+    after = await _settled_kw(driver, p.options.active_hold_s)
+    if curtailed is None or curtailed > limit + max(0.05, 0.1 * limit):
+        p.add("active", FAIL, f"limit {limit:.2f} kW commanded, output stayed at {curtailed} kW")
+    elif after is None or after < 0.8 * before:
+        p.add("active", FAIL, f"output {after} kW after releasing the limit, {before:.2f} kW before")
+    else:
+        p.add("active", PASS, f"curtailed {before:.2f} -> {curtailed:.2f} kW at a {limit:.2f} kW limit, "
+                              f"back to {after:.2f} kW after release")
+
+
+async def active_pv_test(pv: DeviceBinding, options: ProbeOptions) -> list[CheckResult]:
+    """The active PV limit test on its own connection; errors become a failed check."""
+    p = _Probe(pv, options)
+    try:
+        await pv.driver.connect()
+        await _active_pv_test(p, pv.driver)
+    except DeviceError as exc:
+        p.add("active", FAIL, describe_error(exc))
+    finally:
+        await pv.driver.close()
+    return p.results
+
+
 def _grid_meter(bindings: list[DeviceBinding], node_id: str) -> DeviceBinding | None:
     return next((b for b in bindings if b.node_id == node_id and b.kind == "meter"
                  and getattr(b.config, "role", "grid") == "grid"), None)
@@ -380,7 +415,7 @@ def _meter_sign(meter: _Probe, probes: list[_Probe]) -> None:
 
 async def probe_all(bindings: list[DeviceBinding], options: ProbeOptions) -> list[CheckResult]:
     """Probe every device concurrently, then check meters against their node's balance and
-    (``--active``) test batteries one at a time.
+    (``--active``) test batteries and PV limits one device at a time.
 
     Results come in device order, each battery's active check after its other checks.
     """
@@ -394,4 +429,6 @@ async def probe_all(bindings: list[DeviceBinding], options: ProbeOptions) -> lis
             connected = any(r.check == "connect" and r.status == PASS for r in by_device[b.device_id])
             if b.kind == "battery" and connected:
                 by_device[b.device_id] += await active_test(b, _grid_meter(bindings, b.node_id), options)
+            elif b.kind == "pv_inverter" and connected:
+                by_device[b.device_id] += await active_pv_test(b, options)
     return [result for results in by_device.values() for result in results]

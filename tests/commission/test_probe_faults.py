@@ -29,6 +29,8 @@ async def home1(tmp_path: Path):
     site = load_site(config)
     emulated = build_site(site, base_dir=tmp_path)
     emulated.routers.clear()  # SunSpec only: keeps these tests fast
+    # steady sunshine, whatever the time of day the tests run
+    emulated.sunspec["home-1-pv"].physics.available_pv_kw = lambda _t: 3.0
     await emulated.start()
     emulated.sunspec["home-1-pv"].identity = type(emulated.sunspec["home-1-pv"].identity)(
         manufacturer="Generic SunSpec", model="generic-sunspec-inverter", serial="PV-42")
@@ -44,6 +46,7 @@ async def test_healthy_devices_pass(home1) -> None:
                                                                              active_hold_s=0.6))
     assert [r for r in results if r.status == FAIL] == []
     assert by_check(results, "home-1-battery")["active"][0] == PASS
+    assert by_check(results, "home-1-pv")["active"][0] == PASS
     assert by_check(results, "home-1-pv")["identity"][0] == PASS
 
 
@@ -134,3 +137,37 @@ async def test_flipped_meter_sign_fails_the_node_balance(home1) -> None:
                                devices.binding("home-1-meter")], FAST)
     status, detail = by_check(flipped, "home-1-meter")["sign"]
     assert status == FAIL and "implied load" in detail
+
+
+async def test_active_pv_limit_test(sunspec_factory) -> None:
+    from gridctl.commission.probe import active_pv_test
+    from gridctl.devices import DeviceBinding
+    from drivers.profile import ModbusEndpoint
+    from drivers.sunspec.devices import SunSpecPvInverter
+
+    emu = await sunspec_factory("pv_inverter", physics={"available_kw": 3.0})
+    driver = SunSpecPvInverter(ModbusEndpoint("127.0.0.1", emu.port))
+    binding = DeviceBinding("n", "pv", "pv_inverter", driver, None, None, 60.0)
+    results = await active_pv_test(binding, ProbeOptions(active=True, active_hold_s=0.3))
+    assert [(r.check, r.status) for r in results] == [("active", PASS)]
+    assert "1.50 kW limit" in results[0].detail
+    assert emu.physics.setpoint.value is None  # limit released
+
+
+async def test_probe_passes_at_night(tmp_path: Path) -> None:
+    config = write_site_config(tmp_path, node_ids=["home-1"])
+    site = load_site(config)
+    midnight_jst = 15 * 3600.0  # 1970-01-01 15:00 UTC
+    emulated = build_site(site, base_dir=tmp_path, epoch0_s=midnight_jst)
+    emulated.routers.clear()
+    await emulated.start()
+    try:
+        devices = SiteDevices.from_config(site, base_dir=tmp_path)
+        del devices.bindings["home-1-dgr"]
+        results = await probe_all(list(devices.bindings.values()),
+                                  ProbeOptions(active=True, reread_after_s=0.2, active_hold_s=0.6))
+        assert [r for r in results if r.status == FAIL] == []
+        assert by_check(results, "home-1-pv")["active"][0] == "skip"
+        assert by_check(results, "home-1-meter")["sign"][0] == PASS
+    finally:
+        await emulated.stop()

@@ -46,9 +46,10 @@ def test_active_probe_of_one_node_proves_battery_sign(emulated_site, tmp_path: P
                  "--report", str(tmp_path / "home3.md"))
     assert result.exit_code == 0, result.output
     checks = json.loads((tmp_path / "home3.json").read_text())["checks"]
-    active = [c for c in checks if c["check"] == "active"]
+    active = {c["device_id"]: c["status"] for c in checks if c["check"] == "active"}
     # home-3's battery uses the IEEE 1547 profile whose native sign is flipped
-    assert [(c["device_id"], c["status"]) for c in active] == [("home-3-battery", "pass")]
+    assert active["home-3-battery"] == "pass"
+    assert active["home-3-pv"] in ("pass", "skip")  # the emulated sun follows JST: skipped at night
     assert {c["device_id"] for c in checks} == {"home-3-pv", "home-3-battery", "home-3-meter", "home-3-dgr"}
 
 
