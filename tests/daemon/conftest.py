@@ -36,6 +36,7 @@ class Plant:
     failing: set[str] = field(default_factory=set)
     garbage: set[str] = field(default_factory=set)
     hanging: set[str] = field(default_factory=set)
+    stuck_release: bool = False  # releasing control (None) never answers: a slow shutdown
     writes: list[tuple[str, str, float | None]] = field(default_factory=list)
     heartbeats: dict[str, int] = field(default_factory=dict)
     started_s: float = 0.0
@@ -95,6 +96,8 @@ class ScriptedDevice:
 class ScriptedBattery(ScriptedDevice):
     async def write_battery_power_kw(self, power_kw, revert_s) -> None:
         self._check()
+        if power_kw is None and self.plant.stuck_release:
+            await asyncio.sleep(3600)
         self.plant.writes.append((self.name, "battery_kw", power_kw))
 
 

@@ -38,7 +38,7 @@ class AcceleratedClock:
 
 async def main(ledger_path: Path, base: dt.datetime, speed: float, progress: Path) -> int:
     clock = AcceleratedClock(base, speed)
-    plant = Plant(clock=clock)
+    plant = Plant(clock=clock, stuck_release=bool(os.environ.get("GRIDCTL_TEST_STUCK_RELEASE")))
     site = fast_site(poll_period_s=2.0, setpoint_expiry_s=30.0, replan_period_s=600,
                      solver_time_limit_s=30.0)
     daemon, ledger = build_daemon(site, clock=clock, factory=scripted_factory(plant),

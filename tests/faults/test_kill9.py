@@ -85,3 +85,23 @@ def test_repeated_kill9_then_clean_stop(tmp_path):
     assert len(starts) >= 4, starts
     assert all(rev == 1 for _s, rev in settled)  # never settled twice (no correction needed)
     assert starts == [starts[0] + dt.timedelta(minutes=30) * i for i in range(len(starts))]
+
+
+def test_first_signal_stops_safely_second_exits_at_once(tmp_path):
+    """With a device that never acknowledges the release, shutdown waits on it (bounded by the
+    device timeout); a second SIGTERM in that window exits at once with code 1."""
+    ledger_path, progress = tmp_path / "ledger.sqlite", tmp_path / "progress.txt"
+    env = {**os.environ, "PYTHONWARNINGS": "ignore", "GRIDCTL_TEST_STUCK_RELEASE": "1"}
+    codes = []
+    for signals in (1, 2):
+        child = subprocess.Popen(
+            [sys.executable, "-m", "tests.faults.daemon_child", str(ledger_path),
+             START.isoformat(), "1", str(progress)], cwd=REPO, stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE, env=env)
+        wait_first_cycle(child, progress)
+        child.send_signal(signal.SIGTERM)
+        if signals == 2:
+            time.sleep(0.1)
+            child.send_signal(signal.SIGTERM)
+        codes.append(child.wait(timeout=60))
+    assert codes == [0, 1]
