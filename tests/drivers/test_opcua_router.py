@@ -60,6 +60,9 @@ async def test_reads_legs_grid_state_and_identity(router_factory, pki) -> None:
         second = await router.read_snapshot()
         assert second.legs["grid"].counters.absorbed_kwh > first.legs["grid"].counters.absorbed_kwh
         assert second.legs["pv"].counters.supplied_kwh > first.legs["pv"].counters.supplied_kwh
+        emu.grid_connected = False  # outage: the router islands, the grid leg carries nothing
+        await wait_for_leg(router, "grid", 0.0)
+        assert (await router.read_grid_state()).connected is False
     finally:
         await router.close()
 
