@@ -77,13 +77,14 @@ def run(
         console = Console()
     _setup_logging(log_level, console)
     from gridctl.daemon.emulation import EmulationError, start_emulators, stop_emulators
+    from gridctl.daemon.operator import AlreadyRunningError
 
     child = None
     try:
         if emulate:
             child = start_emulators(config, site)
         code = asyncio.run(_run_daemon(site, duration, console))
-    except EmulationError as exc:
+    except (EmulationError, AlreadyRunningError) as exc:
         raise _fail(str(exc), EXIT_RUNTIME) from None
     except OSError as exc:
         raise _fail(f"{exc.filename or ''}: {exc.strerror or exc}", EXIT_RUNTIME) from None

@@ -35,6 +35,10 @@ MAX_LINE_BYTES = 64 * 1024
 COMMANDS = ("status", "reserve", "island", "reconnect")
 
 
+class AlreadyRunningError(RuntimeError):
+    """Another daemon answers on the socket: two controllers must never drive one block."""
+
+
 class ProtocolError(ValueError):
     """A request that cannot be understood; the message is one line for the operator."""
 
@@ -122,8 +126,16 @@ class OperatorServer:
 
     async def start(self) -> None:
         self.path.parent.mkdir(mode=0o750, parents=True, exist_ok=True)
+        if self.path.exists():
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+                try:
+                    probe.connect(str(self.path))
+                except OSError:
+                    pass  # nobody answers: a stale socket from a crashed run
+                else:
+                    raise AlreadyRunningError(f"{self.path}: another gridctl daemon is running")
         with contextlib.suppress(FileNotFoundError):
-            self.path.unlink()  # a stale socket from a crashed run
+            self.path.unlink()
         old_umask = os.umask(0o117)  # the socket is born 0660: no window with wider rights
         try:
             self._server = await asyncio.start_unix_server(

@@ -16,7 +16,13 @@ from pathlib import Path
 import pytest
 
 from gridctl.controller.types import Mode
-from gridctl.daemon.operator import OperatorClientError, ProtocolError, parse_request, request
+from gridctl.daemon.operator import (
+    AlreadyRunningError,
+    OperatorClientError,
+    ProtocolError,
+    parse_request,
+    request,
+)
 
 from .test_cycle_table import run_cycles
 
@@ -70,6 +76,10 @@ async def test_socket_mode_status_and_commands(make_daemon, plant, tmp_path):
         assert daemon.cycle.state.mode in (Mode.PLANNED_ISLANDING, Mode.ISLANDED)
         await asyncio.to_thread(request, path, {"cmd": "reconnect"})
         assert all(w.end_utc <= plant.clock.now() for w in daemon.cycle.state.outage_windows)
+        twin, _twin_ledger = make_daemon(socket_path=path)
+        with pytest.raises(AlreadyRunningError):  # a second controller must not start
+            await twin.run(duration_s=1.0)
+        assert path.exists()  # and must not have stolen the first one's socket
     finally:
         daemon.stop()
         await task
