@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import os
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
@@ -60,6 +61,13 @@ def _application_uri(cert_path: str) -> str | None:
         return None
     uris = san.get_values_for_type(x509.UniformResourceIdentifier)
     return uris[0] if uris else None
+
+
+def _number(value: object) -> float | None:
+    """A finite float, or None for missing, non-numeric, NaN or infinite values (never passed on)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return None
+    return float(value)
 
 
 class OpcUaRouter:
@@ -262,8 +270,9 @@ class OpcUaRouter:
             got = dict(zip(idents, values, strict=True))
             legs = {leg: self._leg(leg, got) for leg in self.leg_ids}
             notes = ("router fail-safe active (heartbeat timed out)",) if got[im.HEARTBEAT_FAILSAFE] else ()
-            grid = GridState(bool(got[im.STATE_GRID_CONNECTED]), float(got[im.STATE_GRID_VOLTAGE]),
-                             float(got[im.STATE_GRID_FREQUENCY]))
+            connected = got[im.STATE_GRID_CONNECTED]
+            grid = GridState(connected if isinstance(connected, bool) else None,
+                             _number(got[im.STATE_GRID_VOLTAGE]), _number(got[im.STATE_GRID_FREQUENCY]))
             return DeviceReading(grid=grid, legs=legs, notes=notes)
         return await self._call(op, "reading legs")
 
@@ -271,10 +280,10 @@ class OpcUaRouter:
     def _leg(leg: str, got: dict) -> LegReading:
         val = lambda var: got[im.leg_node(leg, var)]  # noqa: E731
         return LegReading(
-            leg_id=leg, power_kw=float(val("Power_kW")),
-            counters=EnergyCounters(float(val("ImportEnergy_kWh")), float(val("ExportEnergy_kWh"))),
-            limit_kw=float(val("Limit_kW")),
-            setpoint_kw=float(val("Setpoint_kW")) if val("SetpointEnabled") else None,
+            leg_id=leg, power_kw=_number(val("Power_kW")),
+            counters=EnergyCounters(_number(val("ImportEnergy_kWh")), _number(val("ExportEnergy_kWh"))),
+            limit_kw=_number(val("Limit_kW")),
+            setpoint_kw=_number(val("Setpoint_kW")) if val("SetpointEnabled") is True else None,
         )
 
     async def read_legs(self) -> dict[str, LegReading]:

@@ -204,3 +204,12 @@ async def test_missing_certificate_file_is_a_configuration_error(tmp_path: Path)
     with pytest.raises(PermanentDeviceError) as info:
         await router.connect()
     assert info.value.reason == errors.BAD_CONFIGURATION and "nope.der" in info.value.detail
+
+
+def test_garbage_leg_values_are_dropped() -> None:
+    got = {im.leg_node("pv", var): value for var, value in (
+        ("Power_kW", float("nan")), ("ImportEnergy_kWh", float("inf")), ("ExportEnergy_kWh", 2.0),
+        ("Limit_kW", "4.5"), ("Setpoint_kW", 1.0), ("SetpointEnabled", False))}
+    leg = OpcUaRouter._leg("pv", got)  # noqa: SLF001 - the decoding step on its own
+    assert leg.power_kw is None and leg.counters.supplied_kwh is None and leg.counters.absorbed_kwh == 2.0
+    assert leg.limit_kw is None and leg.setpoint_kw is None
