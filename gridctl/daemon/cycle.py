@@ -143,6 +143,10 @@ class Cycle:
             self.transitions.append((now, before, result.state.mode.value, tuple(result.notes)))
             log.warning("mode transition from=%s to=%s signal=%s notes=%r", before,
                         result.state.mode.value, result.signal.value, "; ".join(result.notes))
+            try:
+                self.telemetry.transition(before, result.state.mode.value, tuple(result.notes), now)
+            except Exception as exc:  # the journal still has it; control must not wait on disk
+                log.error("transition not recorded error=%s", exc)
             self.replan_requested = True
         if result.state is not self.state:
             self.state, self.state_changed = result.state, True

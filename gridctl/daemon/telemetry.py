@@ -85,6 +85,14 @@ class TelemetryRecorder:
         self.sink.enqueue_telemetry(points)
         self.queued += len(points)
 
+    def transition(self, before: str, after: str, notes: tuple[str, ...], now: datetime) -> None:
+        """Record a mode transition at once (never thinned: operators audit them)."""
+        if self.sink is None:
+            return
+        self.sink.enqueue_telemetry([TelemetryPoint(
+            "controller", {"site": self.site_id},
+            {"transition_from": before, "transition_to": after, "notes": "; ".join(notes)}, now)])
+
     def points(self, snapshot, state, report, now: datetime) -> list[TelemetryPoint]:
         """Rows of one sample: one per node and one for the controller."""
         rows = []

@@ -127,6 +127,9 @@ async def test_grid_loss_islands_within_one_cycle_and_reconnects_after_delay(mak
     moves = [(a, b) for _t, a, b, _n in daemon.cycle.transitions]
     assert moves == [("grid_connected", "islanded"), ("islanded", "reconnecting"),
                      ("reconnecting", "grid_connected")]
+    recorded = [line for _id, line in ledger.outbox_peek(100000) if "transition_to=" in line]
+    assert [line.split('transition_to="')[1].split('"')[0] for line in recorded] == [
+        "islanded", "reconnecting", "grid_connected"]
 
 
 async def test_hung_solver_is_abandoned_and_control_goes_on(make_daemon, plant):
