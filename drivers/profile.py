@@ -85,6 +85,8 @@ class DeviceQuirks:
         First retry delay [s], doubled per attempt.
     max_registers_per_read : int
         Largest register block read in one request (at most 125).
+    plausible_power_kw : float or None
+        Magnitude above which a power reading is garbage and dropped [kW] (None: no bound).
     """
 
     power_sign: int = 1
@@ -95,6 +97,7 @@ class DeviceQuirks:
     retries: int = 2
     backoff_s: float = 0.05
     max_registers_per_read: int = 125
+    plausible_power_kw: float | None = None
 
     def __post_init__(self) -> None:
         if self.power_sign not in (1, -1):

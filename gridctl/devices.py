@@ -44,8 +44,25 @@ def _path(base_dir: Path, value: Path | str | None) -> str | None:
     return str(p if p.is_absolute() else base_dir / p)
 
 
-def quirks_from_profile(profile: DeviceProfile) -> DeviceQuirks:
-    """Driver quirks for a device profile (sign flips, models, pacing, control method)."""
+#: Readings beyond this multiple of a device's rating are garbage, not physics.
+PLAUSIBLE_RATING_FACTOR = 2.0
+
+
+def plausible_power_kw(node: Node, device) -> float | None:  # noqa: ANN001 - config device union
+    """Bound for power readings [kW]: twice the rating (meters: the grid import limit)."""
+    rating = getattr(device, "rating", None)
+    if device.kind == "pv_inverter":
+        return PLAUSIBLE_RATING_FACTOR * rating.ac_kw
+    if device.kind == "battery":
+        return PLAUSIBLE_RATING_FACTOR * max(rating.max_charge_kw, rating.max_discharge_kw)
+    if device.kind == "meter":
+        limit = getattr(rating, "max_kw", None) or (node.grid.import_limit_kw if node.grid else None)
+        return None if limit is None else PLAUSIBLE_RATING_FACTOR * limit
+    return None
+
+
+def quirks_from_profile(profile: DeviceProfile, plausible_kw: float | None = None) -> DeviceQuirks:
+    """Driver quirks for a device profile (sign flips, pacing, control method, plausibility)."""
     control = "auto"
     if 704 in profile.control_models or 802 in profile.control_models and 124 not in profile.control_models:
         control = "704_802"
@@ -57,6 +74,7 @@ def quirks_from_profile(profile: DeviceProfile) -> DeviceQuirks:
         control=control,
         inter_request_delay_s=profile.quirks.inter_request_delay_s,
         max_registers_per_read=profile.quirks.max_registers_per_read,
+        plausible_power_kw=plausible_kw,
     )
 
 
@@ -113,7 +131,8 @@ def build_binding(site: SiteConfig, node: Node, device, base_dir: Path | None = 
     if device.protocol.opcua is not None:
         driver: Driver = OpcUaRouter(opcua_endpoint(device.protocol.opcua, base), name=device.id)
     else:
-        quirks = quirks_from_profile(profile) if profile else DeviceQuirks()
+        bound = plausible_power_kw(node, device)
+        quirks = quirks_from_profile(profile, bound) if profile else DeviceQuirks(plausible_power_kw=bound)
         cls = _SUNSPEC_CLASSES[device.kind]
         driver = cls(modbus_endpoint(device.protocol.modbus, base), quirks, name=device.id)
     return DeviceBinding(node.id, device.id, device.kind, driver, profile, device, revert_s)

@@ -112,6 +112,14 @@ class SunSpecDevice:
         )
         return EnergyCounters(supplied_kwh=checked[0], absorbed_kwh=checked[1])
 
+    def _plausible(self, power_kw: float | None, notes: list[str]) -> float | None:
+        """Drop a power reading beyond the profile's plausibility bound (garbage), with a note."""
+        bound = self.quirks.plausible_power_kw
+        if power_kw is not None and bound is not None and abs(power_kw) > bound:
+            notes.append(f"power {power_kw:.3f} kW beyond the plausible {bound:g} kW, dropped")
+            return None
+        return power_kw
+
     async def _grid_from(self, values: dict[str, Value], voltage_key: str, connected: bool | None) -> GridState:
         voltage = values.get(voltage_key)
         frequency = values.get("Hz")
@@ -134,9 +142,8 @@ class SunSpecMeter(SunSpecDevice):
         values, notes = await self.client.read_model(model, POLL_POINTS[model])
         counters = self._guard_counters(_kwh(values.get("TotWhImp")), _kwh(values.get("TotWhExp")), notes)
         grid = await self._grid_from(values, "PhV", None)
-        return DeviceReading(
-            ac_power_kw=_kw(values.get("W"), self.quirks.power_sign), counters=counters, grid=grid, notes=tuple(notes)
-        )
+        power = self._plausible(_kw(values.get("W"), self.quirks.power_sign), notes)
+        return DeviceReading(ac_power_kw=power, counters=counters, grid=grid, notes=tuple(notes))
 
     async def read_ac_power_kw(self) -> float | None:
         return (await self.read_snapshot()).ac_power_kw
@@ -158,7 +165,7 @@ class SunSpecPvInverter(SunSpecDevice):
         """PV power [kW] (never negative), produced energy [kWh], grid voltage and frequency."""
         model = self._require((*INVERTER_MODELS, 701), "inverter")
         values, notes = await self.client.read_model(model, POLL_POINTS[model])
-        power = _kw(values.get("W"), self.quirks.power_sign)
+        power = self._plausible(_kw(values.get("W"), self.quirks.power_sign), notes)
         if power is not None and power < -0.05:
             notes.append(f"PV power {power:.3f} kW is negative (sign misconfigured?), dropped")
             power = None
@@ -249,8 +256,8 @@ class SunSpecBattery(SunSpecDevice):
             counters = self._guard_counters(_kwh(ac.get("WH")), None, notes)
             grid = await self._grid_from(ac, "PhVphA", None)
         return DeviceReading(
-            ac_power_kw=_kw(ac.get("W"), self.quirks.power_sign), counters=counters, soc_pct=soc, grid=grid,
-            notes=tuple(notes),
+            ac_power_kw=self._plausible(_kw(ac.get("W"), self.quirks.power_sign), notes), counters=counters,
+            soc_pct=soc, grid=grid, notes=tuple(notes),
         )
 
     async def _read_soc(self, notes: list[str], model_802: dict[str, Value] | None = None) -> float | None:

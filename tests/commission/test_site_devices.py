@@ -78,3 +78,11 @@ async def test_poll_isolates_a_dead_device(tmp_path: Path) -> None:
     finally:
         await devices.close()
         await emulated.stop()
+
+
+def test_plausibility_bounds_come_from_ratings() -> None:
+    site = load_site(MISONO)
+    devices = SiteDevices.from_config(site)
+    assert devices.binding("home-1-pv").driver.quirks.plausible_power_kw == pytest.approx(9.0)
+    assert devices.binding("home-1-battery").driver.quirks.plausible_power_kw == pytest.approx(8.0)
+    assert devices.binding("home-1-meter").driver.quirks.plausible_power_kw == pytest.approx(12.0)

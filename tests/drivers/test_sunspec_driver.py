@@ -335,3 +335,14 @@ async def test_caller_timeout_leaves_the_driver_usable(sunspec_factory) -> None:
         assert (await meter.read_snapshot()).ac_power_kw == pytest.approx(1.2, abs=0.01)
     finally:
         await meter.close()
+
+
+async def test_implausible_power_is_dropped(sunspec_factory) -> None:
+    emu = await sunspec_factory("meter", physics={"power_kw": 25.0})
+    meter = SunSpecMeter(endpoint(emu), DeviceQuirks(plausible_power_kw=12.0))
+    await meter.connect()
+    try:
+        reading = await meter.read_snapshot()
+        assert reading.ac_power_kw is None and any("plausible" in n for n in reading.notes)
+    finally:
+        await meter.close()
