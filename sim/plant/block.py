@@ -174,7 +174,7 @@ class BlockPlant:
         return PlantCommand(np.zeros(n_nodes), np.full(n_nodes, np.inf), np.zeros(n_links),
                             np.zeros(n_nodes))
 
-    def _link_net_in_kw(self, flow_kw: np.ndarray) -> np.ndarray:
+    def link_net_in_kw(self, flow_kw: np.ndarray) -> np.ndarray:
         """Net power arriving at each node from its links [kW]."""
         net = np.zeros(len(self.node_ids))
         fwd, bwd = np.clip(flow_kw, 0, None), np.clip(-flow_kw, 0, None)
@@ -194,7 +194,7 @@ class BlockPlant:
         ``surplus``/``deficit`` are what an islanded cell could not absorb and must be taken off
         the link flows into/out of it before the next pass.
         """
-        net_in = self._link_net_in_kw(flow_kw)
+        net_in = self.link_net_in_kw(flow_kw)
         sending = self._sending_kw(flow_kw)
         rows = []
         for i, node in enumerate(self._nodes):

@@ -41,7 +41,6 @@ from gridctl.controller import (
 from gridctl.settlement.readings_csv import period_readings
 from gridctl.settlement.settle import settle_period
 from gridctl.tariffs import JST
-from optimizer import PlanStatus
 from optimizer.dispatcher import Dispatcher
 from sim.outages import OutageWindow, outage_masks
 from sim.plant.block import BlockPlant, PlantCommand, PlantState, StepFlows

@@ -110,7 +110,7 @@ class Recorder:
         s["stored_kwh"][k] = state.stored_kwh
         s["critical_shed_kw"][k] = flows.critical_shed_kw
         s["sheddable_shed_kw"][k] = flows.sheddable_shed_kw
-        s["link_net_in_kw"][k] = self.plant._link_net_in_kw(flows.link_flow_kw)
+        s["link_net_in_kw"][k] = self.plant.link_net_in_kw(flows.link_flow_kw)
         s["link_flow_kw"][k] = flows.link_flow_kw
         s["link_loss_kw"][k] = flows.link_loss_kw
         self.grid_available[k] = grid_ok

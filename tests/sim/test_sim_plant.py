@@ -55,7 +55,7 @@ def test_energy_is_conserved_over_a_day_with_an_outage(site, day):
     assert sources == pytest.approx(sinks + losses + stored_change, abs=1e-6)
     # and per node and step: pv + grid + battery + link_in = load served
     for _, f, _ in steps:
-        link_in = plant._link_net_in_kw(f.link_flow_kw)
+        link_in = plant.link_net_in_kw(f.link_flow_kw)
         balance = f.pv_kw + f.grid_kw + f.battery_kw + link_in - f.critical_served_kw - f.sheddable_served_kw
         assert np.abs(balance).max() < 1e-9
 
