@@ -180,3 +180,22 @@ async def test_clock_jumps_neither_lose_nor_double_periods(make_daemon, plant):
     assert_periods_contiguous(ledger)
     # Settled up to the period before the open one (05:30), none twice, none skipped.
     assert period_starts(ledger)[-1] == dt.datetime(2026, 8, 3, 5, 0, tzinfo=dt.UTC)
+
+
+async def test_real_solver_hitting_its_time_limit_keeps_control(make_daemon, plant):
+    site = fast_site(poll_period_s=10.0, setpoint_expiry_s=30.0, horizon_h=24.0,
+                     solver_time_limit_s=0.001, replan_period_s=60)
+    daemon, ledger = make_daemon(site)
+    reports = await run_cycles(daemon, 2)
+    for _ in range(200):  # real HiGHS in the worker: give it real time to give up
+        if daemon.planner.stats.finished:
+            break
+        await asyncio.sleep(0.05)
+        reports += await run_cycles(daemon, 1)
+    reports += await run_cycles(daemon, 30)
+    plan = daemon.cycle.state.plan
+    # 1 ms is too short for HiGHS: the plan is the optimizer's rule-based fallback, a value.
+    assert plan is not None and plan.status.value in ("time_limit_feasible", "fallback")
+    assert any("Time limit" in note for note in plan.notes) or plan.status.value != "fallback"
+    assert all(r.healthy and r.decision is not None for r in reports)
+    assert not [b for r in reports for b in outside_limits(site, r)]
