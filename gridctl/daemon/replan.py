@@ -39,11 +39,16 @@ class Planner:
         built there too.
     deadline_s : float
         A solve still running this long after it started is abandoned [s].
+    track : callable, optional
+        ``track(future)`` is told of each solve started (the daemon's clock: a manual clock
+        in tests lets the solve finish before time moves on).
     """
 
-    def __init__(self, solve: Callable[[Any], Any], deadline_s: float) -> None:
+    def __init__(self, solve: Callable[[Any], Any], deadline_s: float,
+                 track: Callable[[concurrent.futures.Future], None] | None = None) -> None:
         self._solve = solve
         self.deadline_s = deadline_s
+        self._track = track
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="replan")
         self._future: concurrent.futures.Future | None = None
         self._started_s = 0.0
@@ -63,6 +68,8 @@ class Planner:
         if self._future is not None:
             return False
         self._future = self._pool.submit(lambda: self._solve(make_problem()))
+        if self._track is not None:
+            self._track(self._future)
         self._started_s, self._abandoned = now_s, False
         self.stats.started += 1
         return True

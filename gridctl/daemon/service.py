@@ -81,7 +81,7 @@ class Daemon:
         cap_s = max(0.1, 0.4 * site.control.poll_period_s)
         self.fleet = Fleet(site, parts.factory, cap_s)
         deadline_s = site.control.solver_time_limit_s * 2 + 5.0
-        self.planner = Planner(parts.solve, deadline_s)
+        self.planner = Planner(parts.solve, deadline_s, track=clock.track)
         self.telemetry = TelemetryRecorder(site.site.id, site.storage.telemetry_period_s,
                                            parts.telemetry_sink)
         self.cycle = Cycle(site, clock, parts.core, self.fleet, self.planner, recorder,

@@ -139,6 +139,7 @@ async def test_hung_solver_is_abandoned_and_control_goes_on(make_daemon, plant):
         release.wait(30)
         raise RuntimeError("released")
 
+    plant.clock.work_wait_s = 0  # the solver is stuck: manual time runs on without it
     daemon, _ledger = make_daemon(solve=hung_solve)
     deadline_s = daemon.planner.deadline_s
     await run_cycles(daemon, 1)  # devices connect in the background during the first cycle
