@@ -40,12 +40,24 @@ def _load(path: Path) -> SiteConfig:
         raise typer.Exit(EXIT_CONFIG) from None
 
 
+def _not_session_timeout_notice(record: logging.LogRecord) -> bool:
+    """False for asyncua's notice that the server revised the session timeout.
+
+    asyncua asks for 1 h and servers (asyncua's own: 10 min) grant less; the client simply uses
+    the granted value, so the warning at every start is noise, not a fault.
+    """
+    return not str(record.msg).startswith("Requested session timeout")
+
+
 def _setup_logging(level: str, console=None) -> None:
     root = logging.getLogger()
     root.handlers.clear()
     root.setLevel(level.upper())
     for chatty in ("asyncua", "pymodbus"):  # their INFO is per request: journald noise
         logging.getLogger(chatty).setLevel(max(logging.WARNING, root.level))
+    client_log = logging.getLogger("asyncua.client.client")
+    if _not_session_timeout_notice not in client_log.filters:
+        client_log.addFilter(_not_session_timeout_notice)
     if console is not None:
         from rich.logging import RichHandler
 

@@ -37,6 +37,7 @@ class LedgerPeriods:
     def __init__(self, site: SiteConfig, ledger: Ledger) -> None:
         self.site, self.ledger = site, ledger
         self.zone = zoneinfo.ZoneInfo(site.site.timezone)
+        self.last = None  # the last PeriodSettlement made by this process (for status)
 
     def is_settled(self, start_utc: dt.datetime) -> bool:
         return bool(self.ledger.settlements(start_utc, start_utc + PERIOD))
@@ -48,6 +49,7 @@ class LedgerPeriods:
             readings.start_utc, month_start.astimezone(dt.UTC))
         settlement = settle_period(self.site, readings, mtd)
         result = self.ledger.record(settlement, readings)
+        self.last = settlement
         log.info("period settled start=%s outcome=%s revision=%s flags=%s",
                  readings.start_utc.isoformat(), result.outcome, result.revision,
                  ",".join(settlement.flags) or "-")

@@ -51,6 +51,8 @@ class CycleReport:
     setpoints : list of (Setpoint, float)
         Each setpoint with the value actually written after clamping [kW].
     decision : Decision or None
+    snapshot : Snapshot or None
+        What the cycle read (for status views).
     settled : int
         Periods settled in this cycle.
     """
@@ -64,6 +66,7 @@ class CycleReport:
     decision: Decision | None = None
     released: bool = False
     settled: int = 0
+    snapshot: Snapshot | None = None
 
     @property
     def healthy(self) -> bool:
@@ -116,6 +119,7 @@ class Cycle:
         snapshot = self._guard(report, "snapshot", build_snapshot, self.site, readings, faults, now)
         if snapshot is None:
             snapshot = Snapshot(at_utc=now)
+        report.snapshot = snapshot
         self._guard(report, "forecast", self.forecaster.observe, snapshot)
         self._guard(report, "transition", self._transition, snapshot, now)
         self._guard(report, "plan", self._plan, snapshot, now, now_s)

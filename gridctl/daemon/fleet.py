@@ -108,9 +108,10 @@ class DeviceHandle:
         if not isinstance(reading, DeviceReading):
             await self._fail(f"read: driver returned {type(reading).__name__}", now_s, False)
             return None
+        if self.fault is not None:  # the first good read of a session is the news, once
+            log.info("device %s device=%s", "healthy again" if self.stats["reads"] else
+                     "connected and healthy", self.device_id)
         self.stats["reads"] += 1
-        if self.fault is not None:
-            log.info("device healthy again device=%s", self.device_id)
         self.fault, self.failures, self.last_reading = None, 0, reading
         return reading
 
@@ -200,7 +201,7 @@ class DeviceHandle:
             await self._fail(f"connect: {type(exc).__name__}: {exc}", now_s, False)
             return
         self.connected = True
-        log.info("device connected device=%s", self.device_id)
+        log.debug("device session open device=%s", self.device_id)  # healthy: logged on first read
 
     async def _write_one(self, sp: Setpoint, value: float, revert_s: float) -> bool:
         d = self.driver

@@ -6,6 +6,7 @@ controls the emulated devices, and ``gridctl status`` reads the running daemon's
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import signal
 import subprocess
@@ -45,10 +46,46 @@ def test_run_emulate_live_then_status_shows_it_controlling(tmp_path):
     assert status["mode"] == "grid_connected" and status["healthy"]
     assert len(status["devices"]) == 8 and all(d["ok"] for d in status["devices"].values())
     assert "mode grid_connected" in text.stdout and "devices: 8/8 ok" in text.stdout
-    assert "gridctl run" in out  # the live panel was drawn
+    assert "gridctl run" in out and "P2P links" in out  # the live panel was drawn
+    assert_status_document_consistent(status)
+    # Log noise: asyncua's session-timeout notice is filtered, a first connection is no
+    # "healthy again".
+    assert "Requested session timeout" not in out + err
+    assert "healthy again" not in out
     with Ledger(tmp_path / "var" / "misono" / "ledger.sqlite") as ledger:
         assert ledger.state_get("daemon.controller_state") is not None
         assert ledger.outbox_backlog()[0] > 0  # telemetry queued
+
+
+def assert_status_document_consistent(status: dict) -> None:
+    """Members, totals, links, plan targets and settlement agree with each other."""
+    members = status["members"]
+    assert set(members) == {"home-1", "home-2"}
+    for name, m in members.items():
+        assert m["devices_ok"] == m["devices"] == 4 and not m["faults"], name
+        assert m["pv_kw"] >= 0 and m["load_kw"] >= 0 and 0 <= m["soc_pct"] <= 100, name
+        # The emulator's grid meter reads load - pv - battery (its node model leaves the
+        # router links out), so the measured member balances that way, within poll skew.
+        gap_kw = m["pv_kw"] + m["grid_kw"] + m["battery_kw"] - m["load_kw"]
+        assert abs(gap_kw) < 0.25 + 0.05 * m["load_kw"], (name, m)
+        target = m["target"]
+        assert target is not None and -5.0 - 1e-6 <= target["battery_kw"] <= 5.0 + 1e-6, (name, m)
+    for key in ("pv_kw", "load_kw", "battery_kw", "grid_kw", "p2p_in_kw"):
+        assert abs(status["totals"][key] - sum(m[key] for m in members.values())) < 0.01, key
+    (link,) = status["links"]
+    assert (link["from_node"], link["to_node"]) == ("home-1", "home-2")
+    flow_kw = link["flow_kw"]
+    a_in, b_in = members["home-1"]["p2p_in_kw"], members["home-2"]["p2p_in_kw"]
+    assert abs(a_in + flow_kw) <= 0.03 * abs(flow_kw) + 0.01  # home-1's end of the link
+    assert b_in * flow_kw >= 0 and abs(b_in) <= abs(flow_kw) + 0.01  # arrives, less losses
+    if abs(flow_kw) > 0.0005:
+        assert link["direction"] == ("home-1->home-2" if flow_kw > 0 else "home-2->home-1")
+    settlement = status["settlement"]
+    open_start = dt.datetime.fromisoformat(settlement["open_start_utc"])
+    assert open_start.minute in (0, 30) and open_start.second == 0
+    assert dt.datetime.fromisoformat(settlement["next_settlement_utc"]) - open_start >= \
+        dt.timedelta(minutes=30)
+    assert status["transitions"] == [] and status["plan"]["step_start_utc"] is not None
 
 
 def test_run_with_a_bad_config_says_where_in_one_line(tmp_path):

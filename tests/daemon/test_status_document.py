@@ -1,0 +1,50 @@
+"""The status document (``gridctl status --json`` and the live view) on the scripted plant.
+
+The scripted devices report known powers (conftest): PV at half its AC rating, grid meters
+and routers' grid legs 1 kW import, batteries idle at 55 %, each router's node leg 2 kW out; so every number in the
+member table can be checked by hand, and a grid loss shows up in the recent transitions.
+"""
+
+from __future__ import annotations
+
+import json
+
+from rich.console import Console
+
+from gridctl.daemon.live import render, status_text
+
+from .conftest import fast_site
+from .test_cycle_table import run_cycles
+
+
+async def test_members_totals_plan_and_transitions(make_daemon, plant):
+    site = fast_site()
+    daemon, _ledger = make_daemon(site)
+    await run_cycles(daemon, 6)
+    plant.grid_connected = False
+    await run_cycles(daemon, 3)
+    status = json.loads(json.dumps(daemon.status()))  # what the socket sends
+    members = status["members"]
+    assert list(members) == [n.id for n in site.nodes]
+    for node in site.nodes:
+        m = members[node.id]
+        pv_kw = sum(0.5 * d.rating.ac_kw for d in node.pv_inverters)
+        assert m["pv_kw"] == round(pv_kw, 3) and m["load_kw"] == 2.0
+        assert m["battery_kw"] == 0.0 and m["soc_pct"] == (55.0 if node.batteries else None)
+        assert m["grid_kw"] == 1.0  # the grid meter, else the router's grid leg: both 1 kW
+        assert m["p2p_in_kw"] == 0.0  # scripted links carry nothing
+        assert m["devices_ok"] == m["devices"] == len(node.devices)
+        assert m["target"] is None or set(m["target"]) == {"battery_kw", "grid_kw", "pv_kw"}
+    assert status["totals"]["pv_kw"] == round(sum(m["pv_kw"] for m in members.values()), 3)
+    assert len(status["links"]) == len(site.links)
+    assert all(link["direction"] is None for link in status["links"])
+    assert [(t["from"], t["to"]) for t in status["transitions"]] == [("grid_connected", "islanded")]
+    assert status["mode"] == "islanded"
+    assert len(json.dumps(status)) < 12_000  # small enough for a socket answer per second
+    for width in (80, 120):  # the live view renders at the smallest supported terminal
+        console = Console(width=width, record=True, color_system=None)
+        console.print(render(status))
+        text = console.export_text()
+        assert "ISLANDED" in text and "grid_connected→islanded" in text
+        assert all(name in text for name in members) and max(map(len, text.splitlines())) <= width
+    assert "transition" in status_text(status) and "home-1" in status_text(status)
