@@ -22,6 +22,7 @@ from optimizer import DispatchPlan, PlanStatus, Violation
 
 STATE_KEY = "daemon.controller_state"
 RECORDER_KEY = "daemon.recorder"
+FORECAST_KEY = "daemon.forecast_history"
 
 
 def _iso(value: datetime | None) -> str | None:

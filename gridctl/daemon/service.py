@@ -31,6 +31,7 @@ from gridctl.daemon.fleet import DriverFactory, Fleet
 from gridctl.daemon.notify import Notifier
 from gridctl.daemon.operator import Command, OperatorServer, ProtocolError
 from gridctl.daemon.persist import (
+    FORECAST_KEY,
     RECORDER_KEY,
     STATE_KEY,
     StateStore,
@@ -86,6 +87,8 @@ class Daemon:
                                            parts.telemetry_sink)
         self.cycle = Cycle(site, clock, parts.core, self.fleet, self.planner, recorder,
                            self.telemetry, state)
+        self._forecast_saved: datetime | None = None
+        self._restore_forecast()
         self.stop_event = asyncio.Event()
         self.signals = 0
         self.started_s = clock.monotonic()
@@ -102,6 +105,33 @@ class Daemon:
             except (ValueError, KeyError, TypeError) as exc:
                 log.error("persisted state unreadable, starting fresh error=%s", exc)
         return self.parts.core.initial_state(self.parts.site, now)
+
+    def _restore_forecast(self) -> None:
+        forecaster = self.cycle.forecaster
+        text = self.parts.store.get(FORECAST_KEY)
+        if not text or not hasattr(forecaster, "restore"):
+            return
+        try:
+            loaded = forecaster.restore(text)
+            log.info("forecast history restored bins=%d", loaded)
+        except (ValueError, KeyError, TypeError) as exc:  # a forecast is not worth a failed start
+            log.error("saved forecast history unreadable, starting from typical days error=%s", exc)
+
+    def _save_forecast(self, force: bool) -> None:
+        """Save the forecast history once per settlement period (and at shutdown)."""
+        now = self.parts.clock.now()
+        period = now.replace(minute=now.minute - now.minute % 30, second=0, microsecond=0)
+        forecaster = self.cycle.forecaster
+        if (not force and period == self._forecast_saved) or not hasattr(forecaster, "export"):
+            return
+        try:
+            text = forecaster.export()
+            if text is not None:
+                self.parts.store.put(FORECAST_KEY, text, now)
+        except Exception as exc:  # retried next cycle; control does not depend on it
+            log.warning("forecast history not saved error=%s", exc)
+            return
+        self._forecast_saved = period
 
     # -- lifecycle --------------------------------------------------------------------------
     async def run(self, duration_s: float | None = None,
@@ -173,6 +203,7 @@ class Daemon:
         elif self.cycle.count % 10 == 0:
             notifier.status(self.status_line())
         self._persist(force=self.cycle.state_changed or self.cycle.recorder.dirty)
+        self._save_forecast(force=False)
 
     async def _sleep(self, seconds: float) -> None:
         if seconds <= 0:
@@ -219,6 +250,7 @@ class Daemon:
         except Exception as exc:  # settled next start: boundaries are persisted
             log.warning("settlement at shutdown deferred error=%s", exc)
         self._persist(force=True)
+        self._save_forecast(force=True)
         if self.parts.shipper is not None:
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(5.0):

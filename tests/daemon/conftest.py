@@ -147,8 +147,8 @@ def make_daemon(tmp_path, plant):
     def make(site=None, **kw):
         site = site or fast_site()
         kw.setdefault("socket_path", None)
-        daemon, ledger = build_daemon(site, clock=plant.clock, factory=scripted_factory(plant),
-                                      ledger_path=tmp_path / "ledger.sqlite", **kw)
+        kw.setdefault("ledger_path", tmp_path / "ledger.sqlite")
+        daemon, ledger = build_daemon(site, clock=plant.clock, factory=scripted_factory(plant), **kw)
         made.append(ledger)
         return daemon, ledger
 

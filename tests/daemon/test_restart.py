@@ -77,3 +77,27 @@ async def test_failing_settlement_is_retried_without_losing_control(make_daemon,
     assert calls[0] == calls[1] == calls[2] == calls[3]  # the same period, retried until done
     assert daemon.cycle.recorder.last_error is None
     assert_periods_contiguous(ledger)
+
+
+async def test_forecast_history_survives_a_restart(make_daemon, plant, tmp_path):
+    import numpy as np
+
+    site = fast_site(poll_period_s=60.0, setpoint_expiry_s=180.0, replan_period_s=1800)
+    first, ledger = make_daemon(site)
+    await run_cycles(first, 3 * 60)  # 3 h of history: PV at half rating, load 2 kW per node
+    history = first.cycle.forecaster.history
+    bins = np.arange(history.bin_of(plant.clock.now()) - 11, history.bin_of(plant.clock.now()))
+    before = {q: history.values(q, bins) for q in ("pv_kw", "load_kw")}
+    assert not np.isnan(before["pv_kw"]).any() and np.allclose(before["load_kw"], 2.0)
+    await first.shutdown()
+    ledger.close()
+
+    plant.clock.advance(120)
+    second, ledger = make_daemon(site)
+    after = second.cycle.forecaster.history
+    for q, values in before.items():
+        assert np.allclose(after.values(q, bins), values, atol=1e-3), q
+    ledger.close()
+
+    fresh, _l = make_daemon(site, ledger_path=tmp_path / "other.sqlite")  # nothing saved there
+    assert np.isnan(fresh.cycle.forecaster.history.values("pv_kw", bins)).all()
