@@ -2,13 +2,17 @@
 
 The daemon does not import the simulator (imports point downwards); it starts
 ``gridctl emulate CONFIG`` as a child process and waits until every configured device port
-accepts connections, so the first cycle finds the block up.
+accepts connections, so the first cycle finds the block up. A port that already answers
+before the child starts is refused (a leftover emulator would silently stand in for ours), and
+the child is asked to die with its parent (a closed terminal leaves no emulator behind).
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import logging
+import signal
 import socket
 import subprocess
 import sys
@@ -44,14 +48,30 @@ def _accepting(host: str, port: int) -> bool:
     return False
 
 
+#: prctl option asking the kernel to signal a child when its parent dies (Linux).
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: SIGTERM when the parent dies (no-op where prctl is missing)."""
+    with contextlib.suppress(Exception):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM))
+
+
 def start_emulators(config_path: Path, site: SiteConfig, timeout_s: float = 60.0) -> subprocess.Popen:
     """Start ``gridctl emulate CONFIG`` and wait for all device ports [s]; the child process."""
     for device_id, host, _port in device_addresses(site):
         if host not in ("127.0.0.1", "localhost", "::1"):
             raise EmulationError(f"{device_id}: --emulate needs loopback devices, not {host}")
+    busy = [(d, h, p) for d, h, p in device_addresses(site) if _accepting(h, p)]
+    if busy:
+        device_id, host, port = busy[0]
+        raise EmulationError(f"{device_id}: port {host}:{port} is already in use (another "
+                             "'gridctl emulate' or daemon still running?)")
     child = subprocess.Popen(
         [sys.executable, "-c", "from gridctl.cli import main; main()", "emulate", str(config_path)],
-        stdin=subprocess.DEVNULL, start_new_session=True)
+        stdin=subprocess.DEVNULL, start_new_session=True,
+        preexec_fn=_die_with_parent if sys.platform == "linux" else None)  # noqa: PLW1509
     deadline = time.monotonic() + timeout_s
     waiting = device_addresses(site)
     while waiting:

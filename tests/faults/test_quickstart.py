@@ -95,3 +95,20 @@ def test_run_with_a_bad_config_says_where_in_one_line(tmp_path):
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 2
     assert "Traceback" not in result.stderr and str(bad) in result.stderr
+
+
+def test_emulate_refuses_a_port_already_in_use(tmp_path):
+    import socket as socketlib
+
+    from gridctl.config import load_site
+    from gridctl.daemon.emulation import EmulationError, device_addresses, start_emulators
+
+    config = write_site_config(tmp_path, node_ids=["home-1"])
+    site = load_site(config)
+    device_id, host, port = device_addresses(site)[0]
+    with socketlib.socket() as squatter:  # a leftover emulator still holding a device port
+        squatter.setsockopt(socketlib.SOL_SOCKET, socketlib.SO_REUSEADDR, 1)
+        squatter.bind((host, port))
+        squatter.listen()
+        with pytest.raises(EmulationError, match=f"{device_id}: port .*:{port} is already in use"):
+            start_emulators(config, site, timeout_s=5.0)
