@@ -61,8 +61,9 @@ class ManualClock:
     start : datetime
         Initial wall-clock time (tz-aware).
     work_wait_s : float
-        Longest real wait for tracked work per ``sleep`` [s]; 0 lets time run on without it
-        (a test of a solver stuck past its deadline).
+        Longest real wait for a piece of tracked work [s] (once: work still running then is
+        left to run on in real time); 0 lets time run on without it (a test of a solver stuck
+        past its deadline).
     """
 
     def __init__(self, start: datetime, work_wait_s: float = 120.0) -> None:
@@ -94,7 +95,7 @@ class ManualClock:
 
     async def sleep(self, seconds: float) -> None:
         pending = [w for w in self._work if not w.done()]
-        self._work = pending if self.work_wait_s > 0 else []
+        self._work = []  # each piece of work is waited for once: a stuck one cannot stall every sleep
         if pending and self.work_wait_s > 0:
             await asyncio.to_thread(concurrent.futures.wait, pending, self.work_wait_s)
         self.advance(max(0.0, seconds))
