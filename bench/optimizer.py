@@ -8,12 +8,19 @@ The blocks are synthetic (``make_block``), shaped like the Misono reference bloc
 about 4.5 kW PV and 5-13 kWh batteries (one home in five without a battery, FIT meters that
 forbid battery export), a convenience store and a shopping mall with demand charges, every
 node behind a router and the routers linked.  A warned outage window makes part of each
-horizon islanded, so shedding and the outage reserve are exercised too.
+horizon islanded, so shedding and the outage reserve are exercised too.  The links form a
+tree like a real block's feeders: homes in chains of five, five chains (25 homes) into each
+store's router, every store into the mall's hub (no ring, so no long loops).
+
+Two kinds of roll: the plain cases see the same data one step on and the state the plan
+predicted (perfect foresight, the best case for the warm start); the ``_drift`` cases redraw
+the forecasts and let the measured state stray from the plan at each re-plan, as in the daemon.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import statistics
@@ -162,19 +169,40 @@ def _median(runs: list[dict], key: str) -> float:
     return round(statistics.median(r[key] for r in runs), 4)
 
 
+def _drifted(problem: DispatchProblem, rng: np.random.Generator, drift: float) -> DispatchProblem:
+    """The problem with every PV and load forecast value scaled by ``U(1 - drift, 1 + drift)``."""
+    return dataclasses.replace(
+        problem,
+        pv_available_kw=problem.pv_available_kw * rng.uniform(1 - drift, 1 + drift,
+                                                              problem.pv_available_kw.shape),
+        load_kw=problem.load_kw * rng.uniform(1 - drift, 1 + drift, problem.load_kw.shape))
+
+
 def run_case(name: str, n_homes: int, replans: int, naive_replans: int,
-             naive_time_limit_s: float) -> dict:
+             naive_time_limit_s: float, drift: float = 0.0) -> dict:
     """Solve ``replans + 1`` rolling problems (the first builds the model), then re-solve the
-    first ``naive_replans`` re-plan problems with the naive all-binary formulation."""
+    first ``naive_replans`` re-plan problems with the naive all-binary formulation.
+
+    With ``drift`` = 0 every re-plan sees the same data one step on and the state the plan
+    predicted (a perfect-foresight roll).  With ``drift`` > 0 each re-plan's PV and load
+    forecasts are redrawn within +-drift and the measured stored energy strays from the plan
+    by a normal error of ``drift`` times the capacity, as in a real daemon.
+    """
     block = make_block(n_homes)
     stored = block["stored"].copy()
+    rng = np.random.default_rng(11)
     problems, fast, runs = [], Dispatcher(), []
     for step in range(replans + 1):
         problem = problem_at(block, step, stored)
+        if drift:
+            problem = _drifted(problem, rng, drift)
         problems.append(problem)
         runs += _roll(fast, [problem])
         # The state rolls forward along the fast plan so both formulations see the same data.
         stored = runs[-1]["plan"].stored_kwh[:, 0].copy()
+        if drift:
+            stored = np.clip(stored + rng.normal(0.0, drift, stored.shape) * block["cap"],
+                             0.0, block["cap"])
     naive_opts = SolverOptions(time_limit_s=naive_time_limit_s, mip_rel_gap=0.005, threads=1)
     naive_runs = _roll(naive_all_binary(),
                        [_with_options(p, naive_opts) for p in problems[1: naive_replans + 1]])
@@ -185,7 +213,7 @@ def run_case(name: str, n_homes: int, replans: int, naive_replans: int,
                 for r in replan if r["plan"].solver_time_s > 0] or [float("nan")]
     statuses = [r["plan"].status.value for r in runs]
     return {
-        "case": name, "nodes": block["n"], "homes": n_homes, "steps": problems[0].n_steps,
+        "case": name, "drift": drift, "nodes": block["n"], "homes": n_homes, "steps": problems[0].n_steps,
         "links": problems[0].n_links, "replans": len(replan), "naive_replans": len(naive_runs),
         "build_s": round(runs[0]["build_s"], 4),
         "build_first_solve_s": round(runs[0]["wall_s"], 4),
@@ -226,10 +254,12 @@ def main(argv: list[str] | None = None) -> int:
         cases = [("misono", 5, 3, 3, 60.0), ("homes50", 50, 3, 1, 60.0)]
     else:
         cases = [("misono", 5, 10, 10, 60.0), ("homes50", 50, 10, 3, 60.0),
-                 ("homes200", 200, 10, 1, 60.0), ("homes1000", 1000, 10, 1, 60.0)]
+                 ("homes200", 200, 10, 1, 60.0), ("homes1000", 1000, 10, 1, 60.0),
+                 ("misono_drift", 5, 10, 10, 60.0, 0.1), ("homes200_drift", 200, 10, 1, 60.0, 0.1),
+                 ("homes1000_drift", 1000, 10, 1, 60.0, 0.1)]
     cases = [case for case in cases if args.only in (None, case[0])]
-    for name, homes, replans, naive_replans, naive_limit_s in cases:
-        print(json.dumps(run_case(name, homes, replans, naive_replans, naive_limit_s)), flush=True)
+    for name, *params in cases:
+        print(json.dumps(run_case(name, *params)), flush=True)
     return 0
 
 

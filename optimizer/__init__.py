@@ -9,7 +9,8 @@ solve, extract a plan.  Typical use::
 
 * :class:`Dispatcher` - production path: the formulation is handed to HiGHS as arrays
   (:mod:`optimizer.highs_model`), an LP wherever that is exact (:func:`binaries_needed`),
-  warm-started between cycles; a time-out gives the incumbent, or :func:`fallback_plan`.
+  warm-started between cycles (the previous basis moved with the rolling horizon); a
+  time-out gives the incumbent, or :func:`fallback_plan`.
 * :func:`fallback_plan` - rule-based plan with status ``fallback``.
 * :mod:`optimizer.reference` - the same formulation in Pyomo, the exact all-binary MILP used
   as the reference in the tests.

@@ -3,8 +3,11 @@
 The production formulation is handed to HiGHS directly through highspy's array API
 (``passModel`` with a CSC matrix, then ``changeColsBounds`` / ``changeColsCost`` /
 ``changeRowsBounds`` / ``changeColsIntegrality`` every cycle), because translating an
-equivalent Pyomo model takes tens of seconds at 200+ homes.  The same equations are written
-in Pyomo in :mod:`optimizer.reference`, which the tests use as the exact reference.
+equivalent Pyomo model takes tens of seconds at 200+ homes.  Between cycles the basis can be
+moved with the rolling horizon (:meth:`HighsModel.set_shifted_basis`, read back cheaply by
+:meth:`HighsModel.basis_status`) and the simplex variant chosen per solve.  The same
+equations are written in Pyomo in :mod:`optimizer.reference`, which the tests use as the
+exact reference.
 
 Constraint families (``dt`` = step length [h]; all split variables >= 0):
 
@@ -51,6 +54,49 @@ from optimizer.problem import DispatchProblem
 __all__ = ["HighsModel", "binaries_needed", "shape_key"]
 
 _INF = highspy.kHighsInf
+#: Basis status members indexed by their code (kLower 0, kBasic 1, kUpper 2, kZero 3, ...).
+_STATUS = sorted(highspy.HighsBasisStatus.__members__.values(), key=lambda m: m.value)
+_BASIC = highspy.HighsBasisStatus.kBasic.value
+_LOWER = highspy.HighsBasisStatus.kLower.value
+_UPPER = highspy.HighsBasisStatus.kUpper.value
+_ZERO = highspy.HighsBasisStatus.kZero.value
+
+
+def _nonbasic_side(value: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
+    """Status code of each entry as if nonbasic: at its nearer finite bound, else zero."""
+    near_upper = np.isfinite(upper) & (~np.isfinite(lower) | (upper - value < value - lower))
+    out = np.where(near_upper, _UPPER, _LOWER).astype(np.int8)
+    out[~np.isfinite(lower) & ~np.isfinite(upper)] = _ZERO
+    return out
+
+
+def _within(value: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> bool:
+    with np.errstate(invalid="ignore"):
+        tol_lo = 1e-6 * np.maximum(1.0, np.abs(np.where(np.isfinite(lower), lower, 0.0)))
+        tol_up = 1e-6 * np.maximum(1.0, np.abs(np.where(np.isfinite(upper), upper, 0.0)))
+        return bool(np.all(value >= lower - tol_lo) and np.all(value <= upper + tol_up))
+
+
+def _before_last(blocks: dict, count: int, steps: int, skip: tuple) -> np.ndarray:
+    """Indices of every entry except the last ``steps`` steps of the step-indexed blocks."""
+    keep = np.ones(count, dtype=bool)
+    for name, block in blocks.items():
+        if name not in skip and block.shape:
+            keep[block.ids()[..., block.shape[-1] - steps:].ravel()] = False
+    return np.flatnonzero(keep)
+
+
+def _shift_blocks(status: np.ndarray, blocks: dict, steps: int, skip: tuple) -> np.ndarray:
+    """Copy of ``status`` with every step-indexed block moved ``steps`` steps earlier."""
+    out = status.copy()
+    for name, block in blocks.items():
+        if name in skip or not block.shape:
+            continue
+        ids = block.ids()
+        prev = status[ids]
+        tail = np.repeat(prev[..., -1:], steps, axis=-1)
+        out[ids] = np.concatenate([prev[..., steps:], tail], axis=-1)
+    return out
 
 
 @dataclass(frozen=True)
@@ -166,6 +212,8 @@ class HighsModel:
         self._entries: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         self.is_mip = False
         self._pushed: dict[str, np.ndarray] = {}
+        #: Column values and row activities of the last solve with a solution.
+        self._activity: tuple[np.ndarray, np.ndarray] | None = None
         self._build(problem)
 
     # ----------------------------------------------------------------- building
@@ -281,6 +329,7 @@ class HighsModel:
         lp.a_matrix_.value_ = mat.data
         lp.a_matrix_.num_col_, lp.a_matrix_.num_row_ = n_col, n_row
         self.highs.passModel(lp)
+        self._matrix = mat.tocsr()  # for checking a shifted start against new data
         self._all_cols = np.arange(n_col, dtype=np.int32)
         self._all_rows = np.arange(n_row, dtype=np.int32)
         self._z_cols = (np.concatenate([z.ravel() for z in self.c_z.values()]).astype(np.int32)
@@ -403,9 +452,73 @@ class HighsModel:
         """Offer a full column vector as a MIP start (ignored by HiGHS if infeasible)."""
         self.highs.setSolution(len(self._all_cols), self._all_cols, col_values)
 
-    def run(self, time_limit_s: float, mip_rel_gap: float, threads: int) -> dict:
-        """Solve; return model status name, column values or None, gap and HiGHS time [s]."""
+    def basis_status(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """The basis of the last solve as ``(column, row)`` status codes, or None.
+
+        Read as the basic index list plus the side each nonbasic entry sits at: converting
+        ``getBasis()`` entry by entry costs more than the warm solve it serves.
+        """
+        status, basic = self.highs.getBasicVariables()
+        last = self._pushed
+        if status != highspy.HighsStatus.kOk or self._activity is None or "lb" not in last:
+            return None
+        col_value, row_value = self._activity
+        cols = _nonbasic_side(col_value, last["lb"], last["ub"])
+        rows = _nonbasic_side(row_value, last["rl"], last["ru"])
+        basic = np.asarray(basic)
+        cols[basic[basic >= 0]] = _BASIC
+        rows[-1 - basic[basic < 0]] = _BASIC
+        return cols, rows
+
+    def set_shifted_basis(self, col_status: np.ndarray, row_status: np.ndarray,
+                          steps: int) -> None:
+        """Start the next solve from a basis moved ``steps`` steps earlier.
+
+        Every step-indexed column and row takes the status of the same entity ``steps`` steps
+        later; the new last steps repeat the old last one.  The count of basic entries is then
+        restored (a basis needs exactly one per row) with the row slacks of the last step.
+        """
+        cols = _shift_blocks(col_status, self.cols.blocks, steps, ("peak", "borrow"))
+        rows = _shift_blocks(row_status, self.rows.blocks, steps, ())
+        last = np.concatenate([blk.ids()[..., -1].ravel() for blk in self.rows.blocks.values()
+                               if blk.shape])
+        missing = self.rows.count - int(np.sum(cols == _BASIC) + np.sum(rows == _BASIC))
+        if missing > 0:
+            candidates = last[rows[last] != _BASIC]
+            rows[candidates[:missing]] = _BASIC
+        elif missing < 0:
+            candidates = last[rows[last] == _BASIC]
+            # a slack made nonbasic sits at a finite side; HiGHS moves it if that is wrong
+            rows[candidates[:-missing]] = _LOWER
+        basis = highspy.HighsBasis()
+        basis.col_status = list(map(_STATUS.__getitem__, cols.tolist()))
+        basis.row_status = list(map(_STATUS.__getitem__, rows.tolist()))
+        basis.valid = True
+        self.highs.setBasis(basis)
+
+    def shifted_values_fit(self, values: np.ndarray, steps: int) -> bool:
+        """Whether ``values`` moved ``steps`` steps earlier satisfy the pushed data up to the
+        new last steps: then only those steps need work and primal simplex suits the start.
+
+        Call after :meth:`update`.  Bounds and rows are checked to 1e-6 (relative above 1).
+        """
+        x = _shift_blocks(values, self.cols.blocks, steps, ("peak", "borrow"))
+        last = self._pushed
+        old_cols = _before_last(self.cols.blocks, self.cols.count, steps, ("peak", "borrow"))
+        old_rows = _before_last(self.rows.blocks, self.rows.count, steps, ())
+        activity = self._matrix @ x
+        return (_within(x[old_cols], last["lb"][old_cols], last["ub"][old_cols])
+                and _within(activity[old_rows], last["rl"][old_rows], last["ru"][old_rows]))
+
+    def run(self, time_limit_s: float, mip_rel_gap: float, threads: int,
+            primal: bool = False) -> dict:
+        """Solve; return model status name, column values or None, gap and HiGHS time [s].
+
+        ``primal`` selects the primal simplex (for a start that is nearly primal feasible,
+        such as a shifted basis); otherwise HiGHS's default dual simplex.
+        """
         h = self.highs
+        h.setOptionValue("simplex_strategy", 4 if primal else 1)
         h.setOptionValue("time_limit", float(time_limit_s))
         h.setOptionValue("mip_rel_gap", float(mip_rel_gap))
         h.setOptionValue("threads", int(threads))
@@ -416,7 +529,9 @@ class HighsModel:
         status = h.getModelStatus()
         info = h.getInfo()
         has_solution = info.primal_solution_status == 2  # kSolutionStatusFeasible
-        values = np.asarray(h.getSolution().col_value) if has_solution else None
+        solution = h.getSolution()
+        values = np.asarray(solution.col_value) if has_solution else None
+        self._activity = (values, np.asarray(solution.row_value)) if has_solution else None
         gap = float(info.mip_gap) if self.is_mip else 0.0
         return {"status": h.modelStatusToString(status), "optimal":
                 status == highspy.HighsModelStatus.kOptimal, "values": values,
