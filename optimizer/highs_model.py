@@ -519,7 +519,9 @@ class HighsModel:
         """
         h = self.highs
         h.setOptionValue("simplex_strategy", 4 if primal else 1)
-        h.setOptionValue("time_limit", float(time_limit_s))
+        # HiGHS checks time_limit against its run clock, which keeps counting across runs on
+        # one Highs object: the per-solve budget starts from the clock's current reading.
+        h.setOptionValue("time_limit", h.getRunTime() + float(time_limit_s))
         h.setOptionValue("mip_rel_gap", float(mip_rel_gap))
         h.setOptionValue("threads", int(threads))
         before_s = h.getRunTime()
