@@ -1,8 +1,9 @@
 """Benchmark the dispatch optimizer against a naive all-binary formulation on the same data.
 
 Run ``python bench/optimizer.py --quick`` (Misono and 50 homes, 3 re-plans, under 2 minutes)
-or without ``--quick`` for every size (Misono, 50, 200 and 1,000 homes, 10 re-plans).  One
-JSON object per case is printed per line.  Nothing here is asserted by the tests.
+or without ``--quick`` for every size (Misono, 50, 200 and 1,000 homes, 10 re-plans; Misono,
+200 and 1,000 homes again with drift, see below); ``--only homes1000_drift`` runs one case.
+One JSON object per case is printed per line.  Nothing here is asserted by the tests.
 
 The blocks are synthetic (``make_block``), shaped like the Misono reference block: homes with
 about 4.5 kW PV and 5-13 kWh batteries (one home in five without a battery, FIT meters that
