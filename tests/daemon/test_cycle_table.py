@@ -168,7 +168,9 @@ async def test_failing_decide_releases_devices_and_withholds_watchdog(make_daemo
 
 
 async def test_clock_jumps_neither_lose_nor_double_periods(make_daemon, plant):
-    daemon, ledger = make_daemon(fast_site(poll_period_s=10.0, setpoint_expiry_s=30.0))
+    # Re-plans every 10 min: the periods are the subject here, and each solve costs real time.
+    daemon, ledger = make_daemon(fast_site(poll_period_s=10.0, setpoint_expiry_s=30.0,
+                                           replan_period_s=600))
     clock: ManualClock = plant.clock
     await run_cycles(daemon, 540)  # 1.5 h: wall 03:30 UTC
     clock.jump(2 * 3600)  # NTP steps forward 2 h: 05:30

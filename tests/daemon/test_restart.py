@@ -12,7 +12,7 @@ from .test_cycle_table import assert_periods_contiguous, outside_limits, period_
 
 
 async def test_restart_resumes_state_and_settles_each_period_once(make_daemon, plant):
-    site = fast_site(poll_period_s=10.0, setpoint_expiry_s=30.0)
+    site = fast_site(poll_period_s=10.0, setpoint_expiry_s=30.0, replan_period_s=600)
     first, ledger = make_daemon(site)
     await run_cycles(first, 200)  # 33 min
     until = plant.clock.now() + dt.timedelta(days=1)
