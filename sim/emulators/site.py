@@ -2,8 +2,9 @@
 
 Each node gets coupled plant models: PV follows a clear-day shape in JST from the array's
 peak power, the load is the node's average (``annual_kwh / 8760``), batteries follow their
-setpoints, the grid meter reads ``load - pv - battery`` and the router's legs mirror the same
-devices, with the grid leg balancing. Certificates for the OPC UA routers are created where the
+setpoints, the grid meter reads ``load - pv - battery - link inflow`` (the node's router link
+legs, positive into the router) and the router's legs mirror the same devices, with the grid
+leg balancing. Certificates for the OPC UA routers are created where the
 configuration expects them (``emulation.certificate_dir`` and each router's paths).
 
 Relative paths in the configuration are taken relative to ``base_dir`` (the working
@@ -83,6 +84,7 @@ class _NodeModel:
         self.load_kw = node.load.annual_kwh / 8760.0
         self.pv: dict[str, SunSpecEmulator] = {}
         self.batteries: dict[str, SunSpecEmulator] = {}
+        self.link_legs: list[RouterLegState] = []
         self._epoch0_s = epoch0_s
 
     def epoch_s(self, sim_s: float) -> float:
@@ -104,8 +106,13 @@ class _NodeModel:
                 total += emu.physics.battery.power_kw if emu.physics.battery else 0.0
         return total
 
+    def link_in_kw(self) -> float:
+        """Power arriving over the router's link legs [kW, positive into the node]."""
+        return sum(leg.counters.power_kw for leg in self.link_legs)
+
     def grid_kw(self, _sim_s: float) -> float:
-        return self.load_kw - self.pv_kw() - self.battery_kw()
+        # supply-positive node balance: pv + battery + link inflow + grid = load
+        return self.load_kw - self.pv_kw() - self.battery_kw() - self.link_in_kw()
 
 
 def _resolve(base_dir: Path, path: Path | str | None) -> Path | None:
@@ -249,7 +256,10 @@ class SiteBuilder:
             return RouterLegState(spec, "battery", default_kw=lambda _t: model.battery_kw([leg.device]))
         if leg.kind == "grid":
             return RouterLegState(spec, "grid", CounterPair(0.0, 3000.0, 1000.0))
-        return RouterLegState(spec, leg.kind)
+        state = RouterLegState(spec, leg.kind)
+        if leg.kind == "link":
+            model.link_legs.append(state)
+        return state
 
 
 def build_site(site: SiteConfig, **kw: object) -> EmulatedSite:
