@@ -18,11 +18,11 @@ from rich.table import Table
 
 from drivers.errors import DeviceError
 from drivers.profile import ModbusEndpoint
+from gridctl.cli.common import load_site_or_exit
 from gridctl.commission.checks import FAIL, describe_error, overall
 from gridctl.commission.probe import ProbeOptions, probe_all
 from gridctl.commission.report import write_reports
 from gridctl.commission.scan import parse_target, scan
-from gridctl.config import ConfigError, SiteConfig, load_site
 from gridctl.devices import SiteDevices
 
 EXIT_FAILED = 1
@@ -39,16 +39,6 @@ def _quiet_libraries() -> None:
         logging.getLogger(name).setLevel(logging.CRITICAL)
 
 
-def _load(config: Path) -> SiteConfig:
-    try:
-        return load_site(config)
-    except ConfigError as exc:
-        for issue in exc.issues:
-            typer.echo(str(issue), err=True)
-        raise typer.Exit(EXIT_USAGE) from None
-    except OSError as exc:
-        typer.echo(f"{config}: cannot read: {exc.strerror}", err=True)
-        raise typer.Exit(EXIT_USAGE) from None
 
 
 # -- emulate ------------------------------------------------------------------------------
@@ -59,7 +49,7 @@ def emulate(
 ) -> None:
     """Serve every device of CONFIG (SunSpec Modbus and secure OPC UA routers) on its loopback port."""
     _quiet_libraries()
-    site = _load(config)
+    site = load_site_or_exit(config)
     # Imported here, not at module level: only this command needs the simulator package
     # (the CLI may import sim; the rest of gridctl may not).
     from sim.emulators import site as site_mod
@@ -139,7 +129,7 @@ def probe_command(
 ) -> None:
     """Connect to each device, identify it, check values, signs, counters and fail-safe."""
     _quiet_libraries()
-    site = _load(config)
+    site = load_site_or_exit(config)
     known = [n.id for n in site.nodes]
     unknown = [n for n in (node or []) if n not in known]
     if unknown:

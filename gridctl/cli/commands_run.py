@@ -15,9 +15,9 @@ from pathlib import Path
 
 import typer
 
-from gridctl.config import ConfigError, SiteConfig, load_site
+from gridctl.cli.common import EXIT_CONFIG, EXIT_RUNTIME, fail, load_site_or_exit
+from gridctl.config import SiteConfig
 
-EXIT_RUNTIME, EXIT_CONFIG = 1, 2
 DEFAULT_SOCKET = Path("/run/gridctl/gridctl.sock")
 
 _config_arg = typer.Argument(..., help="site file (YAML)", show_default=False)
@@ -26,18 +26,6 @@ _socket_opt = typer.Option(None, "--socket", help="daemon socket (default: from 
 _cfg_opt = typer.Option(None, "--config", "-c", help="site file whose control.socket_path to use")
 
 
-def _fail(message: str, code: int) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(code)
-
-
-def _load(path: Path) -> SiteConfig:
-    try:
-        return load_site(path)
-    except ConfigError as exc:
-        for issue in exc.issues:
-            typer.echo(str(issue), err=True)
-        raise typer.Exit(EXIT_CONFIG) from None
 
 
 def _not_session_timeout_notice(record: logging.LogRecord) -> bool:
@@ -81,7 +69,7 @@ def run(
     log_level: str = typer.Option("info", "--log-level", help="debug, info, warning, error"),
 ) -> None:
     """Run the edge controller for CONFIG until stopped (SIGTERM/SIGINT: safe stop; twice: exit)."""
-    site = _load(config)
+    site = load_site_or_exit(config)
     console = None
     if live:
         from rich.console import Console
@@ -97,9 +85,9 @@ def run(
             child = start_emulators(config, site)
         code = asyncio.run(_run_daemon(site, duration, console))
     except (EmulationError, AlreadyRunningError) as exc:
-        raise _fail(str(exc), EXIT_RUNTIME) from None
+        raise fail(str(exc), EXIT_RUNTIME) from None
     except OSError as exc:
-        raise _fail(f"{exc.filename or ''}: {exc.strerror or exc}", EXIT_RUNTIME) from None
+        raise fail(f"{exc.filename or ''}: {exc.strerror or exc}", EXIT_RUNTIME) from None
     finally:
         if child is not None:
             stop_emulators(child)
@@ -130,7 +118,7 @@ def _socket_path(socket: Path | None, config: Path | None) -> Path:
     if socket is not None:
         return socket
     if config is not None:
-        return _load(config).control.socket_path
+        return load_site_or_exit(config).control.socket_path
     env = os.environ.get("GRIDCTL_SOCKET")
     if env:
         return Path(env)
@@ -146,7 +134,7 @@ def _ask(payload: dict, socket: Path | None, config: Path | None) -> dict:
     try:
         return request(_socket_path(socket, config), payload)
     except OperatorClientError as exc:
-        raise _fail(str(exc), EXIT_RUNTIME) from None
+        raise fail(str(exc), EXIT_RUNTIME) from None
 
 
 def _check_time(text: str, option: str) -> str:
@@ -155,7 +143,7 @@ def _check_time(text: str, option: str) -> str:
     try:
         parse_time(text, option)
     except ProtocolError as exc:
-        raise _fail(str(exc), EXIT_CONFIG) from None
+        raise fail(str(exc), EXIT_CONFIG) from None
     return text
 
 

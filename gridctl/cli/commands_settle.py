@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 
 import typer
 
+from gridctl.cli.common import EXIT_CONFIG, EXIT_RUNTIME, fail
 from gridctl.config import ConfigError, SiteConfig, load_site
 
 settle_app = typer.Typer(
@@ -19,8 +20,6 @@ settle_app = typer.Typer(
     no_args_is_help=True,
 )
 
-EXIT_RUNTIME = 1
-EXIT_CONFIG = 2
 READINGS_HELP = (
     "CSV of cumulative counters: timestamp,member_id,channel,import_kwh,export_kwh; channel is "
     "'grid' or 'link:<link id>'; one row per channel at every JST half hour (see "
@@ -28,9 +27,6 @@ READINGS_HELP = (
 )
 
 
-def _fail(message: str, code: int) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(code)
 
 
 def _site(path: Path) -> SiteConfig:
@@ -39,7 +35,7 @@ def _site(path: Path) -> SiteConfig:
     except ConfigError as exc:
         first = exc.issues[0] if exc.issues else exc
         more = f" (and {len(exc.issues) - 1} more)" if len(exc.issues) > 1 else ""
-        raise _fail(f"{first}{more}", EXIT_CONFIG) from None
+        raise fail(f"{first}{more}", EXIT_CONFIG) from None
 
 
 def _time(value: str | None, option: str) -> dt.datetime | None:
@@ -48,7 +44,7 @@ def _time(value: str | None, option: str) -> dt.datetime | None:
     try:
         stamp = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        raise _fail(f"{option} '{value}' is not an ISO 8601 time", EXIT_CONFIG) from None
+        raise fail(f"{option} '{value}' is not an ISO 8601 time", EXIT_CONFIG) from None
     if stamp.tzinfo is None:
         stamp = stamp.replace(tzinfo=ZoneInfo("Asia/Tokyo"))  # clerks think in JST
     return stamp.astimezone(dt.timezone.utc)
@@ -58,11 +54,11 @@ def _existing_ledger(path: Path, site_id: str = ""):
     from gridctl.ledger import Ledger, LedgerError
 
     if not path.is_file():
-        raise _fail(f"{path}: no such ledger", EXIT_CONFIG)
+        raise fail(f"{path}: no such ledger", EXIT_CONFIG)
     try:
         return Ledger(path, site_id)
     except LedgerError as exc:
-        raise _fail(str(exc), EXIT_RUNTIME) from None
+        raise fail(str(exc), EXIT_RUNTIME) from None
 
 
 @settle_app.command("run")
@@ -82,19 +78,19 @@ def run(
     path = ledger_path or site.storage.ledger_path
     begin, finish = _time(start, "--from"), _time(end, "--to")
     if readings is None and begin is None and finish is None:
-        raise _fail("give --readings FILE, or --from/--to to re-settle stored readings", EXIT_CONFIG)
+        raise fail("give --readings FILE, or --from/--to to re-settle stored readings", EXIT_CONFIG)
     try:
         with Ledger(path, site.site.id) as ledger:
             summary = settle_into_ledger(site, ledger, readings, begin, finish)
     except ReadingsFileError as exc:
-        raise _fail(str(exc), EXIT_CONFIG) from None
+        raise fail(str(exc), EXIT_CONFIG) from None
     except OSError as exc:
-        raise _fail(f"{exc.filename}: {exc.strerror}", EXIT_CONFIG) from None
+        raise fail(f"{exc.filename}: {exc.strerror}", EXIT_CONFIG) from None
     except LedgerError as exc:
-        raise _fail(str(exc), EXIT_RUNTIME) from None
+        raise fail(str(exc), EXIT_RUNTIME) from None
     typer.echo(summary.line(path))
     if summary.first_failure:
-        raise _fail(summary.first_failure, EXIT_RUNTIME)
+        raise fail(summary.first_failure, EXIT_RUNTIME)
 
 
 @settle_app.command("verify")
@@ -111,7 +107,7 @@ def verify(
     with _existing_ledger(ledger_path) as ledger:
         report = verify_ledger(ledger, site)
     if not report.ok:
-        raise _fail(f"{ledger_path}: {report.problem}", EXIT_RUNTIME)
+        raise fail(f"{ledger_path}: {report.problem}", EXIT_RUNTIME)
     typer.echo(
         f"{ledger_path}: ok: {report.entries_checked} entries, {report.periods_checked} periods, "
         f"head {report.head_hash}"
@@ -133,9 +129,9 @@ def report(
         try:
             files = export(ledger, month, fmt, out, member)
         except ValueError as exc:
-            raise _fail(str(exc), EXIT_CONFIG) from None
+            raise fail(str(exc), EXIT_CONFIG) from None
         except OSError as exc:
-            raise _fail(f"{exc.filename or out}: {exc.strerror}", EXIT_RUNTIME) from None
+            raise fail(f"{exc.filename or out}: {exc.strerror}", EXIT_RUNTIME) from None
     for path in files:
         typer.echo(str(path))
 
@@ -158,25 +154,25 @@ def push(
     elif config is not None:
         site = _site(config)
         if site.storage.influxdb is None:
-            raise _fail(f"{config}: storage.influxdb is not configured", EXIT_CONFIG)
+            raise fail(f"{config}: storage.influxdb is not configured", EXIT_CONFIG)
         try:
             transport = transport_from_config(site.storage.influxdb)
         except SinkError as exc:
-            raise _fail(str(exc), EXIT_CONFIG) from None
+            raise fail(str(exc), EXIT_CONFIG) from None
         site_id = site.site.id
     else:
-        raise _fail("give --config SITE, or --url and --database", EXIT_CONFIG)
+        raise fail("give --config SITE, or --url and --database", EXIT_CONFIG)
     with _existing_ledger(ledger_path) as ledger:
         health = health_check(transport, site_id or ledger.site_id or "gridctl")
         if not health.ok:
-            raise _fail(f"InfluxDB is not accepting writes: {health.detail}", EXIT_RUNTIME)
+            raise fail(f"InfluxDB is not accepting writes: {health.detail}", EXIT_RUNTIME)
         queued = ledger.requeue_settlements(_time(start, "--from"), _time(end, "--to"))
         shipper = OutboxShipper(ledger, transport, batch_size=batch_size)
         try:
             sent = shipper.drain()
         except SinkError as exc:
             left = ledger.outbox_backlog()[0]
-            raise _fail(f"{exc} ({left} points kept in the outbox)", EXIT_RUNTIME) from None
+            raise fail(f"{exc} ({left} points kept in the outbox)", EXIT_RUNTIME) from None
     typer.echo(f"queued {queued} points, shipped {sent} points to {transport.description}")
 
 
@@ -196,13 +192,13 @@ def sample_readings(
         year, number = (int(x) for x in month.split("-"))
         dt.date(year, number, 1)
     except ValueError:
-        raise _fail(f"--month '{month}' is not YYYY-MM", EXIT_CONFIG) from None
+        raise fail(f"--month '{month}' is not YYYY-MM", EXIT_CONFIG) from None
     rows = sample_month(site, year, number, seed)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(format_readings(rows), encoding="utf-8")
     except OSError as exc:
-        raise _fail(f"{out}: {exc.strerror}", EXIT_RUNTIME) from None
+        raise fail(f"{out}: {exc.strerror}", EXIT_RUNTIME) from None
     typer.echo(f"{out}: {len(rows)} counter rows, {len({r[0] for r in rows}) - 1} periods")
 
 
