@@ -52,8 +52,16 @@ class Contract(StrictModel):
     battery_export_allowed: bool = Field(
         default=False, description="battery may discharge to the grid (needs difference metering)"
     )
-    demand_charge_jpy_per_kw: NonNegativeFloat = Field(
-        default=0.0, description="charge on the peak import of the plan horizon [JPY/kW]"
+    demand_charge_jpy_per_kw_month: NonNegativeFloat = Field(
+        default=0.0,
+        description="basic charge per kW of contracted demand and month [JPY/kW-month]; the "
+        "contracted kW is the highest 30-minute average import over demand_window_months; "
+        "0: no demand charge (e.g. a home on an ampere contract)",
+    )
+    demand_window_months: int = Field(
+        default=12, ge=1, le=12,
+        description="months over which one 30-minute peak sets the contracted kW (12 for "
+        "Japanese high-voltage contracts under 500 kW, 1 for a monthly peak)",
     )
 
     @model_validator(mode="after")

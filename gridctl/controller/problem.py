@@ -270,7 +270,7 @@ def grid_data(site: SiteConfig, idx: SiteIndex, state: ControllerState, imp: np.
         import_limit_kw=imp_limit,
         export_limit_kw=exp_limit,
         available=available,
-        demand_charge_jpy_per_kw=np.array([n.contract.demand_charge_jpy_per_kw
+        demand_charge_jpy_per_kw=np.array([n.contract.demand_charge_jpy_per_kw_month
                                            for n in site.nodes]),
         peak_import_so_far_kw=np.array([max(float(state.peak_import_kw.get(n.id, 0.0)), 0.0)
                                         for n in site.nodes]),
