@@ -93,6 +93,47 @@ def run(
         raise fail(summary.first_failure, EXIT_RUNTIME)
 
 
+@settle_app.command("opening")
+def opening(
+    config: Path = typer.Option(..., "--config", "-c", help="site file (members, time zone)"),
+    month: str = typer.Option(..., "--month", help="YYYY-MM (site local time): the month the ledger starts in"),
+    imports: list[str] = typer.Option(
+        ..., "--import", help="MEMBER=KWH: grid import earlier in the month (bill or meter); repeat per member"
+    ),
+    ledger_path: Path | None = typer.Option(None, "--ledger", help="ledger file [default: storage.ledger_path]"),
+    source: str = typer.Option("", "--source", help="where the figures come from (bill number, meter)"),
+) -> None:
+    """Record, once, each member's grid import earlier in MONTH, before the month's first settled period.
+
+    For a ledger that starts mid-month: the tiers of tiered tariffs then start where the
+    member's bill is, and `settle verify --config` re-settles every period from it.
+    """
+    from gridctl.ledger import Ledger, LedgerError, SettlementBook
+
+    site = _site(config)
+    try:
+        year, number = (int(x) for x in month.split("-"))
+        at = dt.datetime(year, number, 1, tzinfo=ZoneInfo(site.site.timezone))
+    except ValueError:
+        raise fail(f"--month '{month}' is not YYYY-MM", EXIT_CONFIG) from None
+    values = {}
+    for item in imports:
+        member, sep, kwh = item.partition("=")
+        if not sep or not member.strip():
+            raise fail(f"--import '{item}' is not MEMBER=KWH", EXIT_CONFIG)
+        values[member.strip()] = kwh.strip()
+    path = ledger_path or site.storage.ledger_path
+    try:
+        with Ledger(path, site.site.id) as ledger:
+            SettlementBook(site, ledger).record_opening_month_import(at, values, source)
+    except ValueError as exc:
+        raise fail(str(exc), EXIT_CONFIG) from None
+    except LedgerError as exc:
+        raise fail(str(exc), EXIT_RUNTIME) from None
+    typer.echo(f"{path}: opening balance of {month} recorded: "
+               + ", ".join(f"{m} {v} kWh" for m, v in sorted(values.items())))
+
+
 @settle_app.command("verify")
 def verify(
     ledger_path: Path = typer.Option(..., "--ledger", help="ledger file"),

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import zoneinfo
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +19,9 @@ from gridctl.daemon.notify import Notifier
 from gridctl.daemon.persist import LedgerStateStore
 from gridctl.daemon.service import Daemon, Parts
 from gridctl.daemon.telemetry import TelemetryPoint
+from gridctl.ledger.book import SettlementBook
 from gridctl.ledger.store import Ledger
-from gridctl.settlement.model import PeriodReadings
-from gridctl.settlement.settle import settle_period
+from gridctl.settlement.model import PeriodReadings, PeriodSettlement
 from gridctl.sinks.schema import telemetry_point
 
 log = logging.getLogger(__name__)
@@ -32,23 +30,23 @@ PERIOD = dt.timedelta(minutes=30)
 
 
 class LedgerPeriods:
-    """Settles a closed period and records it (entries + outbox) in one ledger transaction."""
+    """The recorder's period sink: settles a closed period into the ledger through the book.
+
+    A thin adapter over :class:`~gridctl.ledger.book.SettlementBook` (the same entry point as
+    ``gridctl settle run`` and the simulator); ``last`` is the last settlement this process made
+    (for status).
+    """
 
     def __init__(self, site: SiteConfig, ledger: Ledger) -> None:
         self.site, self.ledger = site, ledger
-        self.zone = zoneinfo.ZoneInfo(site.site.timezone)
-        self.last = None  # the last PeriodSettlement made by this process (for status)
+        self.book = SettlementBook(site, ledger)
+        self.last: PeriodSettlement | None = None
 
     def is_settled(self, start_utc: dt.datetime) -> bool:
         return bool(self.ledger.settlements(start_utc, start_utc + PERIOD))
 
     def settle(self, readings: PeriodReadings) -> None:
-        local = readings.start_utc.astimezone(self.zone)
-        month_start = local.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-        mtd: dict[str, Decimal] = self.ledger.month_to_date_import_kwh(
-            readings.start_utc, month_start.astimezone(dt.UTC))
-        settlement = settle_period(self.site, readings, mtd)
-        result = self.ledger.record(settlement, readings)
+        settlement, result = self.book.settle(readings)
         self.last = settlement
         log.info("period settled start=%s outcome=%s revision=%s flags=%s",
                  readings.start_utc.isoformat(), result.outcome, result.revision,

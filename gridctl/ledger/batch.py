@@ -1,23 +1,22 @@
 """Settle many periods into the ledger: a readings file, or the ledger's own stored readings.
 
 Used by ``gridctl settle run``. Periods are recorded a day (48 periods) per transaction; each
-period is still all-or-nothing. The month-to-date grid import (for tiered tariffs) is carried
-from period to period and restarts each local month.
+period is still all-or-nothing. They go through :class:`~gridctl.ledger.book.SettlementBook`,
+as the daemon's and the simulator's do: the month-to-date grid import (for tiered tariffs) is
+folded from the ledger, opening balance included.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from decimal import Decimal
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 from gridctl.config.site import SiteConfig
-from gridctl.ledger.store import Ledger, RecordResult
+from gridctl.ledger.book import SettlementBook
+from gridctl.ledger.store import Ledger
 from gridctl.settlement.model import PeriodReadings, PeriodSettlement
 from gridctl.settlement.readings_csv import parse_readings, periods_from_counters
-from gridctl.settlement.settle import settle_period
 from gridctl.settlement.timing import is_due
 
 CHUNK = 48
@@ -43,21 +42,6 @@ class BatchSummary:
         )
 
 
-def settle_and_record(
-    site: SiteConfig, ledger: Ledger, readings: PeriodReadings
-) -> tuple[PeriodSettlement, RecordResult]:
-    """Settle one period with the month-to-date import from the ledger, and record it.
-
-    The one call the daemon and the simulator make when a period is due (see
-    :func:`gridctl.settlement.timing.is_due`).
-    """
-    local = readings.start_utc.astimezone(ZoneInfo(site.site.timezone))
-    month_start = local.replace(day=1, hour=0, minute=0, second=0, microsecond=0).astimezone(dt.timezone.utc)
-    mtd = ledger.month_to_date_import_kwh(readings.start_utc, month_start)
-    settlement = settle_period(site, readings, mtd)
-    return settlement, ledger.record(settlement, readings)
-
-
 def _stored_readings(ledger: Ledger, start: dt.datetime | None, end: dt.datetime | None) -> list[PeriodReadings]:
     return [
         r for s, revision in ledger.settlements(start, end)
@@ -78,27 +62,15 @@ def settle_into_ledger(
         periods = _stored_readings(ledger, start, end)
     now = now_utc or dt.datetime.now(dt.timezone.utc)
     summary = BatchSummary()
-    zone = ZoneInfo(site.site.timezone)
-    mtd: dict[str, Decimal] = {}
-    month = None
-    batch: list[tuple[PeriodSettlement, PeriodReadings]] = []
-    for readings in periods:
-        if not is_due(site, readings, now):
-            summary.pending += 1
-            continue
-        local = readings.start_utc.astimezone(zone)
-        if (local.year, local.month) != month:
-            month = (local.year, local.month)
-            first = local.replace(day=1, hour=0, minute=0).astimezone(dt.timezone.utc)
-            mtd = ledger.month_to_date_import_kwh(readings.start_utc, first)
-        settlement = settle_period(site, readings, mtd)
-        for m in settlement.members:
-            mtd[m.member_id] = mtd.get(m.member_id, Decimal(0)) + m.grid_import_kwh
-        _note(summary, settlement)
-        batch.append((settlement, readings))
-        if len(batch) >= CHUNK:
-            _flush(ledger, batch, summary)
-    _flush(ledger, batch, summary)
+    due = [r for r in periods if is_due(site, r, now)]
+    summary.pending = len(periods) - len(due)
+    book = SettlementBook(site, ledger)
+    for first in range(0, len(due), CHUNK):
+        with ledger.batch():
+            for readings in due[first:first + CHUNK]:
+                settlement, result = book.settle(readings)
+                summary.outcomes[result.outcome] += 1
+                _note(summary, settlement)
     summary.head_hash = ledger.head_hash()
     return summary
 
@@ -110,9 +82,3 @@ def _note(summary: BatchSummary, settlement: PeriodSettlement) -> None:
         summary.failed += 1
         if summary.first_failure is None:
             summary.first_failure = f"period {settlement.start_utc.isoformat()}: {settlement.checks.failures[0]}"
-
-
-def _flush(ledger: Ledger, batch: list, summary: BatchSummary) -> None:
-    for result in ledger.record_many(batch):
-        summary.outcomes[result.outcome] += 1
-    batch.clear()

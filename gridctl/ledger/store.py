@@ -1,23 +1,31 @@
 """The settlement ledger: an append-only, hash-chained SQLite store with an outbox and a state table.
 
-Durability: WAL journal with ``synchronous=FULL``, so a committed period survives power loss.
-Each settled period is written in one transaction: its entries (one block entry and one per
-member), the readings it was settled from, and its outbox points. Entries and readings are
-append-only (triggers refuse UPDATE and DELETE); a correction appends reversal entries (sign -1,
-same body) of the current revision and then the new revision, so the sum over all entries is
-always the current state. Every entry carries ``sha256(prev_hash + canonical entry)``.
-Settling a period again with an identical result records nothing (idempotent).
+Durability: WAL journal with ``synchronous=FULL``, so a committed period survives power loss
+(a simulation may open its ledger with ``durable=False``: no fsync). Each settled period is
+written in one transaction: its entries (one ``period`` entry and one ``member`` entry per
+member), the readings it was settled from, and its outbox points; :meth:`Ledger.batch` wraps
+several periods in one transaction (each still all-or-nothing, as a savepoint). Entries and
+readings are append-only (triggers refuse UPDATE and DELETE); a correction appends reversal
+entries (sign -1, same body) of the current revision and then the new revision, so the sum over
+all entries is always the current state. Every entry carries ``sha256(prev_hash + canonical
+entry)``. Settling a period again with an identical result records nothing (idempotent).
+
+A ledger that starts mid-month may hold, once per month and before any settlement of it, an
+``opening`` entry per member: the grid import earlier in that month [kWh], keyed by the month's
+start. They are chained like every entry; :mod:`gridctl.ledger.book` adds them to the
+month-to-date import that picks the tier of tiered tariffs.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import functools
 import hashlib
 import json
-import functools
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -30,19 +38,26 @@ from gridctl.settlement.model import PeriodReadings, PeriodSettlement
 from gridctl.sinks.schema import as_lines, settlement_points
 
 GENESIS_HASH = "0" * 64
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS entries (
+_ENTRIES_TABLE = """
+CREATE TABLE IF NOT EXISTS {table} (
     seq INTEGER PRIMARY KEY,
     period_start_utc TEXT NOT NULL,
     revision INTEGER NOT NULL,
-    kind TEXT NOT NULL CHECK (kind IN ('period', 'member')),
+    kind TEXT NOT NULL CHECK (kind IN ('period', 'member', 'opening')),
     member_id TEXT NOT NULL,
     sign INTEGER NOT NULL CHECK (sign IN (1, -1)),
     body TEXT NOT NULL,
     prev_hash TEXT NOT NULL,
     hash TEXT NOT NULL UNIQUE,
     UNIQUE (period_start_utc, revision, kind, member_id, sign)
-);
+)"""
+_APPEND_ONLY = (
+    "CREATE TRIGGER IF NOT EXISTS {table}_append_only_u BEFORE UPDATE ON {table}"
+    " BEGIN SELECT RAISE(ABORT, 'ledger {table} are append-only'); END",
+    "CREATE TRIGGER IF NOT EXISTS {table}_append_only_d BEFORE DELETE ON {table}"
+    " BEGIN SELECT RAISE(ABORT, 'ledger {table} are append-only'); END",
+)
+_SCHEMA = _ENTRIES_TABLE.format(table="entries") + """;
 CREATE TABLE IF NOT EXISTS readings (
     period_start_utc TEXT NOT NULL,
     revision INTEGER NOT NULL,
@@ -67,15 +82,10 @@ CREATE TABLE IF NOT EXISTS state (
     value TEXT NOT NULL,
     updated_utc TEXT NOT NULL
 );
-CREATE TRIGGER IF NOT EXISTS entries_append_only_u BEFORE UPDATE ON entries
-    BEGIN SELECT RAISE(ABORT, 'ledger entries are append-only'); END;
-CREATE TRIGGER IF NOT EXISTS entries_append_only_d BEFORE DELETE ON entries
-    BEGIN SELECT RAISE(ABORT, 'ledger entries are append-only'); END;
-CREATE TRIGGER IF NOT EXISTS readings_append_only_u BEFORE UPDATE ON readings
-    BEGIN SELECT RAISE(ABORT, 'ledger readings are append-only'); END;
-CREATE TRIGGER IF NOT EXISTS readings_append_only_d BEFORE DELETE ON readings
-    BEGIN SELECT RAISE(ABORT, 'ledger readings are append-only'); END;
 """
+_SCHEMA += "".join(f"{t.format(table=table)};\n" for table in ("entries", "readings") for t in _APPEND_ONLY)
+#: Entry kinds of a settled period (the ``opening`` kind is a month's opening balance).
+_SETTLEMENT_KINDS = "kind IN ('period', 'member')"
 
 
 class LedgerError(RuntimeError):
@@ -143,19 +153,26 @@ class Ledger:
         Site id used as the ``site`` tag of outbox points.
     clock : callable, optional
         Returns the current UTC time (outbox and state timestamps); injectable for tests.
+    durable : bool, optional
+        True (the default, and always for the daemon): ``synchronous=FULL``, a committed period
+        survives power loss. False: ``synchronous=OFF``, for a simulation's ledger, which can be
+        made again; a crash of the machine may lose or corrupt it.
     """
 
-    def __init__(self, path: str | Path, site_id: str = "", clock: Callable[[], dt.datetime] = _utc_now) -> None:
+    def __init__(self, path: str | Path, site_id: str = "", clock: Callable[[], dt.datetime] = _utc_now,
+                 durable: bool = True) -> None:
         self.path = Path(path)
         self.site_id = site_id
         self._clock = clock
+        self._depth = 0  # open transactions: 0 none, 1 BEGIN, more are savepoints inside it
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._lock = threading.RLock()
             self._db = sqlite3.connect(self.path, isolation_level=None, timeout=30.0, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute(f"PRAGMA synchronous={'FULL' if durable else 'OFF'}")
             self._db.executescript(_SCHEMA)
+            self._allow_openings()
         except (sqlite3.Error, OSError) as exc:
             raise LedgerError(f"{self.path}: cannot open ledger: {exc}") from None
         # The site id tags every outbox point; remember it so a later `settle push` without a
@@ -178,6 +195,38 @@ class Ledger:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def _allow_openings(self) -> None:
+        """Upgrade a ledger made before opening balances, whose CHECK refuses the ``opening`` kind.
+
+        SQLite cannot change a CHECK constraint in place: the entries are copied unchanged (same
+        sequence numbers, hashes and chain) into a table with the new constraint.
+        """
+        def upgraded() -> bool:
+            row = self._db.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'entries'").fetchone()
+            return "'opening'" in row[0]
+
+        if upgraded():
+            return
+        with self._transaction():
+            if upgraded():  # another connection did it first
+                return
+            self._db.execute(_ENTRIES_TABLE.format(table="entries_upgrade"))
+            self._db.execute("INSERT INTO entries_upgrade SELECT * FROM entries")
+            self._db.execute("DROP TABLE entries")  # and its triggers; an implicit delete fires none
+            self._db.execute("ALTER TABLE entries_upgrade RENAME TO entries")
+            for trigger in _APPEND_ONLY:
+                self._db.execute(trigger.format(table="entries"))
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Make every write inside one transaction (one commit, one fsync).
+
+        Each :meth:`record` inside is a savepoint, so a period is still all-or-nothing; an
+        exception leaving the block rolls the whole batch back. Other threads wait.
+        """
+        with self._lock, self._transaction():
+            yield
+
     # -- settlements ---------------------------------------------------------------------
     def record(self, settlement: PeriodSettlement, readings: PeriodReadings) -> RecordResult:
         """Record one settled period in one transaction (idempotent; corrections reverse)."""
@@ -192,7 +241,7 @@ class Ledger:
     def _record_one(self, settlement: PeriodSettlement, readings: PeriodReadings) -> RecordResult:
         if readings.start_utc != settlement.start_utc or readings.sha256() != settlement.readings_sha256:
             raise LedgerError(f"{self.path}: settlement and readings of {settlement.start_utc} do not match")
-        period = settlement.start_utc.astimezone(dt.timezone.utc).isoformat()
+        period = _iso(settlement.start_utc)
         bodies = [("period", "", period_to_dict(settlement))] + [
             ("member", m.member_id, member_to_dict(m)) for m in settlement.members
         ]
@@ -227,11 +276,14 @@ class Ledger:
     def _current_entries(self, period: str) -> list[Entry]:
         """The entries of the current (latest, not reversed) revision of ``period``, in order."""
         row = self._db.execute(
-            "SELECT MAX(revision) FROM entries WHERE period_start_utc = ? AND sign = 1", (period,)
+            f"SELECT MAX(revision) FROM entries WHERE period_start_utc = ? AND sign = 1 AND {_SETTLEMENT_KINDS}",
+            (period,),
         ).fetchone()
         if row is None or row[0] is None:
             return []
-        return list(self._select("WHERE period_start_utc = ? AND revision = ? AND sign = 1", (period, row[0])))
+        return list(self._select(
+            f"WHERE period_start_utc = ? AND revision = ? AND sign = 1 AND {_SETTLEMENT_KINDS}", (period, row[0])
+        ))
 
     @_locked
     def entries(self) -> list[Entry]:
@@ -255,13 +307,13 @@ class Ledger:
     @_locked
     def settlements(self, start_utc: dt.datetime | None = None, end_utc: dt.datetime | None = None) -> list[tuple[PeriodSettlement, int]]:
         """Current settlement and revision of every period in ``[start, end)``, by period start."""
-        clauses, args = ["sign = 1"], []
+        clauses, args = ["sign = 1", _SETTLEMENT_KINDS], []
         if start_utc is not None:
             clauses.append("period_start_utc >= ?")
-            args.append(start_utc.astimezone(dt.timezone.utc).isoformat())
+            args.append(_iso(start_utc))
         if end_utc is not None:
             clauses.append("period_start_utc < ?")
-            args.append(end_utc.astimezone(dt.timezone.utc).isoformat())
+            args.append(_iso(end_utc))
         latest: dict[str, list[Entry]] = {}
         for e in self._select("WHERE " + " AND ".join(clauses), tuple(args)):
             group = latest.get(e.period_start_utc)
@@ -282,7 +334,7 @@ class Ledger:
         """The readings a revision of a period was settled from."""
         row = self._db.execute(
             "SELECT body FROM readings WHERE period_start_utc = ? AND revision = ?",
-            (period_start_utc.astimezone(dt.timezone.utc).isoformat(), revision),
+            (_iso(period_start_utc), revision),
         ).fetchone()
         return PeriodReadings.from_json(row[0]) if row else None
 
@@ -292,20 +344,86 @@ class Ledger:
         return list(self._db.execute("SELECT period_start_utc, revision, sha256, body FROM readings"))
 
     @_locked
-    def month_to_date_import_kwh(self, period_start_utc: dt.datetime, month_start_utc: dt.datetime) -> dict[str, Decimal]:
-        """Grid import of each member from ``month_start_utc`` up to the period [kWh].
+    def grid_import_kwh(self, start_utc: dt.datetime, end_utc: dt.datetime) -> dict[str, Decimal]:
+        """Grid import of each member in the current settlements of the periods in ``[start, end)`` [kWh].
 
-        Sums ``sign * grid_import_kwh`` over member entries, so reversed revisions cancel.
+        Only the latest revision of a period counts (reversed revisions are left out).
         """
         rows = self._db.execute(
-            "SELECT member_id, sign, json_extract(body, '$.grid_import_kwh') FROM entries"
-            " WHERE kind = 'member' AND period_start_utc >= ? AND period_start_utc < ?",
-            (month_start_utc.astimezone(dt.timezone.utc).isoformat(), period_start_utc.astimezone(dt.timezone.utc).isoformat()),
+            "SELECT e.member_id, json_extract(e.body, '$.grid_import_kwh') FROM entries AS e JOIN ("
+            " SELECT period_start_utc, MAX(revision) AS revision FROM entries"
+            " WHERE kind = 'period' AND sign = 1 AND period_start_utc >= ? AND period_start_utc < ?"
+            " GROUP BY period_start_utc) AS c USING (period_start_utc, revision)"
+            " WHERE e.kind = 'member' AND e.sign = 1",
+            (_iso(start_utc), _iso(end_utc)),
         )
         totals: dict[str, Decimal] = {}
-        for member, sign, kwh in rows:
-            totals[member] = totals.get(member, Decimal(0)) + sign * Decimal(kwh)
+        for member, kwh in rows:
+            totals[member] = totals.get(member, Decimal(0)) + Decimal(kwh)
         return totals
+
+    # -- opening balances ----------------------------------------------------------------
+    @_locked
+    def record_opening_month_import(
+        self, month_start_utc: dt.datetime, month_end_utc: dt.datetime, imports_kwh: Mapping[str, Decimal | str],
+        source: str = "",
+    ) -> None:
+        """Record, once, each member's grid import earlier in a month than the ledger's first period.
+
+        For a ledger that starts mid-month (a daemon commissioned on the 17th, a simulation),
+        from the retailer's bill or the meter, so the tiers of tiered tariffs are right and
+        re-settling reproduces every period. One ``opening`` entry per member, chained like
+        every entry, in one transaction.
+
+        Parameters
+        ----------
+        month_start_utc, month_end_utc : datetime
+            The site-local calendar month ``[start, end)``, tz-aware.
+        imports_kwh : mapping of str to Decimal
+            Grid import of each member in the month before the ledger's first period [kWh, >= 0].
+        source : str
+            Where the figures come from (a bill number, "meter", "simulation estimate").
+
+        Raises
+        ------
+        LedgerError
+            The month already has an opening balance or any settlement.
+        ValueError
+            No member, or a value that is not a non-negative number of kWh.
+        """
+        values = {member: _kwh(member, value) for member, value in sorted(imports_kwh.items())}
+        if not values:
+            raise ValueError("an opening balance needs at least one member")
+        start, end = _iso(month_start_utc), _iso(month_end_utc)
+        window = "period_start_utc >= ? AND period_start_utc < ? LIMIT 1"
+        with self._transaction():
+            if self._db.execute(f"SELECT 1 FROM entries WHERE kind = 'opening' AND {window}", (start, end)).fetchone():
+                raise LedgerError(f"{self.path}: the month starting {start} already has an opening balance")
+            if self._db.execute(f"SELECT 1 FROM entries WHERE {_SETTLEMENT_KINDS} AND {window}", (start, end)).fetchone():
+                raise LedgerError(
+                    f"{self.path}: the month starting {start} already has settlements;"
+                    " an opening balance must be recorded before its first period"
+                )
+            for member, kwh in values.items():
+                self._append(start, 1, "opening", member, 1, canonical({"grid_import_kwh": str(kwh), "source": source}))
+
+    @_locked
+    def openings(self) -> dict[str, dict[str, Decimal]]:
+        """Opening grid import [kWh] per member, by month start (UTC ISO 8601), as stored."""
+        out: dict[str, dict[str, Decimal]] = {}
+        for e in self._select("WHERE kind = 'opening' AND sign = 1", ()):
+            out.setdefault(e.period_start_utc, {})[e.member_id] = Decimal(e.body["grid_import_kwh"])
+        return out
+
+    @_locked
+    def opening_month_import(self, month_start_utc: dt.datetime) -> dict[str, Decimal]:
+        """The opening grid import [kWh] per member of the month starting at ``month_start_utc`` ({} if none)."""
+        rows = self._db.execute(
+            "SELECT member_id, json_extract(body, '$.grid_import_kwh') FROM entries"
+            " WHERE kind = 'opening' AND sign = 1 AND period_start_utc = ?",
+            (_iso(month_start_utc),),
+        )
+        return {member: Decimal(kwh) for member, kwh in rows}
 
     # -- outbox --------------------------------------------------------------------------
     @_locked
@@ -381,23 +499,51 @@ class Ledger:
             )
 
     def _transaction(self) -> _Transaction:
-        return _Transaction(self._db, self.path)
+        return _Transaction(self)
+
+
+def _iso(stamp: dt.datetime) -> str:
+    """The stored form of a period or month start: UTC ISO 8601."""
+    return stamp.astimezone(dt.timezone.utc).isoformat()
+
+
+def _kwh(member: str, value: Decimal | str) -> Decimal:
+    try:
+        kwh = Decimal(value)
+    except (ArithmeticError, TypeError, ValueError):
+        kwh = Decimal("NaN")
+    if not kwh.is_finite() or kwh < 0:
+        raise ValueError(f"opening import of '{member}' must be a non-negative number of kWh, not {value!r}")
+    return kwh
 
 
 class _Transaction:
-    """``BEGIN IMMEDIATE`` ... ``COMMIT`` (``ROLLBACK`` on any error), naming the file on failure."""
+    """``BEGIN IMMEDIATE`` ... ``COMMIT`` (``ROLLBACK`` on any error), naming the file on failure.
 
-    def __init__(self, db: sqlite3.Connection, path: Path) -> None:
-        self._db, self._path = db, path
+    Inside an open transaction (:meth:`Ledger.batch`) it is a savepoint instead, released on
+    success and rolled back on error, so the enclosing transaction goes on.
+    """
+
+    def __init__(self, ledger: Ledger) -> None:
+        self._ledger = ledger
 
     def __enter__(self) -> None:
-        self._db.execute("BEGIN IMMEDIATE")
+        ledger = self._ledger
+        ledger._db.execute("BEGIN IMMEDIATE" if ledger._depth == 0 else f"SAVEPOINT nested_{ledger._depth}")
+        ledger._depth += 1
 
     def __exit__(self, exc_type: type | None, exc: BaseException | None, tb: object) -> bool:
+        ledger = self._ledger
+        ledger._depth -= 1
+        savepoint = f"nested_{ledger._depth}" if ledger._depth else None
         if exc_type is None:
-            self._db.execute("COMMIT")
+            ledger._db.execute(f"RELEASE {savepoint}" if savepoint else "COMMIT")
             return False
-        self._db.execute("ROLLBACK")
+        if savepoint:
+            ledger._db.execute(f"ROLLBACK TO {savepoint}")
+            ledger._db.execute(f"RELEASE {savepoint}")
+        else:
+            ledger._db.execute("ROLLBACK")
         if isinstance(exc, sqlite3.Error):
-            raise LedgerError(f"{self._path}: {exc}") from None
+            raise LedgerError(f"{ledger.path}: {exc}") from None
         return False

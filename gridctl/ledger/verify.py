@@ -1,17 +1,21 @@
 """Verification of a ledger: the hash chain, the stored readings and every period's checks.
 
 ``gridctl settle verify`` runs :func:`verify_ledger`; it needs no site file: the entries carry
-the prices used, so energy and money can be recomputed from the stored readings and kWh.
+the prices used, so energy and money can be recomputed from the stored readings and kWh. The
+hash chain covers every entry, the months' opening balances included. With the site file
+every period is also settled again through :class:`~gridctl.ledger.book.SettlementBook`'s fold
+of the month-to-date import, the very fold it was recorded with.
 """
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+import datetime as dt
 from decimal import Decimal
-from zoneinfo import ZoneInfo
 
 from gridctl.config.site import SiteConfig
+from gridctl.ledger.book import SettlementBook, month_bounds_utc
 from gridctl.ledger.store import GENESIS_HASH, Ledger, entry_hash
 from gridctl.settlement.checks import check_period
 from gridctl.settlement.model import GRID_CHANNEL, LINK_PREFIX, MemberLine, PeriodReadings, PeriodSettlement
@@ -37,31 +41,28 @@ class VerifyReport:
 def verify_ledger(ledger: Ledger, site: SiteConfig | None = None) -> VerifyReport:
     """Walk the chain, then recheck every current period; stop at the first problem.
 
-    With ``site``, every period is also settled again from its stored readings (month-to-date
-    import carried in order) and must reproduce the stored settlement exactly: this catches a
-    consistent rewrite of prices and amounts that still balances.
+    With ``site``, every period is also settled again from its stored readings, with the
+    month-to-date import folded from the ledger (the month's opening balance plus the current
+    settlements before it, as when it was recorded), and must reproduce the stored settlement
+    exactly: this catches a consistent rewrite of prices and amounts that still balances, and
+    an altered opening balance.
     """
     count, problem = _verify_chain(ledger)
     if problem:
         return VerifyReport(count, 0, ledger.head_hash(), problem)
-    problem = _verify_readings(ledger)
+    problem = _verify_readings(ledger) or (_verify_openings(ledger, site) if site is not None else None)
     if problem:
         return VerifyReport(count, 0, ledger.head_hash(), problem)
     periods = 0
-    mtd: dict[str, Decimal] = {}
-    month: tuple[int, int] | None = None
+    book = SettlementBook(site, ledger) if site is not None else None
     for settlement, revision in ledger.settlements():
         periods += 1
         readings = ledger.readings(settlement.start_utc, revision)
         problem = _verify_period(settlement, readings)
-        if site is not None and problem is None and readings is not None:
-            local = settlement.start_utc.astimezone(ZoneInfo(site.site.timezone))
-            if (local.year, local.month) != month:
-                month, mtd = (local.year, local.month), {}
-            if settle_period(site, readings, mtd) != settlement:
+        if book is not None and problem is None and readings is not None:
+            mtd = book.month_to_date_import_kwh(settlement.start_utc)
+            if settle_period(book.site, readings, mtd) != settlement:
                 problem = "settling the stored readings again gives a different result"
-            for m in settlement.members:
-                mtd[m.member_id] = mtd.get(m.member_id, ZERO) + m.grid_import_kwh
         if problem:
             where = f"period {settlement.start_utc.isoformat()} revision {revision}"
             return VerifyReport(count, periods, ledger.head_hash(), f"{where}: {problem}")
@@ -80,6 +81,22 @@ def _verify_chain(ledger: Ledger) -> tuple[int, str | None]:
             return count, f"{name}: hash mismatch (entry was altered)"
         prev = e.hash
     return count, None
+
+
+def _verify_openings(ledger: Ledger, site: SiteConfig) -> str | None:
+    """Each opening balance must sit at the start of a site-local month and name site members."""
+    members = {n.id for n in site.nodes}
+    try:
+        openings = {dt.datetime.fromisoformat(k): (k, v) for k, v in ledger.openings().items()}
+    except (ArithmeticError, KeyError, TypeError, ValueError):
+        return "opening balance: an entry does not hold a month start and a number of kWh"
+    for start, (month_start, imports) in openings.items():
+        if month_bounds_utc(site, start)[0] != start:
+            return f"opening balance at {month_start}: not the start of a month in {site.site.timezone}"
+        unknown = sorted(set(imports) - members)
+        if unknown:
+            return f"opening balance at {month_start}: unknown member(s) {', '.join(unknown)}"
+    return None
 
 
 def _verify_readings(ledger: Ledger) -> str | None:

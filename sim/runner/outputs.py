@@ -5,15 +5,21 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import shutil
+import tempfile
+import weakref
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pandas as pd
 
-from gridctl.config import SiteConfig
+from gridctl.ledger import Ledger
 from sim.runner.record import LINK_SERIES, NODE_SERIES, SimResult
 
-__all__ = ["write_kpis", "write_ledger", "write_settlement_csv", "write_timeseries"]
+__all__ = ["LedgerSettlements", "write_kpis", "write_ledger", "write_settlement_csv", "write_timeseries"]
+
+LEDGER_FILE = "ledger.sqlite"
 
 
 def write_kpis(out_dir: Path, kpis: dict) -> Path:
@@ -63,22 +69,62 @@ def write_settlement_csv(out_dir: Path, result: SimResult) -> Path:
     return path
 
 
-def write_ledger(out_dir: Path, site: SiteConfig, result: SimResult, clock_utc: dt.datetime) -> Path | None:
-    """The settled periods in a gridctl ledger (``ledger.sqlite``), so clerks' reports work on it.
+class LedgerSettlements(list):
+    """``SimResult.settlements`` of a run that settled into a ledger file as it went.
 
-    ``clock_utc`` is recorded as the entry time of every period (simulated time, so the file
-    is the same for the same seed). Returns None when :mod:`gridctl.ledger` is not available.
+    A list of ``(PeriodReadings, PeriodSettlement)`` (what the KPIs read) that also owns the
+    open :class:`~gridctl.ledger.Ledger` the periods were recorded in. Without an output folder
+    the ledger is a temporary file, deleted with this list unless :func:`write_ledger` moved it.
+
+    Parameters
+    ----------
+    site_id : str
+    clock : callable
+        Simulated time for the ledger's entry times (deterministic files).
+    path : Path or None
+        Ledger file to (re)create, e.g. ``OUT/ledger.sqlite``; None: a temporary file.
     """
-    try:
-        from gridctl.ledger import Ledger
-    except ImportError:
-        return None
-    path = out_dir / "ledger.sqlite"
+
+    def __init__(self, site_id: str, clock: Callable[[], dt.datetime], path: Path | None = None) -> None:
+        super().__init__()
+        folder = None
+        if path is None:
+            folder = Path(tempfile.mkdtemp(prefix="gridctl-sim-"))
+            path = folder / LEDGER_FILE
+        _unlink_sqlite(path)  # the ledger is this run's alone
+        self.path = Path(path)
+        self.ledger = Ledger(self.path, site_id=site_id, clock=clock, durable=False)
+        self._cleanup = weakref.finalize(self, _discard, self.ledger, folder)
+
+    def save(self, target: Path) -> Path:
+        """Close the ledger and put its file at ``target`` (replacing what is there)."""
+        self.ledger.close()
+        if self.path.resolve() != target.resolve():
+            _unlink_sqlite(target)
+            shutil.move(self.path, target)
+            self.path = target
+        self._cleanup()
+        return target
+
+
+def _unlink_sqlite(path: Path) -> None:
     for suffix in ("", "-wal", "-shm"):
         Path(f"{path}{suffix}").unlink(missing_ok=True)
-    ledger = Ledger(path, site_id=site.site.id, clock=lambda: clock_utc)
-    try:
-        ledger.record_many((st, readings) for readings, st in result.settlements)
-    finally:
-        ledger.close()
-    return path
+
+
+def _discard(ledger, folder: Path | None) -> None:
+    ledger.close()
+    if folder is not None:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def write_ledger(out_dir: Path, result: SimResult) -> Path | None:
+    """The run's ledger as ``OUT/ledger.sqlite``, so clerks' reports and ``settle verify`` work on it.
+
+    The simulator recorded every period into it as it went (``gridctl.ledger.SettlementBook``,
+    simulated entry times, the import earlier in the start's month as the opening balance).
+    Returns None when the result carries no ledger.
+    """
+    if not isinstance(result.settlements, LedgerSettlements):
+        return None
+    return result.settlements.save(out_dir / LEDGER_FILE)

@@ -115,8 +115,8 @@ def run_task(req: SimulationRequest, seed: int, policy: str,
         out.mkdir(parents=True, exist_ok=True)
         write_timeseries(out, result)
         write_settlement_csv(out, result)
-        ledger = write_ledger(out, site, result, req.end_utc)
-        kpis["ledger"] = str(ledger) if ledger else "gridctl.ledger not available"
+        ledger = write_ledger(out, result)
+        kpis["ledger"] = str(ledger) if ledger else "not recorded"
         kpis["plots"] = [p.name for p in write_plots(out, site, result)]
     return seed, policy, kpis
 

@@ -195,13 +195,13 @@ def test_telemetry_goes_to_the_outbox(ledger):
     assert lines[1].endswith(" 1785542400000000000")  # 2026-08-01T00:00Z in ns
 
 
-def test_month_to_date_import(ledger):
+def test_grid_import_over_a_range_of_periods(ledger):
     items = [settled(i) for i in range(4)]
     ledger.record_many(items)
     start = items[0][1].start_utc
-    mtd = ledger.month_to_date_import_kwh(items[3][1].start_utc, start)
+    imported = ledger.grid_import_kwh(start, items[3][1].start_utc)
     expected = sum(s.member("mall").grid_import_kwh for s, _ in items[:3])
-    assert mtd["mall"] == expected > 0
+    assert imported["mall"] == expected > 0
 
 
 _WRITER = """
@@ -261,7 +261,8 @@ def test_site_id_is_remembered(tmp_path):
 
 
 def test_settle_and_record_carries_the_month_to_date(ledger):
-    from gridctl.ledger.batch import settle_and_record, settle_into_ledger
+    from gridctl.ledger import settle_and_record
+    from gridctl.ledger.batch import settle_into_ledger
 
     first = august_periods()[:3]
     for readings in first:
@@ -283,7 +284,7 @@ def test_resettling_in_any_order_is_idempotent(tmp_path_factory, order, repeat):
         assert store.head_hash() == head and store.outbox_backlog()[0] == backlog
 
 
-def test_month_to_date_ignores_reversed_revisions(ledger):
+def test_grid_import_counts_only_the_current_revision(ledger):
     s, r = settled(0)
     ledger.record(s, r)
     channels = tuple(
@@ -293,8 +294,8 @@ def test_month_to_date_ignores_reversed_revisions(ledger):
     )
     r2 = PeriodReadings(r.start_utc, channels)
     ledger.record(settle_period(misono(), r2), r2)
-    mtd = ledger.month_to_date_import_kwh(r.end_utc, r.start_utc)
-    assert mtd["mall"] == s.member("mall").grid_import_kwh + 5
+    imported = ledger.grid_import_kwh(r.start_utc, r.end_utc)
+    assert imported["mall"] == s.member("mall").grid_import_kwh + 5
 
 
 def _rebuild_chain(db) -> None:

@@ -145,3 +145,33 @@ def test_corrected_reading_appends_reversals_and_verifies(month, tmp_path):
         assert before.member("mall").grid_import_kwh == old_import + D("0.5")
     code, out, err = gridctl("settle", "verify", "--ledger", copy)
     assert code == 0 and f"ok: {11904 + 2 * 2 * (1 + MEMBERS)} entries, 1488 periods" in out
+
+
+def test_opening_balance_for_a_ledger_that_starts_mid_month(month, tmp_path):
+    _, readings, _ = month
+    ledger = tmp_path / "ledger.sqlite"
+    code, out, err = gridctl("settle", "opening", "-c", SITE, "--ledger", ledger, "--month", "2026-08",
+                             "--import", "home-1=119.5", "--import", "home-2=299.7", "--source", "bill 2026-08")
+    assert code == 0, err
+    assert out == f"{ledger}: opening balance of 2026-08 recorded: home-1 119.5 kWh, home-2 299.7 kWh\n"
+    code, out, err = gridctl("settle", "run", "-c", SITE, "--ledger", ledger, "--readings", readings,
+                             "--from", "2026-08-17T00:00", "--to", "2026-08-18T00:00")
+    assert code == 0 and "settled 48 periods (new 48," in out, err
+    code, out, err = gridctl("settle", "verify", "--ledger", ledger, "--config", SITE)
+    assert code == 0 and f"ok: {2 + 48 * (1 + MEMBERS)} entries, 48 periods" in out, err
+    from gridctl.ledger import Ledger
+
+    with Ledger(ledger) as store:
+        first = store.settlements()[0][0]
+    assert first.member("home-1").import_price_jpy_per_kwh == D("32.08")  # 119.5 kWh: first tier
+    assert first.member("home-2").import_price_jpy_per_kwh == D("38.68")  # 299.7 kWh: second tier
+    # once, and only before the month's first period
+    code, _, err = gridctl("settle", "opening", "-c", SITE, "--ledger", ledger, "--month", "2026-08",
+                           "--import", "home-3=1")
+    assert code == 1 and "already has an opening balance" in err and err.count("\n") == 1
+    for bad, expected in ((["--import", "home-1"], "is not MEMBER=KWH"), (["--import", "home-9=1"], "unknown member"),
+                          (["--import", "home-1=-3"], "non-negative"), (["--month", "August"], "is not YYYY-MM")):
+        args = {"--month": "2026-09", "--import": "home-1=1"}
+        args.update(dict(zip(bad[::2], bad[1::2])))
+        code, _, err = gridctl("settle", "opening", "-c", SITE, "--ledger", ledger, *[x for kv in args.items() for x in kv])
+        assert code == 2 and expected in err, (bad, err)
