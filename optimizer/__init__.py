@@ -7,10 +7,12 @@ solve, extract a plan.  Typical use::
     plan = dispatcher.solve(problem)     # never raises for solver or data reasons
     if plan.status is PlanStatus.FALLBACK: ...
 
-* :class:`Dispatcher` - production path: the formulation is handed to HiGHS as arrays
-  (:mod:`optimizer.highs_model`), an LP wherever that is exact (:func:`binaries_needed`),
-  warm-started between cycles (the previous basis moved with the rolling horizon); a
-  time-out gives the incumbent, or :func:`fallback_plan`.
+* :class:`Dispatcher` - production path: the formulation (:mod:`optimizer.formulation`) is
+  handed to HiGHS as arrays (:mod:`optimizer.highs_model`), an LP wherever that is exact
+  (:func:`binaries_needed`; grey/green mode binaries marked only where a relaxation mixes
+  grid energy with P2P sending), warm-started between cycles (the previous basis moved with
+  the rolling horizon); a time-out gives the incumbent, or :func:`fallback_plan`.
+* :func:`rule_breaches` - how much of a plan breaks each rule of the block.
 * :func:`fallback_plan` - rule-based plan with status ``fallback``.
 * :mod:`optimizer.reference` - the same formulation in Pyomo, the exact all-binary MILP used
   as the reference in the tests.
@@ -22,12 +24,14 @@ Not thread-safe: one ``Dispatcher`` per solving thread.
 
 from optimizer.dispatcher import Dispatcher, solve
 from optimizer.fallback import fallback_plan
-from optimizer.highs_model import binaries_needed
-from optimizer.plan import OBJECTIVE_PARTS, DispatchPlan, PlanStatus, Violation
+from optimizer.accounting import RuleBreaches, rule_breaches
+from optimizer.layout import Binaries, binaries_needed
+from optimizer.plan import OBJECTIVE_PARTS, DispatchPlan, PlanArrays, PlanStatus, Termination, Violation
 from optimizer.problem import (
     BatteryData,
     DispatchProblem,
     GridData,
+    ImportTiers,
     LinkData,
     Penalties,
     SolverOptions,
@@ -37,6 +41,12 @@ from optimizer.problem import (
 __all__ = [
     "OBJECTIVE_PARTS",
     "BatteryData",
+    "Binaries",
+    "ImportTiers",
+    "PlanArrays",
+    "RuleBreaches",
+    "Termination",
+    "rule_breaches",
     "DispatchPlan",
     "Dispatcher",
     "DispatchProblem",

@@ -4,13 +4,18 @@ Per step, in this order:
 
 1. self-consumption: each node's PV serves its own load;
 2. each battery covers its own node's deficit, down to a floor (``soc_min_kwh``, and in
-   grid-connected steps its share of the block reserve, by ``soc_max_kwh``);
-3. surplus PV, then spare battery power above the floor, is shared over links with direct
-   neighbours in deficit (link capacity and efficiency respected, links in index order);
+   grid-connected steps its share of the block reserve, by ``soc_max_kwh``), grid-origin
+   stored energy first;
+3. surplus PV, then spare green (PV- or P2P-origin) battery energy above the floor, is
+   shared over links with direct neighbours in deficit (link capacity and efficiency
+   respected, links in index order); a node that sends has no deficit left, so it imports
+   nothing in that step: grid power never leaves over a link;
 4. remaining PV surplus charges the node's own battery;
-5. grid-connected: export the rest of the PV surplus, import the rest of the deficit, within
-   the connection limits; islanded: curtail (or spill non-curtailable PV) and shed load by
-   tier, highest tier index first, critical last.
+5. grid-connected: export the rest of the PV surplus (never battery energy), import the rest
+   of the deficit (never more: no grid charging, no demand peak above the own deficit)
+   within the connection limits, and leave what still lacks unserved (a violation, never a
+   shedding order); islanded: curtail (or spill non-curtailable PV) and shed load by tier,
+   highest tier index first, critical last.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from optimizer.accounting import clamp_initial_stored, make_plan
-from optimizer.plan import DispatchPlan, PlanStatus
+from optimizer.plan import DispatchPlan, PlanArrays, PlanStatus
 from optimizer.problem import DispatchProblem
 
 __all__ = ["fallback_plan"]
@@ -36,20 +41,22 @@ def fallback_plan(problem: DispatchProblem, note: str = "fallback requested") ->
     Returns
     -------
     DispatchPlan
-        Satisfies node balance, device and link limits, and zero grid flow in islanded steps.
+        Satisfies node balance, device and link limits, zero grid flow in islanded steps and
+        every rule of the block (no shedding while connected, no resale, no battery export).
     """
     n, t_count, k_count = problem.n_nodes, problem.n_steps, problem.n_tiers
-    stored, notes = clamp_initial_stored(problem)
-    stored = stored.copy()
-    names = ("pv_used_kw", "battery_charge_kw", "battery_discharge_kw", "stored_kwh",
-             "grid_import_kw", "grid_export_kw", "surplus_spilled_kw")
+    stored, grey, notes = clamp_initial_stored(problem)
+    state = [stored.copy(), grey.copy()]
+    names = ("pv_used_kw", "battery_charge_kw", "battery_discharge_kw", "battery_charge_grey_kw",
+             "battery_discharge_grey_kw", "stored_kwh", "stored_grey_kwh", "grid_import_kw",
+             "grid_export_kw", "surplus_spilled_kw")
     a = {name: np.zeros((n, t_count)) for name in names}
     a["load_shed_kw"] = np.zeros((n, k_count, t_count))
     a["link_fwd_kw"] = np.zeros((problem.n_links, t_count))
     a["link_bwd_kw"] = np.zeros((problem.n_links, t_count))
     for t in range(t_count):
-        stored = _step(problem, t, stored, a)
-    return make_plan(problem, a, PlanStatus.FALLBACK, notes, mip_gap=float("nan"),
+        state = _step(problem, t, state, a)
+    return make_plan(problem, PlanArrays(**a), PlanStatus.FALLBACK, notes, mip_gap=float("nan"),
                      notes=(note,))
 
 
@@ -63,26 +70,29 @@ def _floor_kwh(problem: DispatchProblem, t: int) -> np.ndarray:
     return floor
 
 
-def _step(problem: DispatchProblem, t: int, stored: np.ndarray, a: dict) -> np.ndarray:
+def _step(problem: DispatchProblem, t: int, state: list[np.ndarray], a: dict) -> list[np.ndarray]:
     dt = problem.step_h
     bat, grid = problem.battery, problem.grid
+    stored, grey = state
     pv = problem.pv_available_kw[:, t]
     load = problem.load_kw[:, :, t]
     total = load.sum(axis=1)
     own = np.minimum(pv, total)
     surplus, deficit = pv - own, total - own
-    # 2. own battery covers own deficit down to the floor
+    # 2. own battery covers own deficit down to the floor, grid-origin energy first
     floor = _floor_kwh(problem, t)
-    dis_cap = np.minimum(bat.discharge_max_kw,
-                         np.maximum(stored - floor, 0.0) * bat.discharge_efficiency / dt)
+    eta_c, eta_d = bat.charge_efficiency, bat.discharge_efficiency
+    dis_cap = np.minimum(bat.discharge_max_kw, np.maximum(stored - floor, 0.0) * eta_d / dt)
     dis = np.minimum(deficit, dis_cap)
+    dis_grey = np.minimum(dis, grey * eta_d / dt)
     deficit -= dis
-    spare = dis_cap - dis
-    # 3. share over links with neighbours in deficit
+    green_left_kwh = stored - grey - (dis - dis_grey) * dt / eta_d
+    spare = np.minimum(dis_cap - dis, np.maximum(green_left_kwh, 0.0) * eta_d / dt)
+    # 3. share surplus PV and green battery energy with neighbours in deficit
     _share(problem, t, surplus, spare, deficit, dis, a)
     # 4. remaining surplus charges own battery
     room = np.maximum(bat.soc_max_kwh - stored, 0.0)
-    ch = np.minimum(np.minimum(surplus, bat.charge_max_kw), room / (bat.charge_efficiency * dt))
+    ch = np.minimum(np.minimum(surplus, bat.charge_max_kw), room / (eta_c * dt))
     ch = np.where(dis > 0, 0.0, ch)  # a battery never charges and discharges in one step
     surplus -= ch
     # 5. grid, then curtail/spill and shed
@@ -97,12 +107,15 @@ def _step(problem: DispatchProblem, t: int, stored: np.ndarray, a: dict) -> np.n
     a["load_shed_kw"][:, :, t] = _shed(load, deficit)
     a["battery_charge_kw"][:, t] = ch
     a["battery_discharge_kw"][:, t] = dis
+    a["battery_discharge_grey_kw"][:, t] = dis_grey
     a["grid_import_kw"][:, t] = imp
     a["grid_export_kw"][:, t] = exp
-    stored = stored + (bat.charge_efficiency * ch - dis / bat.discharge_efficiency) * dt
+    stored = stored + (eta_c * ch - dis / eta_d) * dt
     stored = np.clip(stored, 0.0, bat.soc_max_kwh)  # rounding only: limits already respected
+    grey = np.clip(grey - dis_grey * dt / eta_d, 0.0, stored)
     a["stored_kwh"][:, t] = stored
-    return stored
+    a["stored_grey_kwh"][:, t] = grey
+    return [stored, grey]
 
 
 def _share(problem: DispatchProblem, t: int, surplus: np.ndarray, spare: np.ndarray,

@@ -9,21 +9,44 @@ from typing import Mapping
 
 import numpy as np
 
-__all__ = ["DispatchPlan", "PlanStatus", "Violation", "OBJECTIVE_PARTS"]
+__all__ = ["DispatchPlan", "PlanArrays", "PlanStatus", "Termination", "Violation",
+           "OBJECTIVE_PARTS", "VIOLATION_KINDS"]
 
 #: Names of the objective parts [JPY]; they sum to ``DispatchPlan.objective_jpy``.
 OBJECTIVE_PARTS = (
-    "import_cost_jpy",        # sum price_imp * import * dt
+    "import_cost_jpy",        # sum price_imp * import * dt + tier block increments
     "export_revenue_jpy",     # - sum price_exp * export * dt   (negative = income)
     "battery_wear_jpy",       # sum wear * discharge * dt
     "terminal_value_jpy",     # - sum value * stored_end         (negative = credit)
-    "lost_load_jpy",          # sum voll_k * shed * dt
-    "demand_charge_jpy",      # sum charge * (peak - peak_so_far)
-    "reserve_penalty_jpy",    # sum pen * reserve shortfall
+    "lost_load_jpy",          # sum voll_k * shed * dt          (islanded steps)
+    "unserved_penalty_jpy",   # sum pen * unserved * dt         (grid-connected steps)
+    "demand_charge_jpy",      # sum charge * (peak - peak_so_far), peak of 30-min averages
+    "reserve_penalty_jpy",    # sum pen * reserve shortfall * dt
     "soc_penalty_jpy",        # sum pen * deepest dip below soc_min, per battery
     "spill_penalty_jpy",      # sum pen * spilled non-curtailable PV * dt
     "tie_break_jpy",          # tiny cost on charge, import and link flow
 )
+
+
+#: Kinds of :class:`Violation`.
+VIOLATION_KINDS = (
+    "initial_stored_clamped", "soc_below_min", "reserve_shortfall", "critical_load_shed",
+    "surplus_spilled", "load_unserved_while_connected",
+)
+
+
+class Termination(str, enum.Enum):
+    """Why the solver stopped (HiGHS's model status, typed)."""
+
+    OPTIMAL = "optimal"
+    TIME_LIMIT = "time_limit"
+    ITERATION_LIMIT = "iteration_limit"
+    INFEASIBLE = "infeasible"
+    UNBOUNDED = "unbounded"
+    ERROR = "error"
+    OTHER = "other"
+    #: No solver ran (the rule-based fallback made the plan).
+    NOT_SOLVED = "not_solved"
 
 
 class PlanStatus(str, enum.Enum):
@@ -44,8 +67,8 @@ class Violation:
     Parameters
     ----------
     kind : str
-        One of ``"initial_stored_clamped"``, ``"soc_below_min"``, ``"reserve_shortfall"``,
-        ``"critical_load_shed"``, ``"surplus_spilled"``.
+        One of :data:`VIOLATION_KINDS`.  ``"load_unserved_while_connected"`` is load that no
+        supply can meet in a grid-connected step (it is reported, never shed).
     node : str or None
         Node concerned, None for block-wide quantities.
     step : int or None
@@ -73,6 +96,31 @@ def _frozen(arr: np.ndarray) -> np.ndarray:
 
 
 @dataclass(frozen=True, eq=False)
+class PlanArrays:
+    """The decision arrays of a plan, as a solver or the fallback produce them.
+
+    All [kW] step averages >= 0, shape (N, T) unless stated; stored energies [kWh] at the
+    END of each step.  ``load_shed_kw`` is (N, K, T); ``link_fwd_kw``/``link_bwd_kw`` are
+    (L, T) sending-end flows in and against the link's direction.  The grey arrays are the
+    grid-origin parts of charge, discharge and stored energy.
+    """
+
+    pv_used_kw: np.ndarray
+    battery_charge_kw: np.ndarray
+    battery_discharge_kw: np.ndarray
+    battery_charge_grey_kw: np.ndarray
+    battery_discharge_grey_kw: np.ndarray
+    stored_kwh: np.ndarray
+    stored_grey_kwh: np.ndarray
+    grid_import_kw: np.ndarray
+    grid_export_kw: np.ndarray
+    load_shed_kw: np.ndarray
+    surplus_spilled_kw: np.ndarray
+    link_fwd_kw: np.ndarray
+    link_bwd_kw: np.ndarray
+
+
+@dataclass(frozen=True, eq=False)
 class DispatchPlan:
     """A dispatch over the horizon, per node, tier, link and step.
 
@@ -91,10 +139,15 @@ class DispatchPlan:
         Battery AC charge and discharge power [kW].
     stored_kwh : ndarray, shape (N, T)
         Stored energy at the end of each step [kWh].
+    battery_charge_grey_kw, battery_discharge_grey_kw : ndarray, shape (N, T)
+        Parts of charge and discharge that are grid-origin energy [kW].
+    stored_grey_kwh : ndarray, shape (N, T)
+        Grid-origin part of the stored energy at the end of each step [kWh].
     grid_import_kw, grid_export_kw : ndarray, shape (N, T)
         Utility import and export [kW].
     load_served_kw, load_shed_kw : ndarray, shape (N, K, T)
-        Load served and shed per tier [kW].
+        Load served and not served per tier [kW].  In grid-connected steps any load not
+        served is a violation (``load_unserved_while_connected``), never a shedding order.
     surplus_spilled_kw : ndarray, shape (N, T)
         Non-curtailable PV that nothing could absorb [kW] (normally zero).
     link_flow_kw : ndarray, shape (L, T)
@@ -105,6 +158,8 @@ class DispatchPlan:
         Objective value [JPY], the sum of ``objective_parts``.
     objective_parts : Mapping[str, float]
         Parts of the objective [JPY], keys :data:`OBJECTIVE_PARTS`.
+    termination : Termination
+        Why the solver stopped (``NOT_SOLVED`` for the fallback).
     mip_gap : float
         Relative gap reported by the solver [-]; 0 for an LP or a proven optimum, NaN for
         the fallback.
@@ -137,6 +192,10 @@ class DispatchPlan:
     link_loss_kw: np.ndarray
     objective_jpy: float
     objective_parts: Mapping[str, float]
+    battery_charge_grey_kw: np.ndarray | None = None
+    battery_discharge_grey_kw: np.ndarray | None = None
+    stored_grey_kwh: np.ndarray | None = None
+    termination: Termination = Termination.NOT_SOLVED
     mip_gap: float = 0.0
     used_binaries: bool = False
     solver_time_s: float = 0.0
@@ -145,10 +204,15 @@ class DispatchPlan:
     notes: tuple[str, ...] = field(default_factory=tuple)
 
     def __post_init__(self) -> None:
+        for name in ("battery_charge_grey_kw", "battery_discharge_grey_kw", "stored_grey_kwh"):
+            if getattr(self, name) is None:  # plans from before origin tags: no grey energy
+                object.__setattr__(self, name, np.zeros_like(self.stored_kwh))
         for name in ("pv_used_kw", "pv_curtailed_kw", "battery_charge_kw", "battery_discharge_kw",
                      "stored_kwh", "grid_import_kw", "grid_export_kw", "load_served_kw",
-                     "load_shed_kw", "surplus_spilled_kw", "link_flow_kw", "link_loss_kw"):
+                     "load_shed_kw", "surplus_spilled_kw", "link_flow_kw", "link_loss_kw",
+                     "battery_charge_grey_kw", "battery_discharge_grey_kw", "stored_grey_kwh"):
             object.__setattr__(self, name, _frozen(getattr(self, name)))
+        object.__setattr__(self, "termination", Termination(self.termination))
         object.__setattr__(self, "objective_parts", MappingProxyType(dict(self.objective_parts)))
         object.__setattr__(self, "violations", tuple(self.violations))
         object.__setattr__(self, "notes", tuple(self.notes))

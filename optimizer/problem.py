@@ -7,6 +7,9 @@ Index conventions used everywhere in :mod:`optimizer`:
 * ``k`` indexes load tiers (``K``): tier 0 is critical and is shed last; a higher index is
   shed earlier.  The value of lost load must therefore strictly decrease with ``k``.
 * ``l`` indexes router links (``L``).
+* ``p`` indexes demand periods (the JST 30-minute periods the horizon touches, ``P``).
+* ``g`` indexes billing-month groups of the horizon (``G = 2``: this month, the next) and
+  ``b`` the blocks of a tiered tariff inside one group (``NB``).
 
 Sign convention: split variables are non-negative and name their direction; a link's net
 flow is positive from ``from_node`` to ``to_node``.  Floats are used throughout (money is
@@ -20,14 +23,21 @@ from dataclasses import dataclass, field, fields
 import numpy as np
 
 __all__ = [
+    "BILLING_GROUPS",
     "BatteryData",
     "DispatchProblem",
     "GridData",
+    "ImportTiers",
     "LinkData",
     "Penalties",
     "SolverOptions",
     "reserve_profile_kwh",
 ]
+
+#: Billing-month groups a horizon may touch (this month and the next) [-].
+BILLING_GROUPS = 2
+#: Length of a demand period (the Japanese 30-minute settlement period) [h].
+DEMAND_PERIOD_H = 0.5
 
 
 def _as_array(owner: str, name: str, value, shape: tuple[int, ...], dtype=float) -> np.ndarray:
@@ -80,24 +90,68 @@ class Penalties:
     soc_below_min_jpy_per_kwh : float
         Per kWh of the deepest dip of each battery's stored energy below ``soc_min_kwh``
         over the horizon, paid once [JPY/kWh].
-    reserve_shortfall_jpy_per_kwh : float
-        Per kWh of block stored energy below ``reserve_kwh`` at the end of each
-        grid-connected step [JPY/kWh].
+    reserve_shortfall_jpy_per_kwh_h : float
+        Per kWh of block stored energy below ``reserve_kwh`` and per hour it stays short, in
+        grid-connected steps [JPY/(kWh h)].  Priced per hour (not per step) so that a
+        shortfall is restored at the cheapest moment, not bought back at once at any price.
     surplus_spill_jpy_per_kwh : float
         Per kWh of non-curtailable PV that nothing can absorb [JPY/kWh].
+    unserved_connected_jpy_per_kwh : float
+        Per kWh of load left unserved in a grid-connected step [JPY/kWh].  Shedding is an
+        islanding tool: while the grid is available, load that no supply can meet is a
+        violation to report, never a plan, so it costs far more than any tier's value.
     tie_break_jpy_per_kwh : float
         Tiny cost on battery charge, grid import and link flow [JPY/kWh] so that an LP never
         picks pointless simultaneous opposite flows when they happen to cost nothing.
     """
 
     soc_below_min_jpy_per_kwh: float = 500.0
-    reserve_shortfall_jpy_per_kwh: float = 60.0
+    reserve_shortfall_jpy_per_kwh_h: float = 10.0
     surplus_spill_jpy_per_kwh: float = 1000.0
+    unserved_connected_jpy_per_kwh: float = 100_000.0
     tie_break_jpy_per_kwh: float = 1e-3
 
     def __post_init__(self) -> None:
         for f in fields(self):
             _check(getattr(self, f.name) >= 0, "Penalties", f.name, "must be >= 0")
+
+
+@dataclass(frozen=True)
+class ImportTiers:
+    """Increasing block prices of tiered tariffs, as a convex piecewise-linear import cost.
+
+    The energy a node imports over the steps of billing group ``g`` fills its blocks in
+    order: block ``b`` holds up to ``width_kwh[n, g, b]`` and each kWh in it costs
+    ``increment_jpy_per_kwh[n, g, b]`` on top of ``GridData.import_price_jpy_per_kwh``.
+    Widths start from the month-to-date import, so the first block is what is left of the
+    tier reached so far.  Increments never decrease along ``b`` (the cost is convex), so a
+    linear program fills the cheap blocks first and the model stays an LP.
+
+    Parameters
+    ----------
+    group_of_step : ndarray of int, shape (T,)
+        Billing group of each step: 0 for this month, 1 for the next (non-decreasing).
+    width_kwh : ndarray, shape (N, G, NB)
+        Block sizes [kWh], >= 0; ``inf`` for an open top block.
+    increment_jpy_per_kwh : ndarray, shape (N, G, NB)
+        Price on top of the step's import price per kWh in the block [JPY/kWh], >= 0,
+        non-decreasing along the last axis.
+    """
+
+    group_of_step: np.ndarray
+    width_kwh: np.ndarray
+    increment_jpy_per_kwh: np.ndarray
+
+    @staticmethod
+    def none(n_nodes: int, n_steps: int) -> ImportTiers:
+        """No tiers: one open block at no extra price per node and group."""
+        shape = (n_nodes, BILLING_GROUPS, 1)
+        return ImportTiers(np.zeros(n_steps, dtype=int), np.full(shape, np.inf), np.zeros(shape))
+
+    @property
+    def n_blocks(self) -> int:
+        """Blocks per node and group NB [-]."""
+        return int(self.width_kwh.shape[-1])
 
 
 @dataclass(frozen=True)
@@ -107,7 +161,8 @@ class GridData:
     Parameters
     ----------
     import_price_jpy_per_kwh : ndarray, shape (N, T)
-        Price paid per kWh imported from the utility [JPY/kWh]; may be negative.
+        Price paid per kWh imported from the utility at the month-to-date import reached at
+        horizon start [JPY/kWh]; may be negative.  Tier steps above it are in ``tiers``.
     export_price_jpy_per_kwh : ndarray, shape (N, T)
         Price earned per kWh exported to the utility [JPY/kWh]; may be negative.
     import_limit_kw : ndarray, shape (N,)
@@ -118,10 +173,27 @@ class GridData:
         True where the utility grid is connected during the step; False in islanded steps
         (an ongoing outage or a warned, planned outage window), where all grid flows are zero.
     demand_charge_jpy_per_kw : ndarray, shape (N,)
-        Charge per kW of peak import above ``peak_import_so_far_kw`` [JPY/kW]; 0 disables it.
+        Cost of raising the node's contracted demand by one kW above
+        ``peak_import_so_far_kw`` [JPY/kW] (the monthly rate times the months that peak
+        will be billed for); 0 disables the demand charge and its guard.
     peak_import_so_far_kw : ndarray, shape (N,)
-        Peak import already reached in the current billing period [kW]; only import above it
-        costs demand charge.
+        The contracted demand so far [kW]: the highest 30-minute average import that sets
+        the demand charge now.  Only raising it costs.
+    period_of_step : ndarray of int, shape (T,), optional
+        Demand period of each step (0 = the period under way), non-decreasing by 0 or 1.
+        Default: consecutive 30-minute periods from step 0 (each step its own period when
+        steps are 30 minutes or longer).
+    period_import_so_far_kwh : ndarray, shape (N,), optional
+        Energy already imported in period 0 before step 0 [kWh], >= 0 (default 0).
+    tiers : ImportTiers, optional
+        Block prices of tiered tariffs (default: none).
+
+    Notes
+    -----
+    Demand guard: at a node with a demand charge, import in a step never exceeds the larger
+    of ``peak_import_so_far_kw`` and the node's own net deficit ``sum_k load - pv_available``.
+    So the controller may fill a battery from the grid only below the demand already
+    contracted, and never raises a peak that doing nothing smart would not have had.
     """
 
     import_price_jpy_per_kwh: np.ndarray
@@ -131,6 +203,23 @@ class GridData:
     available: np.ndarray
     demand_charge_jpy_per_kw: np.ndarray
     peak_import_so_far_kw: np.ndarray
+    period_of_step: np.ndarray | None = None
+    period_import_so_far_kwh: np.ndarray | None = None
+    tiers: ImportTiers | None = None
+
+    @property
+    def n_periods(self) -> int:
+        """Demand periods the horizon touches P [-]."""
+        return int(self.period_of_step[-1]) + 1
+
+    def marginal_import_price_jpy_per_kwh(self) -> np.ndarray:
+        """Price of the next imported kWh in each step [JPY/kWh], shape (N, T): the step's
+        price plus the increment of the first block of its billing group not yet full."""
+        tiers = self.tiers
+        open_block = np.argmax(tiers.width_kwh > 0, axis=-1)  # (N, G)
+        first = np.take_along_axis(tiers.increment_jpy_per_kwh, open_block[..., None],
+                                   axis=-1)[..., 0]
+        return self.import_price_jpy_per_kwh + first[:, tiers.group_of_step]
 
 
 @dataclass(frozen=True)
@@ -156,7 +245,12 @@ class BatteryData:
         plan does not empty the batteries at the horizon end.
     grid_export_allowed : ndarray of bool
         False where the contract forbids battery energy flowing to the grid (FIT meter):
-        then ``grid_export_kw <= pv_used_kw`` at that node.
+        then export is at most the node's own PV surplus ``max(pv_available - load, 0)``
+        and at most its PV used, in every step.
+    grey_stored_kwh : ndarray, optional
+        Part of ``stored_kwh`` that came from the utility grid [kWh] (default 0).  Stored
+        energy is tagged by origin: grid-origin energy may serve only the node's own load;
+        only PV- or P2P-origin energy may leave over a router link.
     """
 
     stored_kwh: np.ndarray
@@ -169,6 +263,7 @@ class BatteryData:
     wear_cost_jpy_per_kwh: np.ndarray
     terminal_value_jpy_per_kwh: np.ndarray
     grid_export_allowed: np.ndarray
+    grey_stored_kwh: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -260,7 +355,7 @@ class DispatchProblem:
                "must be >= 0")
         _check(bool(np.all(np.diff(voll) < 0)), "DispatchProblem",
                "value_of_lost_load_jpy_per_kwh", "must strictly decrease with tier (critical first)")
-        object.__setattr__(self, "grid", _validated_grid(self.grid, n_nodes, n_steps))
+        object.__setattr__(self, "grid", _validated_grid(self.grid, n_nodes, n_steps, self.step_s))
         object.__setattr__(self, "battery", _validated_battery(self.battery, n_nodes))
         object.__setattr__(self, "links", _validated_links(self.links, n_nodes))
 
@@ -293,8 +388,12 @@ class DispatchProblem:
         return self.step_s / 3600.0
 
 
-def _validated_grid(grid: GridData, n_nodes: int, n_steps: int) -> GridData:
+def _validated_grid(grid: GridData, n_nodes: int, n_steps: int, step_s: float) -> GridData:
     own = "GridData"
+    periods = grid.period_of_step
+    if periods is None:
+        periods = (np.arange(n_steps) * step_s // max(step_s, 3600.0 * DEMAND_PERIOD_H)).astype(int)
+    so_far = grid.period_import_so_far_kwh
     out = GridData(
         import_price_jpy_per_kwh=_as_array(own, "import_price_jpy_per_kwh",
                                            grid.import_price_jpy_per_kwh, (n_nodes, n_steps)),
@@ -307,11 +406,42 @@ def _validated_grid(grid: GridData, n_nodes: int, n_steps: int) -> GridData:
                                            grid.demand_charge_jpy_per_kw, (n_nodes,)),
         peak_import_so_far_kw=_as_array(own, "peak_import_so_far_kw",
                                         grid.peak_import_so_far_kw, (n_nodes,)),
+        period_of_step=_as_array(own, "period_of_step", periods, (n_steps,), int),
+        period_import_so_far_kwh=_as_array(own, "period_import_so_far_kwh",
+                                           np.zeros(n_nodes) if so_far is None else so_far,
+                                           (n_nodes,)),
+        tiers=_validated_tiers(grid.tiers or ImportTiers.none(n_nodes, n_steps), n_nodes,
+                               n_steps),
     )
     for name in ("import_limit_kw", "export_limit_kw", "demand_charge_jpy_per_kw",
-                 "peak_import_so_far_kw"):
+                 "peak_import_so_far_kw", "period_import_so_far_kwh"):
         _check(bool(np.all(getattr(out, name) >= 0)), own, name, "must be >= 0")
+    steps = np.diff(out.period_of_step)
+    _check(out.period_of_step[0] == 0 and bool(np.all((steps == 0) | (steps == 1))), own,
+           "period_of_step", "must start at 0 and rise by 0 or 1 per step")
     return out
+
+
+def _validated_tiers(tiers: ImportTiers, n_nodes: int, n_steps: int) -> ImportTiers:
+    own = "ImportTiers"
+    width = np.array(tiers.width_kwh, dtype=float, copy=True)
+    n_blocks = width.shape[-1] if width.ndim == 3 else 0
+    shape = (n_nodes, BILLING_GROUPS, n_blocks)
+    _check(n_blocks >= 1 and width.shape == shape, own, "width_kwh",
+           f"shape {width.shape} != expected (nodes, {BILLING_GROUPS}, blocks)")
+    _check(bool(np.all(width >= 0)) and not np.any(np.isnan(width)), own, "width_kwh",
+           "must be >= 0 (inf for an open block)")
+    width.setflags(write=False)
+    incr = _as_array(own, "increment_jpy_per_kwh", tiers.increment_jpy_per_kwh, shape)
+    _check(bool(np.all(incr >= 0)) and bool(np.all(np.diff(incr, axis=-1) >= 0)), own,
+           "increment_jpy_per_kwh", "must be >= 0 and non-decreasing along the blocks")
+    _check(bool(np.all(np.isinf(width[..., -1]))), own, "width_kwh",
+           "the last block of every node and group must be open (inf)")
+    group = _as_array(own, "group_of_step", tiers.group_of_step, (n_steps,), int)
+    _check(bool(np.all((group >= 0) & (group < BILLING_GROUPS)))
+           and bool(np.all(np.diff(group) >= 0)), own, "group_of_step",
+           f"must be non-decreasing in [0, {BILLING_GROUPS})")
+    return ImportTiers(group, width, incr)
 
 
 def _validated_battery(bat: BatteryData, n_nodes: int) -> BatteryData:
@@ -320,10 +450,13 @@ def _validated_battery(bat: BatteryData, n_nodes: int) -> BatteryData:
     values = {}
     for f in fields(BatteryData):
         dtype = bool if f.name == "grid_export_allowed" else float
-        values[f.name] = _as_array(own, f.name, getattr(bat, f.name), shape, dtype)
+        value = getattr(bat, f.name)
+        if f.name == "grey_stored_kwh" and value is None:
+            value = np.zeros(n_nodes)
+        values[f.name] = _as_array(own, f.name, value, shape, dtype)
     out = BatteryData(**values)
     for name in ("soc_min_kwh", "charge_max_kw", "discharge_max_kw", "wear_cost_jpy_per_kwh",
-                 "terminal_value_jpy_per_kwh"):
+                 "terminal_value_jpy_per_kwh", "grey_stored_kwh"):
         _check(bool(np.all(values[name] >= 0)), own, name, "must be >= 0")
     _check(bool(np.all(out.soc_max_kwh >= out.soc_min_kwh)), own, "soc_max_kwh",
            "must be >= soc_min_kwh")

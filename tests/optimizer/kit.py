@@ -6,6 +6,7 @@ import numpy as np
 
 from optimizer import (
     BatteryData,
+    rule_breaches,
     DispatchPlan,
     DispatchProblem,
     GridData,
@@ -29,7 +30,8 @@ def make_problem(n_nodes=1, n_steps=2, n_tiers=1, step_s=3600.0, pv=0.0, load=1.
                  stored=0.0, soc_min=0.0, soc_max=0.0, charge_max=0.0, discharge_max=0.0,
                  eta_c=1.0, eta_d=1.0, wear=0.0, terminal=0.0, battery_export=True,
                  links=(), link_capacity=(), link_efficiency=(), reserve=0.0,
-                 curtailable=True, penalties=None, options=None) -> DispatchProblem:
+                 curtailable=True, penalties=None, options=None, grey=0.0,
+                 period_of_step=None, period_so_far=0.0, tiers=None) -> DispatchProblem:
     """A problem where every argument may be a scalar or an array of the right shape.
 
     ``load`` has shape (N, K, T); ``links`` is a sequence of (from_node, to_node) pairs.
@@ -45,11 +47,12 @@ def make_problem(n_nodes=1, n_steps=2, n_tiers=1, step_s=3600.0, pv=0.0, load=1.
         grid=GridData(full(import_price, (n, t)), full(export_price, (n, t)),
                       full(import_limit, (n,)), full(export_limit, (n,)),
                       np.broadcast_to(available, (t,)), full(demand_charge, (n,)),
-                      full(peak_so_far, (n,))),
+                      full(peak_so_far, (n,)), period_of_step, full(period_so_far, (n,)), tiers),
         battery=BatteryData(full(stored, (n,)), full(soc_min, (n,)), full(soc_max, (n,)),
                             full(charge_max, (n,)), full(discharge_max, (n,)),
                             full(eta_c, (n,)), full(eta_d, (n,)), full(wear, (n,)),
-                            full(terminal, (n,)), np.broadcast_to(battery_export, (n,))),
+                            full(terminal, (n,)), np.broadcast_to(battery_export, (n,)),
+                            full(grey, (n,))),
         links=LinkData(pairs[:, 0], pairs[:, 1], full(link_capacity, (len(pairs),)),
                        full(link_efficiency, (len(pairs),))),
         reserve_kwh=full(reserve, (t,)),
@@ -95,9 +98,10 @@ def assert_valid(problem: DispatchProblem, plan: DispatchPlan, exclusive: bool =
     assert np.all(plan.grid_export_kw[:, islanded] <= TOL)
     assert np.all(np.abs(plan.link_flow_kw) <= problem.links.capacity_kw[:, None] + TOL)
     assert np.all(plan.link_loss_kw >= -TOL)
-    no_fit = ~bat.grid_export_allowed & (bat.soc_max_kwh > 0)
+    no_fit = ~bat.grid_export_allowed
     assert np.all(plan.grid_export_kw[no_fit] <= plan.pv_used_kw[no_fit] + TOL)
     _assert_dynamics(problem, plan)
+    assert_rules(problem, plan)
     if exclusive:
         assert np.all(np.minimum(plan.battery_charge_kw, plan.battery_discharge_kw) <= TOL)
         assert np.all(np.minimum(plan.grid_import_kw, plan.grid_export_kw) <= TOL)
@@ -105,6 +109,21 @@ def assert_valid(problem: DispatchProblem, plan: DispatchPlan, exclusive: bool =
         assert np.all(np.abs(plan.link_loss_kw - one_way_loss) <= TOL)
     assert abs(plan.objective_jpy - sum(plan.objective_parts.values())) < 1e-6 * (
         1 + abs(plan.objective_jpy))
+
+
+def assert_rules(problem: DispatchProblem, plan: DispatchPlan) -> None:
+    """The rules of the block: no resale, no battery export at FIT meters, no export while
+    shedding; load unserved while connected only where reported as a violation."""
+    breaches = rule_breaches(problem, plan, tol_kw=TOL)
+    assert breaches.resold_kwh == 0.0, breaches
+    assert breaches.forbidden_export_kwh == 0.0, breaches
+    assert breaches.export_while_shedding_kwh == 0.0, breaches
+    reported = sum(v.amount for v in plan.violations if v.kind == "load_unserved_while_connected")
+    assert abs(breaches.shed_while_connected_kwh - reported * problem.step_h) < 1e-3 * (1 + reported)
+    grey_ok = plan.stored_grey_kwh <= plan.stored_kwh + TOL
+    assert np.all(grey_ok) and np.all(plan.stored_grey_kwh >= -TOL)
+    no_grid = problem.grid.import_limit_kw <= 0
+    assert np.all(plan.stored_grey_kwh[no_grid] <= TOL)
 
 
 def _assert_dynamics(problem: DispatchProblem, plan: DispatchPlan) -> None:
@@ -115,3 +134,8 @@ def _assert_dynamics(problem: DispatchProblem, plan: DispatchPlan) -> None:
     expected = before + dt * (bat.charge_efficiency[:, None] * plan.battery_charge_kw
                               - plan.battery_discharge_kw / bat.discharge_efficiency[:, None])
     assert np.all(np.abs(expected - plan.stored_kwh) < TOL)
+    grey0 = np.where(problem.grid.import_limit_kw > 0, np.clip(bat.grey_stored_kwh, 0.0, start), 0.0)
+    before = np.concatenate([grey0[:, None], plan.stored_grey_kwh[:, :-1]], axis=1)
+    expected = before + dt * (bat.charge_efficiency[:, None] * plan.battery_charge_grey_kw
+                              - plan.battery_discharge_grey_kw / bat.discharge_efficiency[:, None])
+    assert np.all(np.abs(expected - plan.stored_grey_kwh) < 10 * TOL)

@@ -108,12 +108,12 @@ def _arbitrage_problem():
 
 
 def test_binaries_only_where_they_change_the_answer():
-    assert not binaries_needed(make_problem())["grid"].any()
+    assert not binaries_needed(make_problem()).grid.any()
     needed = binaries_needed(_arbitrage_problem())
-    assert needed["grid"].tolist() == [[False, True]]
+    assert needed.grid.tolist() == [[False, True]]
     negative = make_problem(import_price=[[-5.0, 30.0]], soc_max=1.0, charge_max=1.0,
                             discharge_max=1.0, links=[], n_nodes=1)
-    assert binaries_needed(negative)["battery"].all()
+    assert binaries_needed(negative).battery.all()
 
 
 def test_import_export_binaries_are_needed_and_used():
@@ -186,8 +186,7 @@ def test_state_below_soc_min_still_plans_and_reports_the_dip():
     # reports the dip; the deepest dip (1 kWh) costs 500 JPY once.
     problem = make_problem(n_steps=2, load=0.0, stored=1.0, soc_min=2.0, soc_max=10.0,
                            charge_max=5.0, discharge_max=5.0, available=False,
-                           penalties=Penalties(soc_below_min_jpy_per_kwh=500.0,
-                                               tie_break_jpy_per_kwh=0.0))
+                           penalties=Penalties(soc_below_min_jpy_per_kwh=500.0))
     plan = Dispatcher().solve(problem)
     assert plan.status is PlanStatus.OPTIMAL
     assert plan.objective_parts["soc_penalty_jpy"] == pytest.approx(500.0, abs=1e-6)

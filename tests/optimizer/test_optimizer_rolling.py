@@ -10,7 +10,7 @@ import pytest
 from optimizer import Dispatcher, PlanStatus
 from optimizer.accounting import clamp_initial_stored
 from optimizer.dispatcher import step_shift
-from optimizer.highs_model import binaries_needed
+from optimizer.layout import binaries_needed
 from tests.optimizer.kit import assert_valid, make_problem
 
 N_NODES, N_STEPS, DAYS_STEPS = 8, 24, 72
@@ -27,7 +27,7 @@ def _series(seed: int = 5) -> dict[str, np.ndarray]:
             "price": np.where((hours >= 17) & (hours < 21), 40.0, 25.0)}
 
 
-def _problem_at(series: dict, start: int, stored_kwh) -> object:
+def _problem_at(series: dict, start: int, stored_kwh, grey_kwh=0.0) -> object:
     window = slice(start, start + N_STEPS)
     return make_problem(
         n_nodes=N_NODES, n_steps=N_STEPS, n_tiers=2, step_s=3600.0, pv=series["pv"][:, window],
@@ -35,7 +35,7 @@ def _problem_at(series: dict, start: int, stored_kwh) -> object:
         export_price=8.0, stored=stored_kwh, soc_min=0.5, soc_max=8.0, charge_max=3.0,
         discharge_max=3.0, eta_c=0.95, eta_d=0.95, wear=2.0, terminal=20.0,
         battery_export=False, links=CHAIN, link_capacity=4.0, link_efficiency=0.96,
-        reserve=3.0)
+        reserve=3.0, grey=grey_kwh)
 
 
 def test_step_shift_reads_the_roll_off_the_data():
@@ -78,9 +78,10 @@ def test_primal_start_only_when_the_shifted_plan_still_fits():
     model, values = dispatcher._model, dispatcher._last_values
 
     def fits(problem) -> bool:
-        stored0, _ = clamp_initial_stored(problem)
-        model.update(problem, binaries_needed(problem), stored0)
+        stored0, grey0, _ = clamp_initial_stored(problem)
+        model.update(problem, binaries_needed(problem), stored0, grey0)
         return model.shifted_values_fit(values, 1)
 
-    assert fits(_problem_at(series, 1, plan.stored_kwh[:, 0]))       # state as planned
-    assert not fits(_problem_at(series, 1, plan.stored_kwh[:, 0] + 0.7))  # state drifted
+    grey = plan.stored_grey_kwh[:, 0]
+    assert fits(_problem_at(series, 1, plan.stored_kwh[:, 0], grey))       # state as planned
+    assert not fits(_problem_at(series, 1, plan.stored_kwh[:, 0] + 0.7, grey))  # state drifted
