@@ -112,6 +112,34 @@ def import_price_jpy_per_kwh(
     return _with_tax(tariff, price)
 
 
+def import_tier_blocks(tariff: ImportTariff, month_to_date_kwh: Decimal = Decimal(0),
+                       ) -> list[tuple[Decimal | None, Decimal]]:
+    """The monthly tiers still ahead at ``month_to_date_kwh`` [kWh], as blocks.
+
+    Each block is ``(width_kwh, increment_jpy_per_kwh)``: the kWh left in the tier (None for
+    the open top tier) and its price above the tier reached so far (tax-inclusive, so it
+    adds to :func:`import_price_jpy_per_kwh` at the same month-to-date import).  A tariff
+    without tiers is one open block at no increment.
+    """
+    if tariff.energy_tiers is None:
+        return [(None, Decimal(0))]
+    mtd = Decimal(month_to_date_kwh)
+    blocks: list[tuple[Decimal | None, Decimal]] = []
+    start, base = Decimal(0), None
+    for tier in tariff.energy_tiers:
+        end = tier.up_to_kwh
+        if end is None or mtd < end:
+            base = tier.price_jpy_per_kwh if base is None else base
+            width = None if end is None else end - max(start, mtd)
+            blocks.append((width, _with_tax(tariff, tier.price_jpy_per_kwh - base)))
+        if end is None:
+            break
+        start = end
+    if blocks and blocks[-1][0] is not None:  # the last tier is bounded: price stays above it
+        blocks.append((None, blocks[-1][1]))
+    return blocks or [(None, Decimal(0))]
+
+
 def export_price_jpy_per_kwh(tariff: ExportTariff) -> Decimal:
     """Buy-back price of one exported kWh [JPY/kWh, tax-inclusive]."""
     return _with_tax(tariff, tariff.price_jpy_per_kwh)

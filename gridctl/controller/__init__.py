@@ -1,23 +1,19 @@
 """Controller core: pure functions from readings, forecast and state to a plan and setpoints.
 
 No clock, file, socket or logging here: ``now`` is passed in and diagnostics are returned.
-One cycle, as the daemon and the simulator drive it::
+The daemon and the simulator drive one loop, :func:`run_cycle` (:mod:`gridctl.controller.loop`)::
 
-    history.add_snapshot(snapshot)                        # gridctl.forecast.MeasurementHistory
-    tr = transition(site, state, snapshot, now)           # mode state machine
-    state = tr.state
-    if replan_due(site, state, now):                      # off the event loop in the daemon
-        start = plan_start_utc(site, now)                 # taken BEFORE solving
-        forecast = forecast_for(site, history, now)       # gridctl.forecast
-        problem = build_problem(site, state, snapshot, forecast, now)
-        plan = dispatcher.solve(problem)                  # optimizer.Dispatcher, persistent
-        state = accept_plan(state, plan, start, now_after_solve)
-    decision = decide(site, state, snapshot, now)         # setpoints to write
+    forecaster.observe(snapshot)                          # gridctl.forecast history
+    result = run_cycle(site, state, snapshot, now, planner)
+    state = result.state                                  # mode, plan, billing, origins
+    write(result.decision.setpoints)                      # clamped, expiring, rule-abiding
 
-If the mode changes while a solve is under way, drop its result (it assumed the old grid
-availability): accept it only when ``state.mode`` is still the mode it was built for.
+where the driver's ``planner`` turns a :class:`PlanRequest` into a plan with a forecast,
+:func:`build_problem` and a persistent :class:`optimizer.Dispatcher` (in a worker thread in
+the daemon, at once in the simulator) and hands it back as a :class:`FinishedPlan`.
 """
 
+from gridctl.controller.billing import demand_basis_kw, observe_billing, opening_billing
 from gridctl.controller.decide import (
     accept_plan,
     decide,
@@ -25,7 +21,18 @@ from gridctl.controller.decide import (
     idle_setpoints,
     max_plan_age_s,
     plan_step_index,
+)
+from gridctl.controller.loop import (
+    FinishedPlan,
+    PlanRequest,
+    Planner,
+    Step,
+    observe,
+    plan_deadline_s,
     replan_due,
+    request_replan,
+    run_cycle,
+    step,
 )
 from gridctl.controller.problem import (
     build_problem,
@@ -37,12 +44,14 @@ from gridctl.controller.problem import (
 from gridctl.controller.topology import SiteIndex, site_index
 from gridctl.controller.transitions import grid_signal, initial_state, tie_flow_settled, transition
 from gridctl.controller.types import (
+    BillingState,
     ControllerState,
     Decision,
     DeviceHealth,
     Forecast,
     GridSignal,
     Mode,
+    NodeBilling,
     NodeReading,
     OutageWindow,
     ReserveRequest,
@@ -54,10 +63,13 @@ from gridctl.controller.types import (
 )
 
 __all__ = [
-    "ControllerState", "Decision", "DeviceHealth", "Forecast", "GridSignal", "Mode",
-    "NodeReading", "OutageWindow", "ReserveRequest", "Setpoint", "SetpointKind", "Setpoints",
-    "SiteIndex", "Snapshot", "Transition", "accept_plan", "build_problem", "decide",
-    "fallback_problem", "grid_signal", "idle_setpoints", "horizon_steps", "initial_state", "max_plan_age_s",
-    "plan_start_utc", "plan_step_index", "prepare_problem", "replan_due", "site_index",
-    "step_starts_utc", "tie_flow_settled", "transition",
+    "BillingState", "ControllerState", "Decision", "DeviceHealth", "FinishedPlan", "Forecast",
+    "GridSignal", "Mode", "NodeBilling", "NodeReading", "OutageWindow", "PlanRequest",
+    "Planner", "ReserveRequest", "Setpoint", "SetpointKind", "Setpoints", "SiteIndex",
+    "Snapshot", "Step", "Transition", "accept_plan", "build_problem", "decide",
+    "demand_basis_kw", "fallback_problem", "grid_signal", "horizon_steps", "idle_setpoints",
+    "initial_state", "max_plan_age_s", "observe", "observe_billing", "opening_billing",
+    "plan_deadline_s", "plan_start_utc", "plan_step_index", "prepare_problem", "replan_due",
+    "request_replan", "run_cycle", "site_index", "step", "step_starts_utc",
+    "tie_flow_settled", "transition",
 ]

@@ -4,7 +4,9 @@ The plan is usable when it exists, covers ``now``, was made no longer ago than t
 periods plus the solver time limit, and fits the site.  Otherwise a one-step problem is built
 from the measurements alone and dispatched by the optimizer's rule-based
 :func:`optimizer.fallback_plan` (self-consumption first, surplus shared with neighbours in
-deficit over the links, reserve kept, sheddable tiers shed in order when islanded).
+deficit over the links, reserve kept, sheddable tiers shed in order when islanded).  Either
+way the block's rules are then kept on the targets (:mod:`gridctl.controller.rules`) before
+they become clamped, expiring setpoints.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from dataclasses import replace
 import numpy as np
 
 from gridctl.config import SiteConfig
+from gridctl.controller.billing import demand_basis_kw
 from gridctl.controller.problem import (
     battery_data,
     grid_data,
@@ -23,6 +26,7 @@ from gridctl.controller.problem import (
     price_arrays,
     split_tiers,
 )
+from gridctl.controller.rules import NodeContext, enforce_rules
 from gridctl.controller.setpoints import (
     StepTargets,
     correct_targets,
@@ -39,7 +43,6 @@ __all__ = [
     "fallback_problem",
     "idle_setpoints",
     "plan_step_index",
-    "replan_due",
 ]
 
 #: Grid flow in a plan step regarded as none [kW].
@@ -55,16 +58,6 @@ def accept_plan(state: ControllerState, plan: DispatchPlan, plan_start: dt.datet
 def max_plan_age_s(site: SiteConfig) -> float:
     """Age beyond which a plan is stale [s]: two re-plan periods plus the solver time limit."""
     return 2.0 * site.control.replan_period_s + site.control.solver_time_limit_s
-
-
-def replan_due(site: SiteConfig, state: ControllerState, now: dt.datetime) -> bool:
-    """True when a new plan should be made: none, old, or about to run out."""
-    if state.plan is None or state.plan_made_at_utc is None:
-        return True
-    if (now - state.plan_made_at_utc).total_seconds() >= site.control.replan_period_s:
-        return True
-    step = plan_step_index(state, now)
-    return step is None or step >= state.plan.n_steps - 1
 
 
 def plan_step_index(state: ControllerState, now: dt.datetime) -> int | None:
@@ -127,20 +120,41 @@ def decide(site: SiteConfig, state: ControllerState, snapshot: Snapshot,
         targets = step_targets(state.plan, step)
         lo, hi = _stored_bounds(site)
         targets, fix_notes = correct_targets(idx, targets, snapshot, (lo, hi))
-        setpoints, notes = make_setpoints(site, idx, targets, snapshot, now, tie_open)
         used_fallback = state.plan.status is PlanStatus.FALLBACK
-        extra = ("following a fallback plan",) if used_fallback else ()
-        return Decision(setpoints, extra + fix_notes + notes, used_fallback, step)
-    problem, unknown, p_notes = fallback_problem(site, state, snapshot, now)
-    plan = fallback_plan(problem, note=why)
-    targets = step_targets(plan, 0)
-    battery = targets.battery_kw.copy()
-    battery[unknown] = 0.0  # without PV or load readings the deficit is unknown: stay idle
-    targets = replace(targets, battery_kw=battery)
+        head = (("following a fallback plan",) if used_fallback else ()) + fix_notes
+    else:
+        problem, unknown, p_notes = fallback_problem(site, state, snapshot, now)
+        targets = step_targets(fallback_plan(problem, note=why), 0)
+        battery = targets.battery_kw.copy()
+        battery[unknown] = 0.0  # without PV or load readings the deficit is unknown: stay idle
+        targets = replace(targets, battery_kw=battery)
+        idle = tuple(f"node {idx.node_ids[n]}: PV or load not measured; battery idle"
+                     for n in np.flatnonzero(unknown))
+        used_fallback, step, head = True, None, (f"fallback: {why}",) + p_notes + idle
+    targets, rule_notes = enforce_rules(idx, targets, _context(site, idx, state, snapshot))
     setpoints, notes = make_setpoints(site, idx, targets, snapshot, now, tie_open)
-    idle = tuple(f"node {idx.node_ids[n]}: PV or load not measured; battery idle"
-                 for n in np.flatnonzero(unknown))
-    return Decision(setpoints, (f"fallback: {why}",) + p_notes + idle + notes, True, None)
+    return Decision(setpoints, head + rule_notes + notes, used_fallback, step)
+
+
+def _context(site: SiteConfig, idx: SiteIndex, state: ControllerState,
+             snapshot: Snapshot) -> NodeContext:
+    """What the rules need to know of each node this cycle."""
+    def measured(name: str) -> np.ndarray:
+        return np.array([np.nan if (v := getattr(snapshot.node(n), name)) is None else v
+                         for n in idx.node_ids], dtype=float)
+
+    month = state.billing.nodes
+    guard = np.array([
+        demand_basis_kw(month[n.id], n.contract.demand_window_months)
+        if n.contract.demand_charge_jpy_per_kw_month > 0 and n.id in month else
+        (0.0 if n.contract.demand_charge_jpy_per_kw_month > 0 else np.inf)
+        for n in site.nodes])
+    return NodeContext(
+        load_kw=measured("load_kw"), pv_kw=measured("pv_kw"),
+        battery_export_allowed=np.array([n.contract.battery_export_allowed for n in site.nodes]),
+        demand_guard_kw=guard,
+        grid_available=state.mode in (Mode.GRID_CONNECTED, Mode.PLANNED_ISLANDING),
+        tie_open=state.mode in (Mode.ISLANDED, Mode.RECONNECTING))
 
 
 def _stored_bounds(site: SiteConfig) -> tuple[np.ndarray, np.ndarray]:
@@ -178,13 +192,14 @@ def fallback_problem(site: SiteConfig, state: ControllerState, snapshot: Snapsho
     load = split_tiers(idx, total)
     start = plan_start_utc(site, now)
     try:
-        imp, exp = price_arrays(site, state, [start])
+        imp, exp, tiers = price_arrays(site, state, [start])
     except LookupError as exc:
         # The fallback must work even without a valid tariff; prices do not steer it.
         notes.append(f"no prices for the fallback: {exc}")
         imp = exp = np.zeros((idx.n_nodes, 1))
+        tiers = None
     available = np.array([state.mode is Mode.GRID_CONNECTED])
-    battery = battery_data(site, idx, snapshot, imp, notes)
+    battery = battery_data(site, idx, snapshot, imp, notes, state)
     reserve_kwh = site.islanding.reserve_hours_h * float(load[:, 0, 0].sum())
     reserve = np.array([min(reserve_kwh, float(battery.soc_max_kwh.sum()))
                         if available[0] else 0.0])
@@ -195,7 +210,7 @@ def fallback_problem(site: SiteConfig, state: ControllerState, snapshot: Snapsho
         pv_curtailable=np.array([len(p) > 0 for p in idx.pv_inverters]),
         load_kw=load,
         value_of_lost_load_jpy_per_kwh=idx.voll_jpy_per_kwh,
-        grid=grid_data(site, idx, state, imp, exp, available),
+        grid=grid_data(site, idx, state, imp, exp, available, [start], tiers),
         battery=battery,
         links=link_data(idx, snapshot, notes),
         reserve_kwh=reserve,

@@ -14,13 +14,23 @@ from zoneinfo import ZoneInfo
 import numpy as np
 
 from gridctl.config import SiteConfig
+from gridctl.controller.billing import PERIOD_H, demand_basis_kw
 from gridctl.controller.topology import SiteIndex, site_index
 from gridctl.controller.types import ControllerState, Forecast, Mode, Snapshot
-from gridctl.tariffs import export_price_jpy_per_kwh, import_price_jpy_per_kwh, tariff_version
+from gridctl.controller.valuation import stored_energy_value_jpy_per_kwh
+from gridctl.tariffs import (
+    export_price_jpy_per_kwh,
+    import_price_jpy_per_kwh,
+    import_tier_blocks,
+    settlement_period,
+    tariff_version,
+)
 from optimizer import (
+    BILLING_GROUPS,
     BatteryData,
     DispatchProblem,
     GridData,
+    ImportTiers,
     LinkData,
     SolverOptions,
     reserve_profile_kwh,
@@ -113,9 +123,9 @@ def prepare_problem(site: SiteConfig, state: ControllerState, snapshot: Snapshot
     pv_kw = _pv_with_health(idx, snapshot, pv_kw, notes)
     total_kw = _load_step0(idx, snapshot, total_kw)
     load_kw = split_tiers(idx, total_kw)
-    imp, exp = price_arrays(site, state, starts)
+    imp, exp, tiers = price_arrays(site, state, starts)
     available = _grid_available(site, state, starts, step_s)
-    battery = battery_data(site, idx, snapshot, imp, notes)
+    battery = battery_data(site, idx, snapshot, imp, notes, state)
     reserve = _reserve(site, state, load_kw[:, 0, :], starts, step_s, available, battery, notes)
     ctl = site.control
     problem = DispatchProblem(
@@ -125,7 +135,7 @@ def prepare_problem(site: SiteConfig, state: ControllerState, snapshot: Snapshot
         pv_curtailable=np.array([len(p) > 0 for p in idx.pv_inverters]),
         load_kw=load_kw,
         value_of_lost_load_jpy_per_kwh=idx.voll_jpy_per_kwh,
-        grid=grid_data(site, idx, state, imp, exp, available),
+        grid=grid_data(site, idx, state, imp, exp, available, starts, tiers),
         battery=battery,
         links=link_data(idx, snapshot, notes),
         reserve_kwh=reserve,
@@ -193,28 +203,47 @@ def split_tiers(idx: SiteIndex, total_kw: np.ndarray) -> np.ndarray:
     return load
 
 
-def price_arrays(site: SiteConfig, state: ControllerState,
-                 starts_utc: list[dt.datetime]) -> tuple[np.ndarray, np.ndarray]:
-    """Import and export prices per node and step [JPY/kWh], floats for the optimizer.
+def _month_key(at: dt.datetime, zone: ZoneInfo) -> str:
+    return at.astimezone(zone).strftime("%Y-%m")
 
-    The import price is the tariff's marginal price at the start of each step given the
-    node's month-to-date import; the export price is its buy-back tariff's (0 without one).
+
+def price_arrays(site: SiteConfig, state: ControllerState, starts_utc: list[dt.datetime],
+                 ) -> tuple[np.ndarray, np.ndarray, ImportTiers]:
+    """Import and export prices per node and step [JPY/kWh] and the tier blocks ahead.
+
+    The import price of a step is the tariff's marginal price at the month-to-date import of
+    its billing month at horizon start (this month: the node's import so far; next month:
+    none); the tiers still ahead in each month are :class:`optimizer.ImportTiers` blocks, so
+    the optimizer pays each kWh at the tier it really falls in.  The export price is the
+    buy-back tariff's (0 without one).
     """
-    tz = site.site.timezone
+    zone = ZoneInfo(site.site.timezone)
     n_steps = len(starts_utc)
     imp = np.zeros((len(site.nodes), n_steps))
     exp = np.zeros((len(site.nodes), n_steps))
+    months = [_month_key(s, zone) for s in starts_utc]
+    first = months[0] if months else ""
+    group = np.array([0 if m == first else 1 for m in months], dtype=int)
+    local_dates = [s.astimezone(zone).date() for s in starts_utc]
+    blocks: list[list[list[tuple[float, float]]]] = []
     cache: dict[tuple, np.ndarray] = {}
-    local_dates = [s.astimezone(ZoneInfo(tz)).date() for s in starts_utc]
     for n, node in enumerate(site.nodes):
-        month_kwh = Decimal(str(round(float(state.month_import_kwh.get(node.id, 0.0)), 3)))
-        key = ("import", node.contract.tariff, month_kwh)
-        if key not in cache:
-            cache[key] = np.array([
-                float(import_price_jpy_per_kwh(tariff_version(site, node.contract.tariff, day),
-                                               start, tz, month_kwh))
-                for start, day in zip(starts_utc, local_dates)])
-        imp[n] = cache[key]
+        so_far = state.billing.node(node.id, first).month_import_kwh
+        month_kwh = (Decimal(str(round(float(so_far), 3))), Decimal(0))
+        per_group = []
+        for g in range(BILLING_GROUPS):
+            steps = np.flatnonzero(group == g)
+            day = local_dates[steps[0]] if len(steps) else local_dates[0]
+            tariff = tariff_version(site, node.contract.tariff, day)
+            per_group.append([(np.inf if w is None else float(w), float(c))
+                              for w, c in import_tier_blocks(tariff, month_kwh[g])])
+            key = ("import", node.contract.tariff, month_kwh[g], tuple(steps.tolist()))
+            if key not in cache:
+                cache[key] = np.array([float(import_price_jpy_per_kwh(
+                    tariff_version(site, node.contract.tariff, local_dates[t]), starts_utc[t],
+                    zone, month_kwh[g])) for t in steps])
+            imp[n, steps] = cache[key]
+        blocks.append(per_group)
         buyback = node.contract.buyback_tariff
         if buyback is not None:
             key = ("export", buyback)
@@ -223,7 +252,24 @@ def price_arrays(site: SiteConfig, state: ControllerState,
                     float(export_price_jpy_per_kwh(tariff_version(site, buyback, day)))
                     for day in local_dates])
             exp[n] = cache[key]
-    return imp, exp
+    return imp, exp, _tiers(blocks, group)
+
+
+def _tiers(blocks: list[list[list[tuple[float, float]]]], group: np.ndarray) -> ImportTiers:
+    """Blocks per node and group padded to one length (zero-width blocks before the last)."""
+    n_blocks = max(len(b) for per_group in blocks for b in per_group)
+    width = np.zeros((len(blocks), BILLING_GROUPS, n_blocks))
+    incr = np.zeros_like(width)
+    for n, per_group in enumerate(blocks):
+        for g, b in enumerate(per_group):
+            pad = n_blocks - len(b)
+            width[n, g, :len(b) - 1] = [w for w, _ in b[:-1]]
+            width[n, g, -1] = np.inf
+            incr[n, g, :len(b) - 1] = [c for _, c in b[:-1]]
+            incr[n, g, len(b) - 1:] = b[-1][1]
+            if pad:  # zero-width blocks keep the increments non-decreasing
+                incr[n, g, len(b) - 1:-1] = b[-1][1]
+    return ImportTiers(group, width, incr)
 
 
 def _grid_available(site: SiteConfig, state: ControllerState, starts: list[dt.datetime],
@@ -254,10 +300,24 @@ def _grid_available(site: SiteConfig, state: ControllerState, starts: list[dt.da
 
 
 def grid_data(site: SiteConfig, idx: SiteIndex, state: ControllerState, imp: np.ndarray,
-          exp: np.ndarray, available: np.ndarray) -> GridData:
+              exp: np.ndarray, available: np.ndarray, starts: list[dt.datetime] | None = None,
+              tiers: ImportTiers | None = None) -> GridData:
+    """Connection limits, prices, tiers and the demand-charge context of each node.
+
+    A node with a demand charge pays for raising its contracted demand (the highest 30-minute
+    average import of the contract's window) at the monthly rate times the months that peak
+    will be billed for; the optimizer sees the contracted demand so far and the import of
+    the period under way.
+    """
     imp_limit = np.zeros(idx.n_nodes)
     exp_limit = np.zeros(idx.n_nodes)
+    weight, basis, so_far = np.zeros(idx.n_nodes), np.zeros(idx.n_nodes), np.zeros(idx.n_nodes)
+    month = _month_key(starts[0], ZoneInfo(site.site.timezone)) if starts else ""
     for n, node in enumerate(site.nodes):
+        contract, billing = node.contract, state.billing.node(node.id, month)
+        weight[n] = contract.demand_charge_jpy_per_kw_month * contract.demand_window_months
+        basis[n] = demand_basis_kw(billing, contract.demand_window_months)
+        so_far[n] = billing.period_import_kwh if billing.month == month else 0.0
         if node.grid is None:
             continue
         leg_cap = min((leg.capacity_kw for leg in (idx.routers[n].legs if idx.routers[n] else [])
@@ -270,18 +330,27 @@ def grid_data(site: SiteConfig, idx: SiteIndex, state: ControllerState, imp: np.
         import_limit_kw=imp_limit,
         export_limit_kw=exp_limit,
         available=available,
-        demand_charge_jpy_per_kw=np.array([n.contract.demand_charge_jpy_per_kw_month
-                                           for n in site.nodes]),
-        peak_import_so_far_kw=np.array([max(float(state.peak_import_kw.get(n.id, 0.0)), 0.0)
-                                        for n in site.nodes]),
+        demand_charge_jpy_per_kw=weight,
+        peak_import_so_far_kw=basis,
+        period_of_step=None if starts is None else _periods(starts),
+        period_import_so_far_kwh=so_far,
+        tiers=tiers,
     )
 
 
+def _periods(starts: list[dt.datetime]) -> np.ndarray:
+    """Demand period of each step, 0 for the one under way (JST 30-minute periods)."""
+    firsts = [settlement_period(s)[0] for s in starts]
+    return np.array([int(round((f - firsts[0]).total_seconds() / (PERIOD_H * 3600.0)))
+                     for f in firsts], dtype=int)
+
+
 def battery_data(site: SiteConfig, idx: SiteIndex, snapshot: Snapshot, imp: np.ndarray,
-             notes: list[str]) -> BatteryData:
-    """Healthy batteries of each node lumped into one; stored energy from the readings."""
+                 notes: list[str], state: ControllerState | None = None) -> BatteryData:
+    """Healthy batteries of each node lumped into one; stored energy from the readings, its
+    grid-origin part from the state."""
     n_nodes = idx.n_nodes
-    cols = {k: np.zeros(n_nodes) for k in ("stored", "lo", "hi", "ch", "dis", "wear", "term")}
+    cols = {k: np.zeros(n_nodes) for k in ("stored", "lo", "hi", "ch", "dis", "wear", "term", "grey")}
     eta_c, eta_d = np.ones(n_nodes), np.ones(n_nodes)
     for n, devices in enumerate(idx.batteries):
         node_id = idx.node_ids[n]
@@ -301,15 +370,17 @@ def battery_data(site: SiteConfig, idx: SiteIndex, snapshot: Snapshot, imp: np.n
         eta_d[n] = float(share @ [d.rating.discharge_efficiency_pct / 100 for d in healthy])
         cols["wear"][n] = float(share @ [d.rating.wear_cost_jpy_per_kwh for d in healthy])
         cols["stored"][n] = _stored_kwh(snapshot, node_id, float(cap.sum()), cols["lo"][n], notes)
-        # A stored kWh later displaces eta_d kWh of import; valued at the horizon's cheapest
-        # import so that charging from the grid just to hold energy at the end never pays.
-        cols["term"][n] = max(eta_d[n] * float(imp[n].min()) - cols["wear"][n], 0.0)
+        cols["term"][n] = stored_energy_value_jpy_per_kwh(eta_d[n], float(imp[n].min()),
+                                                          cols["wear"][n])
+        if state is not None:
+            cols["grey"][n] = min(max(float(state.grey_kwh.get(node_id, 0.0)), 0.0), cols["stored"][n])
     return BatteryData(
         stored_kwh=cols["stored"], soc_min_kwh=cols["lo"], soc_max_kwh=cols["hi"],
         charge_max_kw=cols["ch"], discharge_max_kw=cols["dis"],
         charge_efficiency=eta_c, discharge_efficiency=eta_d,
         wear_cost_jpy_per_kwh=cols["wear"], terminal_value_jpy_per_kwh=cols["term"],
         grid_export_allowed=np.array([n.contract.battery_export_allowed for n in site.nodes]),
+        grey_stored_kwh=cols["grey"],
     )
 
 

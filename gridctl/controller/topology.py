@@ -85,8 +85,25 @@ class SiteIndex:
         return len(self.node_ids)
 
 
+#: Indexes of the sites seen, by object identity (a site is frozen; the entry keeps it alive
+#: so that its id is not reused).  A process controls or simulates a handful of sites.
+_CACHE: dict[int, tuple[SiteConfig, SiteIndex]] = {}
+
+
 def site_index(site: SiteConfig) -> SiteIndex:
-    """Index ``site`` for the optimizer's axes (nodes in file order)."""
+    """Index ``site`` for the optimizer's axes (nodes in file order); cached per site, so the
+    router-to-node map and the tier axis are built once."""
+    hit = _CACHE.get(id(site))
+    if hit is not None and hit[0] is site:
+        return hit[1]
+    if len(_CACHE) > 64:
+        _CACHE.clear()
+    index = _build_index(site)
+    _CACHE[id(site)] = (site, index)
+    return index
+
+
+def _build_index(site: SiteConfig) -> SiteIndex:
     isl = site.islanding
     # Optimizer tier axis: critical first, then shed_order reversed (last shed = lowest k).
     order = list(reversed(isl.shed_order))

@@ -25,6 +25,7 @@ from dataclasses import replace
 
 from gridctl.config import SiteConfig
 from gridctl.controller.types import (
+    BillingState,
     ControllerState,
     GridSignal,
     Mode,
@@ -41,9 +42,11 @@ _TIE_ZERO_KW = 0.1
 _TIE_ZERO_SHARE = 0.02
 
 
-def initial_state(now: dt.datetime, mode: Mode = Mode.GRID_CONNECTED) -> ControllerState:
-    """The state at start-up: ``mode`` since ``now``, no plan."""
-    return ControllerState(mode=mode, mode_since_utc=now)
+def initial_state(now: dt.datetime, mode: Mode = Mode.GRID_CONNECTED,
+                  billing: BillingState | None = None) -> ControllerState:
+    """The state at start-up: ``mode`` since ``now``, no plan, the given billing context
+    (see :func:`gridctl.controller.billing.opening_billing`)."""
+    return ControllerState(mode=mode, mode_since_utc=now, billing=billing or BillingState())
 
 
 def grid_signal(site: SiteConfig, snapshot: Snapshot) -> tuple[GridSignal, tuple[str, ...]]:

@@ -29,11 +29,13 @@ import numpy as np
 from optimizer import DispatchPlan
 
 __all__ = [
+    "BillingState",
     "Decision",
     "DeviceHealth",
     "Forecast",
     "GridSignal",
     "Mode",
+    "NodeBilling",
     "NodeReading",
     "OutageWindow",
     "ReserveRequest",
@@ -87,6 +89,9 @@ class NodeReading:
         Utility-side voltage seen by the router [V].
     grid_frequency_hz : float or None
         Utility-side frequency seen by the router [Hz].
+    grid_import_kwh : float or None
+        Cumulative energy imported from the utility at the node's grid meter [kWh] (only
+        rises; settlement and the billing context difference it).
     """
 
     pv_kw: float | None = None
@@ -98,6 +103,7 @@ class NodeReading:
     grid_available: bool | None = None
     grid_voltage_v: float | None = None
     grid_frequency_hz: float | None = None
+    grid_import_kwh: float | None = None
 
     def __post_init__(self) -> None:
         # A NaN or infinite reading is a missing reading: make it None once, here, so that
@@ -229,6 +235,52 @@ class ReserveRequest:
             raise ValueError("ReserveRequest.hours_h: must be >= 0")
 
 
+@dataclass(frozen=True)
+class NodeBilling:
+    """One node's billing context.
+
+    Parameters
+    ----------
+    month : str
+        Site-local calendar month ``YYYY-MM`` the figures belong to.
+    month_import_kwh : float
+        Grid import this month so far [kWh], the open period included.
+    period_start_utc : datetime or None
+        Start of the open 30-minute period.
+    period_import_kwh : float
+        Grid import in the open period so far [kWh].
+    month_peak_kw : float
+        Highest average import of a closed period this month [kW].
+    past_peaks_kw : tuple of (str, float)
+        Peaks of earlier months, oldest first, at most 11 [kW].
+    counter_kwh : float or None
+        Last cumulative import counter seen [kWh].
+    """
+
+    month: str
+    month_import_kwh: float = 0.0
+    period_start_utc: dt.datetime | None = None
+    period_import_kwh: float = 0.0
+    month_peak_kw: float = 0.0
+    past_peaks_kw: tuple[tuple[str, float], ...] = ()
+    counter_kwh: float | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class BillingState:
+    """Billing context of every node, and when it was last updated."""
+
+    nodes: Mapping[str, NodeBilling] = field(default_factory=dict)
+    observed_utc: dt.datetime | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "nodes", MappingProxyType(dict(self.nodes)))
+
+    def node(self, node_id: str, month: str) -> NodeBilling:
+        """The node's context, or an empty one for ``month``."""
+        return self.nodes.get(node_id) or NodeBilling(month)
+
+
 @dataclass(frozen=True, eq=False)
 class ControllerState:
     """Everything the controller remembers between cycles.  Replace, never mutate.
@@ -251,11 +303,20 @@ class ControllerState:
     grid_healthy_since_utc : datetime or None
         Since when the grid signal has been continuously healthy while islanded or
         reconnecting (None otherwise).
-    month_import_kwh : Mapping[str, float]
-        Energy imported per node so far this billing month [kWh]; picks the tariff's
-        block price.  Missing nodes count as 0.
-    peak_import_kw : Mapping[str, float]
-        Peak import per node so far this billing period [kW] (demand charge).
+    billing : BillingState
+        Month-to-date import and demand peaks per node (:mod:`gridctl.controller.billing`).
+    grey_kwh : Mapping[str, float]
+        Grid-origin part of each node's stored energy [kWh] (:mod:`gridctl.controller.origin`);
+        missing nodes hold none.
+    observed_utc : datetime or None
+        Time of the last snapshot folded into ``billing`` and ``grey_kwh``.
+    plan_requested_utc : datetime or None
+        When the plan being solved was asked for (None when no solve is outstanding).
+    replan_wanted : bool
+        Something changed that the plan does not know (operator command, device health):
+        re-plan at the next cycle.
+    device_faults : frozenset of str
+        Devices unhealthy in the last snapshot (a change asks for a re-plan).
     """
 
     mode: Mode
@@ -266,17 +327,21 @@ class ControllerState:
     reserve_request: ReserveRequest | None = None
     outage_windows: tuple[OutageWindow, ...] = ()
     grid_healthy_since_utc: dt.datetime | None = None
-    month_import_kwh: Mapping[str, float] = field(default_factory=dict)
-    peak_import_kw: Mapping[str, float] = field(default_factory=dict)
+    billing: BillingState = field(default_factory=BillingState)
+    grey_kwh: Mapping[str, float] = field(default_factory=dict)
+    observed_utc: dt.datetime | None = None
+    plan_requested_utc: dt.datetime | None = None
+    replan_wanted: bool = False
+    device_faults: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         for name in ("mode_since_utc", "plan_start_utc", "plan_made_at_utc",
-                     "grid_healthy_since_utc"):
+                     "grid_healthy_since_utc", "observed_utc", "plan_requested_utc"):
             _require_utc("ControllerState", name, getattr(self, name))
         object.__setattr__(self, "mode", Mode(self.mode))
         object.__setattr__(self, "outage_windows", tuple(self.outage_windows))
-        object.__setattr__(self, "month_import_kwh", _frozen_map(self.month_import_kwh))
-        object.__setattr__(self, "peak_import_kw", _frozen_map(self.peak_import_kw))
+        object.__setattr__(self, "grey_kwh", _frozen_map(self.grey_kwh))
+        object.__setattr__(self, "device_faults", frozenset(self.device_faults))
 
 
 @dataclass(frozen=True)

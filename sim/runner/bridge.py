@@ -51,7 +51,8 @@ class Bridge:
                 pv_kw=float(pv_kw[i]), load_kw=float(load_kw[i]), grid_kw=float(grid_kw[i]),
                 battery_kw=float(battery_kw[i]),
                 stored_kwh=float(state.stored_kwh[i]) if self._battery_ids[i] else None,
-                grid_available=grid_available)
+                grid_available=grid_available,
+                grid_import_kwh=float(state.counters["grid_import_kwh"][i]))
         links = {lk: float(f) for lk, f in zip(self.plant.link_ids, link_flow_kw)}
         return Snapshot(at_utc=now, nodes=nodes, link_flow_kw=links, devices=self.devices)
 

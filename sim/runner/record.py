@@ -36,6 +36,10 @@ class SimResult:
         :data:`NODE_SERIES` of shape (T, N) and :data:`LINK_SERIES` of shape (T, L).
     grid_available : ndarray of bool, shape (T,)
         Utility present (True) or out (False) in each step.
+    connected : ndarray of bool, shape (T,)
+        The block ran grid-connected (utility present and the grid tie closed).
+    opening_demand_kw : ndarray (N,)
+        Contracted demand at the start (the same for every policy) [kW].
     modes : list of str
         Controller mode in each step ('' for the stand-alone rule).
     initial_stored_kwh : ndarray (N,)
@@ -62,6 +66,8 @@ class SimResult:
     step_s: float
     series: dict[str, np.ndarray]
     grid_available: np.ndarray
+    connected: np.ndarray
+    opening_demand_kw: np.ndarray
     modes: list[str]
     initial_stored_kwh: np.ndarray
     final_state: PlantState
@@ -90,15 +96,14 @@ class Recorder:
         self.series = {name: np.zeros((n_steps, n_nodes)) for name in NODE_SERIES}
         self.series.update({name: np.zeros((n_steps, n_links)) for name in LINK_SERIES})
         self.grid_available = np.ones(n_steps, dtype=bool)
+        self.connected = np.ones(n_steps, dtype=bool)
+        self.opening_demand_kw = np.zeros(n_nodes)
         self.modes = [""] * n_steps
         self.initial_stored = initial.stored_kwh.copy()
-        self._state = initial
-        self._month = None
-        self._month_start_import = -np.asarray(prior_month_import_kwh, dtype=float)
-        self._peak = np.zeros(n_nodes)
+        self.prior_month_import_kwh = np.asarray(prior_month_import_kwh, dtype=float)
 
     def record(self, k: int, flows: StepFlows, state: PlantState, pv_available: np.ndarray,
-               load: np.ndarray, grid_ok: bool, controller) -> None:
+               load: np.ndarray, grid_ok: bool, controller_state, tie_open: bool = False) -> None:
         """Store step ``k``."""
         s = self.series
         s["pv_available_kw"][k] = pv_available
@@ -114,32 +119,17 @@ class Recorder:
         s["link_flow_kw"][k] = flows.link_flow_kw
         s["link_loss_kw"][k] = flows.link_loss_kw
         self.grid_available[k] = grid_ok
-        if controller is not None:
-            self.modes[k] = controller.state.mode.value
-        self._state = state
-
-    def billing(self, k: int, now: dt.datetime) -> tuple[dict[str, float], dict[str, float]]:
-        """Month-to-date grid import [kWh] and peak import [kW] per node after step ``k``."""
-        month = now.astimezone(JST).strftime("%Y-%m")
-        imported = self._state.counters["grid_import_kwh"]
-        if self._month is None:
-            self._month = month  # the first month starts with the import before the run
-        elif month != self._month:
-            step_import = np.clip(self.series["grid_kw"][k], 0, None) * self.step_s / 3600.0
-            self._month, self._month_start_import = month, imported - step_import
-            self._peak = np.zeros_like(self._peak)
-        self._peak = np.maximum(self._peak, np.clip(self.series["grid_kw"][k], 0, None))
-        ids = self.plant.node_ids
-        return ({n: float(v) for n, v in zip(ids, imported - self._month_start_import)},
-                {n: float(v) for n, v in zip(ids, self._peak)})
+        self.connected[k] = grid_ok and not tie_open
+        if controller_state is not None:
+            self.modes[k] = controller_state.mode.value
 
     def result(self, state: PlantState, settlements: list, controller, wall_s: float) -> SimResult:
         """The finished run."""
         return SimResult(
             policy=self.policy, node_ids=self.plant.node_ids, link_ids=self.plant.link_ids,
             times_utc=self.times, step_s=self.step_s, series=self.series,
-            grid_available=self.grid_available, modes=self.modes,
+            grid_available=self.grid_available, connected=self.connected,
+            opening_demand_kw=self.opening_demand_kw, modes=self.modes,
             initial_stored_kwh=self.initial_stored, final_state=state, settlements=settlements,
-            replans=list(controller.replans) if controller else [],
-            fallback_decisions=controller.fallback_decisions if controller else 0,
-            forecaster=controller.forecaster_name if controller else "", wall_s=wall_s)
+            replans=list(controller.replans), fallback_decisions=controller.fallback_decisions,
+            forecaster=controller.forecaster_name, wall_s=wall_s)

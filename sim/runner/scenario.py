@@ -134,7 +134,7 @@ def _queued_task(req: SimulationRequest, seed: int, policy: str, q) -> tuple[int
 
 
 def add_savings(per_policy: dict[str, dict]) -> None:
-    """Fill ``savings_vs_standalone_jpy`` (adjusted costs) per member and block, in place."""
+    """Fill ``savings_vs_standalone_jpy`` (total costs) per member and block, in place."""
     base = per_policy.get("standalone")
     if base is None:
         return
@@ -143,7 +143,7 @@ def add_savings(per_policy: dict[str, dict]) -> None:
                 (m, base["members"][m]) for m in kpis["members"]]:
             target = kpis["block"] if scope == "block" else kpis["members"][scope]
             target["savings_vs_standalone_jpy"] = str(
-                Decimal(ref["energy_cost_adjusted_jpy"]) - Decimal(target["energy_cost_adjusted_jpy"]))
+                Decimal(ref["total_cost_jpy"]) - Decimal(target["total_cost_jpy"]))
 
 
 def _scenario_info(req: SimulationRequest, seed: int) -> dict:

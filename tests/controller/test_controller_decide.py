@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
 from gridctl.controller import (
+    plan_deadline_s,
     ControllerState,
     Mode,
     NodeReading,
@@ -81,7 +83,12 @@ def test_replan_due(misono, now):
     assert not replan_due(misono, state, now + dt.timedelta(seconds=299))
     assert replan_due(misono, state, now + dt.timedelta(seconds=300))  # replan_period_s
     short = _state_with_plan(misono, now, plan_with(misono, n_steps=1))
-    assert replan_due(misono, short, now)  # the last step of the plan is under way
+    assert not replan_due(misono, short, now)  # running out, but made just now
+    assert replan_due(misono, short, now + dt.timedelta(seconds=30))  # running out, 30 s on
+    asked = replace(state, plan_requested_utc=now + dt.timedelta(seconds=300))
+    assert not replan_due(misono, asked, now + dt.timedelta(seconds=310))  # a solve is out
+    assert replan_due(misono, asked, now + dt.timedelta(seconds=300 + plan_deadline_s(misono)))
+    assert replan_due(misono, replace(state, replan_wanted=True), now)
 
 
 def _islanded_decision(site, now, readings, stored_at_min=True):

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from gridctl.controller import (
+    opening_billing,
     ControllerState,
     Mode,
     NodeReading,
@@ -72,12 +73,19 @@ def test_prices_per_step_from_tariffs(misono, now):
 
 
 def test_month_to_date_import_picks_the_block_price(misono, now):
-    state = replace(initial_state(now), month_import_kwh={"home-1": 150.0, "home-2": 301.0})
-    problem, _ = _problem(misono, now, state=state)
+    billing = opening_billing(misono, now, {"home-1": 150.0, "home-2": 301.0}, {})
+    problem, _ = _problem(misono, now, state=initial_state(now, billing=billing))
     imp = problem.grid.import_price_jpy_per_kwh[:, 0]
     assert imp[0] == pytest.approx(36.40 + 3.98 - 1.70)
     assert imp[1] == pytest.approx(40.49 + 3.98 - 1.70)
     assert imp[2] == pytest.approx(32.08)
+    # The tiers still ahead this month are blocks: home-1 has 150 kWh left in tier 2, then
+    # pays 4.09 more per kWh; home-3 (nothing imported yet) 120 kWh, then +6.60, then +10.69.
+    tiers = problem.grid.tiers
+    assert tiers.width_kwh[0, 0, 0] == 150.0 and tiers.increment_jpy_per_kwh[0, 0, -1] == pytest.approx(4.09)
+    assert tiers.width_kwh[2, 0].tolist() == [120.0, 180.0, np.inf]
+    assert tiers.increment_jpy_per_kwh[2, 0].tolist() == pytest.approx([0.0, 6.60, 10.69])
+    assert np.isinf(tiers.width_kwh[1, 0, -1]) and tiers.increment_jpy_per_kwh[1, 0, -1] == 0.0
 
 
 def test_battery_data_from_ratings_and_readings(misono, now):

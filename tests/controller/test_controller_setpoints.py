@@ -91,10 +91,14 @@ def test_shed_tiers_follow_the_plan_and_critical_is_never_switched(misono, now):
     served = np.ones((7, 4, 4))
     shed[5, 3] = 0.8   # store sheds its tier-3 share
     shed[0, 0] = 0.2   # the plan even sheds critical load at home-1
-    d = _following(misono, now, plan_with(misono, load_shed_kw=shed, load_served_kw=served),
-                   mode=Mode.GRID_CONNECTED)
+    plan = plan_with(misono, load_shed_kw=shed, load_served_kw=served)
+    d = _following(misono, now, plan, mode=Mode.ISLANDED)
     assert dict(d.setpoints.shed_tiers) == {"store": (3,)}
     assert any("critical" in note for note in d.notes)
+    # While the grid tie is closed nothing is ever shed, whatever the plan says.
+    connected = _following(misono, now, plan, mode=Mode.GRID_CONNECTED)
+    assert dict(connected.setpoints.shed_tiers) == {}
+    assert any("no load shed while the grid tie is closed" in n for n in connected.notes)
 
 
 def test_unhealthy_battery_and_router_get_idle_setpoints(misono, now):

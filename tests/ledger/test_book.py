@@ -23,7 +23,7 @@ from gridctl.settlement import PeriodReadings
 from gridctl.settlement.readings_csv import format_readings, parse_readings, periods_from_counters
 from gridctl.settlement.sample import sample_month
 from gridctl.settlement.timing import expected_channels
-from sim.runner.loop import _Settler
+from sim.runner.settler import Settler as _Settler
 
 SITE_FILE = Path(__file__).resolve().parents[2] / "configs" / "misono.yaml"
 UTC = dt.timezone.utc
