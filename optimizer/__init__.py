@@ -28,6 +28,7 @@ from optimizer.accounting import RuleBreaches, rule_breaches
 from optimizer.layout import Binaries, binaries_needed
 from optimizer.plan import OBJECTIVE_PARTS, DispatchPlan, PlanArrays, PlanStatus, Termination, Violation
 from optimizer.problem import (
+    BILLING_GROUPS,
     BatteryData,
     DispatchProblem,
     GridData,
@@ -39,6 +40,7 @@ from optimizer.problem import (
 )
 
 __all__ = [
+    "BILLING_GROUPS",
     "OBJECTIVE_PARTS",
     "BatteryData",
     "Binaries",

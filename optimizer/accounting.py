@@ -10,7 +10,7 @@ from optimizer.plan import DispatchPlan, PlanArrays, PlanStatus, Violation
 from optimizer.problem import DEMAND_PERIOD_H, DispatchProblem
 
 __all__ = ["RuleBreaches", "clamp_initial_stored", "make_plan", "node_net_send_kw",
-           "objective_parts", "period_peaks_kw", "rule_breaches", "tier_fill_kwh"]
+           "objective_parts", "period_peaks_kw", "resold_kw", "rule_breaches", "tier_fill_kwh"]
 
 #: Amounts below this are solver noise, not violations [kW or kWh].
 _TOL = 1e-6
@@ -194,17 +194,32 @@ class RuleBreaches:
         return float(sum(getattr(self, f.name) for f in fields(self)))
 
 
+def resold_kw(net_send_kw: np.ndarray, import_kw: np.ndarray, pv_kw: np.ndarray,
+              discharge_kw: np.ndarray, discharge_grey_kw: np.ndarray, load_kw: np.ndarray,
+              grid_available: np.ndarray, tol_kw: float = 1e-5) -> np.ndarray:
+    """Power a node sends net over its links that is not its own surplus [kW], (N, T).
+
+    In a grid-connected step, all of the net send when the node imports or discharges
+    grid-origin energy (grid power leaving over a link), else the net send beyond its own
+    surplus: PV plus green battery discharge less its load.  Zero while islanded (there is
+    no utility power to resell).  The optimizer's rule checks and the simulator's key
+    figures both count resale with this function.
+    """
+    send = np.maximum(net_send_kw, 0.0)
+    own = pv_kw + (discharge_kw - discharge_grey_kw) - load_kw
+    grey_use = import_kw + discharge_grey_kw
+    out = np.where(grey_use > tol_kw, send, np.maximum(send - np.maximum(own, 0.0), 0.0))
+    return out * np.asarray(grid_available, bool)
+
+
 def rule_breaches(problem: DispatchProblem, plan: DispatchPlan, tol_kw: float = 1e-5) -> RuleBreaches:
     """Check a plan against the rules of the block (see :class:`RuleBreaches`)."""
     dt = problem.step_h
     fwd, bwd = np.maximum(plan.link_flow_kw, 0.0), np.maximum(-plan.link_flow_kw, 0.0)
     send = node_net_send_kw(problem, fwd, bwd)
     load = plan.load_served_kw.sum(axis=1)
-    green_dis = plan.battery_discharge_kw - plan.battery_discharge_grey_kw
-    own = plan.pv_used_kw + green_dis - load
-    grey_use = plan.grid_import_kw + plan.battery_discharge_grey_kw
-    resold = np.where(grey_use > tol_kw, np.maximum(send, 0.0), np.maximum(send - np.maximum(own, 0.0), 0.0))
-    resold = resold * problem.grid.available[None, :]  # islanded: no utility power to resell
+    resold = resold_kw(send, plan.grid_import_kw, plan.pv_used_kw, plan.battery_discharge_kw,
+                       plan.battery_discharge_grey_kw, load, problem.grid.available, tol_kw)
     shed = plan.load_shed_kw.sum(axis=1)
     surplus = np.maximum(problem.pv_available_kw - problem.load_kw.sum(axis=1), 0.0)
     fit = ~problem.battery.grid_export_allowed[:, None]

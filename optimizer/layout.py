@@ -146,7 +146,8 @@ class Masks:
             spill=np.flatnonzero(~problem.pv_curtailable),
             fit=np.flatnonzero(~bat.grid_export_allowed),
             demand=np.flatnonzero(grid.demand_charge_jpy_per_kw > 0),
-            tiered=np.flatnonzero(np.isfinite(grid.tiers.width_kwh).any(axis=(1, 2))),
+            tiered=np.flatnonzero((np.isfinite(grid.tiers.width_kwh)
+                                   & (grid.tiers.width_kwh > 0)).any(axis=(1, 2))),
             mode=mode,
             grey=np.flatnonzero(np.isin(battery, np.flatnonzero(has_grid))),
             mode_battery=np.flatnonzero(in_mode),
