@@ -31,18 +31,29 @@ from gridctl.config import ConfigError, load_site
 
 EXIT_USAGE = 2
 _ROWS = (
-    ("energy_cost_jpy", "energy cost [JPY]"),
-    ("energy_cost_adjusted_jpy", "cost, stored-energy adjusted [JPY]"),
+    ("total_cost_jpy", "total cost [JPY]"),
+    ("energy_cost_adjusted_jpy", "  energy, stored-energy adjusted [JPY]"),
+    ("demand_charge_jpy", "  demand charge raised [JPY]"),
+    ("lost_load_jpy", "  lost load [JPY]"),
     ("savings_vs_standalone_jpy", "savings vs stand-alone [JPY]"),
     ("self_sufficiency_pct", "self-sufficiency [%]"),
     ("self_consumption_pct", "self-consumption [%]"),
     ("p2p_delivered_kwh", "P2P delivered [kWh]"),
+    ("p2p_from_surplus_kwh", "P2P sent from own surplus [kWh]"),
     ("grid_import_kwh", "grid import [kWh]"),
     ("grid_export_kwh", "grid export [kWh]"),
-    ("peak_import_kw", "peak import [kW]"),
+    ("peak_import_kw", "peak 30-min import [kW]"),
     ("curtailment_kwh", "curtailment [kWh]"),
+    ("battery_throughput_kwh", "battery throughput [kWh]"),
     ("equivalent_cycles", "battery equivalent cycles [-]"),
     ("unserved_critical_kwh", "unserved critical [kWh]"),
+)
+#: Rule violations, each shown in red when above zero.
+_RULE_ROWS = (
+    ("shed_while_connected_kwh", "rule: shed while grid-connected [kWh]"),
+    ("resold_kwh", "rule: grid power resold over links [kWh]"),
+    ("forbidden_export_kwh", "rule: battery export at a FIT meter [kWh]"),
+    ("export_while_shedding_kwh", "rule: export while shedding [kWh]"),
 )
 
 
@@ -88,7 +99,8 @@ def _request(config: Path, start: str, days: float, out: Path, step: str, replan
     try:
         start_utc = parse_start(start, site.site.timezone, what="--start")
         step_s = parse_duration(step, "--step").total_seconds()
-        replan_s = parse_duration(replan, "--replan").total_seconds()
+        replan_s = (None if replan is None
+                    else parse_duration(replan, "--replan").total_seconds())
         warning = parse_duration(outage_warning, "--outage-warning") if outage_warning else dt.timedelta(0)
         windows = tuple(parse_outage(spec, site.site.timezone, warning) for spec in outage)
     except SpecError as exc:
@@ -97,7 +109,7 @@ def _request(config: Path, start: str, days: float, out: Path, step: str, replan
         raise _UsageError(f"--days {days:g}: must be in (0, 366]")
     if 1800 % step_s or step_s < 60:
         raise _UsageError(f"--step {step}: must divide 30 minutes (e.g. 5min, 15min, 30min)")
-    if replan_s % step_s:
+    if replan_s is not None and replan_s % step_s:
         raise _UsageError(f"--replan {replan}: must be a whole number of steps ({step})")
     local = start_utc.astimezone(dt.timezone(dt.timedelta(hours=9)))
     if local.minute % 30 or local.second or local.microsecond:
@@ -153,6 +165,12 @@ def _table(doc: dict) -> Table:
             cells.append("-" if value is None else (f"{float(value):,.1f}" if not isinstance(value, str)
                                                     else f"{float(value):,.0f}"))
         table.add_row(escape(label), *cells)
+    for key, label in _RULE_ROWS:
+        cells = []
+        for kpis in policies.values():
+            value = kpis["block"].get("rule_violations", {}).get(key, 0.0)
+            cells.append(f"[bold red]{value:,.2f}[/]" if value > 0 else f"{value:,.1f}")
+        table.add_row(escape(label), *cells)
     for i, o in enumerate(policies.get("rolling", {}).get("outages", [])):
         table.add_row(escape(f"outage {i + 1}: full critical service [h]"),
                       *[f"{k['outages'][i]['full_critical_service_h']:.2f} / {o['duration_h']:g}"
@@ -176,7 +194,9 @@ def simulate(
     days: float = typer.Option(..., "--days", help="simulated span [days]"),
     out: Path = typer.Option(..., "--out", help="output folder"),
     step: str = typer.Option("15min", "--step", help="plant and control step"),
-    replan: str = typer.Option("1h", "--replan", help="re-plan period of the rolling controller"),
+    replan: str | None = typer.Option(None, "--replan", help="re-plan period of the rolling "
+                                      "controller (default: the site's control.replan_period_s, "
+                                      "rounded up to whole steps, as the daemon re-plans)"),
     seed: int = typer.Option(1, "--seed", help="profile seed"),
     seeds: str | None = typer.Option(None, "--seeds", help="several scenarios, e.g. 1..4 (parallel)"),
     profiles: Path | None = typer.Option(None, "--profiles", help="measured CSV: timestamp,node,pv_kw,load_kw"),

@@ -2,7 +2,7 @@
 
 Production parts: drivers from :mod:`gridctl.devices`, the persistent HiGHS dispatcher, the
 ledger (settlements, outbox, state table) and, when configured, the InfluxDB shipper. Tests
-replace any part (clock, driver factory, solver, core) through keyword arguments.
+replace any part (clock, driver factory, solver) through keyword arguments.
 """
 
 from __future__ import annotations
@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from gridctl.config import SiteConfig
+from gridctl.controller import opening_billing
+from gridctl.controller.types import BillingState
 from gridctl.daemon.clock import Clock, SystemClock
-from gridctl.daemon.core import Core, default_core
 from gridctl.daemon.notify import Notifier
 from gridctl.daemon.persist import LedgerStateStore
 from gridctl.daemon.service import Daemon, Parts
@@ -141,7 +142,26 @@ def default_solver():
     return Dispatcher().solve
 
 
-def build_daemon(site: SiteConfig, *, clock: Clock | None = None, core: Core | None = None,
+def opening_for(site: SiteConfig, ledger: Ledger):
+    """The billing context of a first start at ``now``: the month-to-date import of each member
+    folded from the ledger (settled periods and the month's opening balance), and for members
+    with a demand charge the contracted demand of their contract (``contract_kw``)."""
+    def opening(now: dt.datetime) -> BillingState:
+        from gridctl.ledger import SettlementBook
+
+        try:
+            month = SettlementBook(site, ledger).month_to_date_import_kwh(now)
+        except Exception as exc:  # a first start must not fail on it: tiers start at the first
+            log.error("month-to-date import not read from the ledger error=%s", exc)
+            month = {}
+        basis = {n.id: n.contract.contract_kw or 0.0 for n in site.nodes
+                 if n.contract.demand_charge_jpy_per_kw_month > 0}
+        return opening_billing(site, now, {k: float(v) for k, v in month.items()}, basis)
+
+    return opening
+
+
+def build_daemon(site: SiteConfig, *, clock: Clock | None = None,
                  factory=None, solve=None, notifier: Notifier | None = None,
                  socket_path: Path | None | str = "config", ledger_path: Path | None = None,
                  shipper="config") -> tuple[Daemon, Ledger]:
@@ -165,10 +185,10 @@ def build_daemon(site: SiteConfig, *, clock: Clock | None = None, core: Core | N
     telemetry = LedgerTelemetry(site.site.id, ledger)
     telemetry.refresh()
     parts = Parts(
-        site=site, core=core or default_core(), factory=factory or default_factory,
+        site=site, factory=factory or default_factory,
         solve=solve or default_solver(), store=LedgerStateStore(ledger),
         periods=LedgerPeriods(site, ledger), telemetry_sink=telemetry, clock=clock,
         notifier=notifier or Notifier(),
         socket_path=site.control.socket_path if socket_path == "config" else socket_path,
-        shipper=shipper)
+        shipper=shipper, opening=opening_for(site, ledger))
     return Daemon(parts), ledger

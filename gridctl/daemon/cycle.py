@@ -1,9 +1,11 @@
-"""One control cycle: read, transition, plan intake, decide, write, record.
+"""One control cycle: read, control, write, record.
 
-Every stage runs inside its own guard: an exception marks that stage's fault and the cycle
-carries on with what it has (no snapshot: empty readings; no decision: control released to
-the devices' own safe behaviour; no recording: retried next cycle). The cycle never waits on
-the MILP.
+The control stage is :func:`gridctl.controller.run_cycle`, the very loop the simulator
+drives (mode transition, bookkeeping, plan intake, re-plan request, decision); the daemon
+only supplies live readings, its worker-thread planner and the device writes.  Every stage
+runs inside its own guard: an exception marks that stage's fault and the cycle carries on
+with what it has (no snapshot: empty readings; no decision: control released to the devices'
+own safe behaviour; no recording: retried next cycle).  The cycle never waits on the MILP.
 """
 
 from __future__ import annotations
@@ -17,21 +19,20 @@ from datetime import datetime
 from typing import Any
 
 from gridctl.config import SiteConfig
+from gridctl.controller import Step, request_replan, run_cycle
 from gridctl.controller.types import ControllerState, Decision, Setpoint, Snapshot
 from gridctl.daemon.clock import Clock
-from gridctl.daemon.core import Core
 from gridctl.daemon.fleet import Fleet
+from gridctl.daemon.forecasting import HistoryForecaster
 from gridctl.daemon.record import Recorder
-from gridctl.daemon.replan import Planner
+from gridctl.daemon.replan import ThreadPlanner
 from gridctl.daemon.snapshot import build_snapshot, counter_samples
 from gridctl.daemon.telemetry import TelemetryRecorder
 
 log = logging.getLogger(__name__)
 
 #: Stages without which the block is not being controlled (they gate the watchdog).
-CONTROL_STAGES = frozenset({"snapshot", "transition", "decide", "write"})
-#: Least time between two solves when the core finds the plan due early [s].
-MIN_REPLAN_SPACING_S = 30.0
+CONTROL_STAGES = frozenset({"snapshot", "control", "write"})
 
 
 @dataclass
@@ -80,31 +81,23 @@ class CycleReport:
 
 
 class Cycle:
-    """Runs cycles over a site with injected clock, core, fleet, planner and recorders."""
+    """Runs cycles over a site with an injected clock, fleet, planner and recorders."""
 
-    def __init__(self, site: SiteConfig, clock: Clock, core: Core, fleet: Fleet, planner: Planner,
-                 recorder: Recorder, telemetry: TelemetryRecorder, state: ControllerState) -> None:
-        self.site, self.clock, self.core = site, clock, core
+    def __init__(self, site: SiteConfig, clock: Clock, fleet: Fleet, planner: ThreadPlanner,
+                 forecaster: HistoryForecaster, recorder: Recorder,
+                 telemetry: TelemetryRecorder, state: ControllerState) -> None:
+        self.site, self.clock, self.forecaster = site, clock, forecaster
         self.fleet, self.planner, self.recorder, self.telemetry = fleet, planner, recorder, telemetry
         self.state = state
-        self.forecaster = core.forecaster(site)
         self.state_changed = True
-        self.replan_requested = True
-        self.last_submit_s: float | None = None
-        self.plan_start: datetime | None = None
-        self.plan_mode = state.mode
         self.last: CycleReport | None = None
-        self.lost_devices: frozenset[str] = frozenset()
         self.count = 0
         #: Recent mode transitions (time, from, to, notes); the journal keeps the full history.
         self.transitions: deque[tuple[datetime, str, str, tuple[str, ...]]] = deque(maxlen=100)
 
-    def request_replan(self) -> None:
-        self.replan_requested = True
-
     def set_state(self, state: ControllerState) -> None:
-        """Replace the controller state (operator commands) and re-plan soon."""
-        self.state, self.state_changed, self.replan_requested = state, True, True
+        """Replace the controller state (operator commands) and re-plan at the next cycle."""
+        self.state, self.state_changed = request_replan(state), True
 
     async def run_once(self) -> CycleReport:
         """One full cycle."""
@@ -113,18 +106,16 @@ class Cycle:
         report = CycleReport(at_utc=now)
         readings, faults = await self.fleet.read_all(now_s)
         report.device_faults = dict(faults)
-        lost = frozenset(i for i, f in faults.items() if f is not None)
-        if lost != self.lost_devices:  # neighbours' plans adapt at the next re-plan
-            self.lost_devices, self.replan_requested = lost, True
         snapshot = self._guard(report, "snapshot", build_snapshot, self.site, readings, faults, now)
         if snapshot is None:
             snapshot = Snapshot(at_utc=now)
         report.snapshot = snapshot
         self._guard(report, "forecast", self.forecaster.observe, snapshot)
-        self._guard(report, "transition", self._transition, snapshot, now)
-        self._guard(report, "plan", self._plan, snapshot, now, now_s)
-        decision = self._guard(report, "decide", self.core.decide, self.site, self.state, snapshot, now)
-        await self._write(report, decision, now_s)
+        result = self._guard(report, "control", run_cycle, self.site, self.state, snapshot, now,
+                             self.planner)
+        if result is not None:
+            self._adopt(result, now)
+        await self._write(report, result.decision if result else None, now_s)
         self._guard(report, "record", self._record, readings, snapshot, now, report)
         self.count += 1
         report.duration_s = time.perf_counter() - started
@@ -140,49 +131,22 @@ class Cycle:
                         exc_info=log.isEnabledFor(logging.DEBUG))
             return None
 
-    def _transition(self, snapshot: Snapshot, now: datetime) -> None:
-        result = self.core.transition(self.site, self.state, snapshot, now)
-        if result.changed:
-            before = self.state.mode.value
-            self.transitions.append((now, before, result.state.mode.value, tuple(result.notes)))
-            log.warning("mode transition from=%s to=%s signal=%s notes=%r", before,
-                        result.state.mode.value, result.signal.value, "; ".join(result.notes))
+    def _adopt(self, result: Step, now: datetime) -> None:
+        """Keep the step's state; log and record a mode change and an accepted plan."""
+        tr = result.transition
+        if tr.changed:
+            before, after = self.state.mode.value, tr.state.mode.value
+            self.transitions.append((now, before, after, tuple(tr.notes)))
+            log.warning("mode transition from=%s to=%s signal=%s notes=%r", before, after,
+                        tr.signal.value, "; ".join(tr.notes))
             try:
-                self.telemetry.transition(before, result.state.mode.value, tuple(result.notes), now)
+                self.telemetry.transition(before, after, tuple(tr.notes), now)
             except Exception as exc:  # the journal still has it; control must not wait on disk
                 log.error("transition not recorded error=%s", exc)
-            self.replan_requested = True
+        if result.accepted is not None:
+            log.info("plan accepted status=%s", result.accepted.status.value)
         if result.state is not self.state:
             self.state, self.state_changed = result.state, True
-
-    def _plan(self, snapshot: Snapshot, now: datetime, now_s: float) -> None:
-        plan = self.planner.poll(now_s)
-        if plan is not None and self.plan_mode is self.state.mode:
-            self.state = self.core.accept_plan(self.state, plan, self.plan_start, now)
-            self.state_changed = True
-            log.info("plan accepted status=%s", getattr(plan.status, "value", plan.status))
-        since_s = None if self.last_submit_s is None else now_s - self.last_submit_s
-        due = since_s is None or since_s >= self.site.control.replan_period_s or (
-            since_s >= MIN_REPLAN_SPACING_S and self.core.replan_due(self.site, self.state, now))
-        if (due or self.replan_requested) and not self.planner.busy:
-            job = self._plan_job(self.state, snapshot, now)
-            if self.planner.submit(job, now_s):
-                self.last_submit_s, self.replan_requested = now_s, False
-                self.plan_start = self.core.plan_start(self.site, now)
-                self.plan_mode = self.state.mode
-
-    def _plan_job(self, state: ControllerState, snapshot: Snapshot, now: datetime):
-        """Forecast and problem building for the worker thread (they take tens of ms).
-
-        Everything the job reads is immutable or a private copy, so the loop goes on freely.
-        """
-        site, core, forecaster = self.site, self.core, self.forecaster.frozen()
-
-        def job():
-            forecast = forecaster.forecast(now)
-            return core.build_problem(site, state, snapshot, forecast, now)
-
-        return job
 
     async def _write(self, report: CycleReport, decision: Decision | None, now_s: float) -> None:
         revert_s = self.site.control.setpoint_expiry_s

@@ -17,7 +17,14 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from gridctl.controller.types import ControllerState, Mode, OutageWindow, ReserveRequest
+from gridctl.controller.types import (
+    BillingState,
+    ControllerState,
+    Mode,
+    NodeBilling,
+    OutageWindow,
+    ReserveRequest,
+)
 from optimizer import DispatchPlan, PlanStatus, Violation
 
 STATE_KEY = "daemon.controller_state"
@@ -81,8 +88,10 @@ def state_to_json(state: ControllerState) -> str:
         "outage_windows": [{"start_utc": _iso(w.start_utc), "end_utc": _iso(w.end_utc),
                             "reason": w.reason} for w in state.outage_windows],
         "grid_healthy_since_utc": _iso(state.grid_healthy_since_utc),
-        "month_import_kwh": dict(state.month_import_kwh),
-        "peak_import_kw": dict(state.peak_import_kw),
+        "billing": _billing_to_json(state.billing),
+        "grey_kwh": dict(state.grey_kwh),
+        "observed_utc": _iso(state.observed_utc),
+        "device_faults": sorted(state.device_faults),
     }
     return json.dumps(data, separators=(",", ":"))
 
@@ -102,9 +111,33 @@ def state_from_json(text: str) -> ControllerState:
         outage_windows=tuple(OutageWindow(_time(w["start_utc"]), _time(w["end_utc"]), w["reason"])
                              for w in data.get("outage_windows", ())),
         grid_healthy_since_utc=_time(data.get("grid_healthy_since_utc")),
-        month_import_kwh=data.get("month_import_kwh", {}),
-        peak_import_kw=data.get("peak_import_kw", {}),
+        billing=_billing_from_json(data.get("billing")),
+        grey_kwh=data.get("grey_kwh", {}),
+        observed_utc=_time(data.get("observed_utc")),
+        device_faults=frozenset(data.get("device_faults", ())),
     )
+
+
+def _billing_to_json(billing: BillingState) -> dict[str, Any]:
+    return {"observed_utc": _iso(billing.observed_utc), "nodes": {
+        node_id: {"month": b.month, "month_import_kwh": b.month_import_kwh,
+                  "period_start_utc": _iso(b.period_start_utc),
+                  "period_import_kwh": b.period_import_kwh, "month_peak_kw": b.month_peak_kw,
+                  "past_peaks_kw": [list(p) for p in b.past_peaks_kw], "counter_kwh": b.counter_kwh}
+        for node_id, b in billing.nodes.items()}}
+
+
+def _billing_from_json(data: dict[str, Any] | None) -> BillingState:
+    """The billing context (an empty one for state saved before it existed)."""
+    if not data:
+        return BillingState()
+    nodes = {node_id: NodeBilling(
+        month=b["month"], month_import_kwh=float(b["month_import_kwh"]),
+        period_start_utc=_time(b.get("period_start_utc")),
+        period_import_kwh=float(b["period_import_kwh"]), month_peak_kw=float(b["month_peak_kw"]),
+        past_peaks_kw=tuple((str(m), float(kw)) for m, kw in b.get("past_peaks_kw", ())),
+        counter_kwh=b.get("counter_kwh")) for node_id, b in data.get("nodes", {}).items()}
+    return BillingState(nodes, _time(data.get("observed_utc")))
 
 
 class StateStore(Protocol):

@@ -20,7 +20,7 @@ from decimal import Decimal
 from typing import Protocol
 
 from gridctl.daemon.snapshot import CounterSample
-from gridctl.settlement.model import ChannelReading, PeriodReadings
+from gridctl.settlement.model import ChannelReading, PeriodReadings, counter_kwh
 from gridctl.tariffs import settlement_period
 
 log = logging.getLogger(__name__)
@@ -45,7 +45,7 @@ def _key(member_id: str, channel: str) -> str:
 
 
 def _dec(value: float | None) -> Decimal | None:
-    return None if value is None else Decimal(repr(float(value)))
+    return counter_kwh(value)
 
 
 @dataclass

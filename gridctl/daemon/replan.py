@@ -1,10 +1,12 @@
-"""The re-plan worker: the MILP runs in its own thread with a deadline; the cycle never waits.
+"""The daemon's planner: forecast, problem and MILP in a worker thread with a deadline.
 
-One solve at a time on a persistent solver (the model is built once and updated in place, so
-it stays in one long-lived worker thread). ``poll`` is called each cycle and returns a finished
-plan at most once. A solve that overruns its deadline is abandoned: its plan is discarded when
-it eventually arrives, a fault is reported, and the cycle keeps using the last plan or the
-rule-based fallback. No new solve starts while an abandoned one still occupies the worker.
+It is the :class:`gridctl.controller.Planner` that :func:`gridctl.controller.run_cycle`
+hands plan requests to; the cycle never waits on it.  One solve at a time on a persistent
+solver (the model is built once and updated in place, so it stays in one long-lived worker
+thread).  ``poll`` returns a finished plan at most once.  A solve that overruns its deadline
+is abandoned: its plan is discarded when it eventually arrives, a fault is reported, and the
+controller keeps the last plan or the rule-based fallback.  No new solve starts while an
+abandoned one still occupies the worker.
 """
 
 from __future__ import annotations
@@ -14,6 +16,10 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+from gridctl.config import SiteConfig
+from gridctl.controller import FinishedPlan, PlanRequest, build_problem, plan_deadline_s
+from gridctl.daemon.clock import Clock
 
 log = logging.getLogger(__name__)
 
@@ -29,26 +35,25 @@ class PlannerStats:
     last_solve_s: float | None = None
 
 
-class Planner:
-    """Runs ``solve(problem)`` off the event loop with a deadline.
+class ThreadPlanner:
+    """Solves plan requests off the event loop.
 
     Parameters
     ----------
+    site : SiteConfig
     solve : callable
-        ``solve(problem) -> plan``; blocking, run in the worker thread after the problem is
-        built there too.
-    deadline_s : float
-        A solve still running this long after it started is abandoned [s].
-    track : callable, optional
-        ``track(future)`` is told of each solve started (the daemon's clock: a manual clock
-        in tests lets the solve finish before time moves on).
+        ``solve(problem) -> DispatchPlan``; blocking, run in the worker thread.
+    forecaster : object
+        With ``frozen()`` (a copy that no longer changes) and ``forecast(now) -> Forecast``.
+    clock : Clock
+        Monotonic time for the deadline; ``clock.track(future)`` is told of each solve (a
+        manual clock in tests lets the solve finish before time moves on).
     """
 
-    def __init__(self, solve: Callable[[Any], Any], deadline_s: float,
-                 track: Callable[[concurrent.futures.Future], None] | None = None) -> None:
-        self._solve = solve
-        self.deadline_s = deadline_s
-        self._track = track
+    def __init__(self, site: SiteConfig, solve: Callable[[Any], Any], forecaster: Any,
+                 clock: Clock) -> None:
+        self.site, self._solve, self.forecaster, self.clock = site, solve, forecaster, clock
+        self.deadline_s = plan_deadline_s(site)
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="replan")
         self._future: concurrent.futures.Future | None = None
         self._started_s = 0.0
@@ -60,23 +65,26 @@ class Planner:
     def busy(self) -> bool:
         return self._future is not None
 
-    def submit(self, make_problem: Callable[[], Any], now_s: float) -> bool:
-        """Build the problem with ``make_problem()`` and solve it in the worker, unless one runs.
-
-        Returns True when started.
-        """
+    def submit(self, request: PlanRequest) -> bool:
+        """Forecast, build and solve ``request`` in the worker, unless a solve runs."""
         if self._future is not None:
             return False
-        self._future = self._pool.submit(lambda: self._solve(make_problem()))
-        if self._track is not None:
-            self._track(self._future)
-        self._started_s, self._abandoned = now_s, False
+        site, solve, forecaster = self.site, self._solve, self.forecaster.frozen()
+
+        def job() -> FinishedPlan:
+            forecast = forecaster.forecast(request.now)
+            problem = build_problem(site, request.state, request.snapshot, forecast, request.now)
+            return FinishedPlan(request, solve(problem))
+
+        self._future = self._pool.submit(job)
+        self.clock.track(self._future)
+        self._started_s, self._abandoned = self.clock.monotonic(), False
         self.stats.started += 1
         return True
 
-    def poll(self, now_s: float) -> Any | None:
+    def poll(self) -> FinishedPlan | None:
         """The finished plan (once), or None; abandons an overdue solve."""
-        future = self._future
+        future, now_s = self._future, self.clock.monotonic()
         if future is None:
             return None
         if not future.done():
@@ -91,15 +99,15 @@ class Planner:
         if self._abandoned:
             return None  # too late to trust: the state it planned from is gone
         try:
-            plan = future.result()
-        except Exception as exc:  # a solver crash is a fault of this stage only
+            finished = future.result()
+        except Exception as exc:  # a solver crash is a fault of planning only
             self.stats.failed += 1
             self.fault = f"solver failed: {type(exc).__name__}: {exc}"
             log.warning("re-plan failed error=%s", exc)
             return None
         self.stats.finished += 1
         self.fault = None
-        return plan
+        return finished
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

@@ -23,10 +23,11 @@ from pathlib import Path
 from typing import Any
 
 from gridctl.config import SiteConfig
-from gridctl.controller.types import ControllerState, OutageWindow, ReserveRequest
+from gridctl.controller import initial_state
+from gridctl.controller.types import BillingState, ControllerState, OutageWindow, ReserveRequest
 from gridctl.daemon.clock import Clock, SystemClock
-from gridctl.daemon.core import Core
 from gridctl.daemon.cycle import Cycle, CycleReport
+from gridctl.daemon.forecasting import HistoryForecaster
 from gridctl.daemon.fleet import DriverFactory, Fleet
 from gridctl.daemon.notify import Notifier
 from gridctl.daemon.operator import Command, OperatorServer, ProtocolError
@@ -39,7 +40,7 @@ from gridctl.daemon.persist import (
     state_to_json,
 )
 from gridctl.daemon.record import PeriodSink, Recorder, RecorderState
-from gridctl.daemon.replan import Planner
+from gridctl.daemon.replan import ThreadPlanner
 from gridctl.daemon.snapshot import expected_channels
 from gridctl.daemon.telemetry import TelemetryRecorder, TelemetrySink
 
@@ -56,7 +57,6 @@ class Parts:
     """Everything the daemon composes; built by :func:`gridctl.daemon.build.build_parts`."""
 
     site: SiteConfig
-    core: Core
     factory: DriverFactory
     solve: Callable[[Any], Any]
     store: StateStore
@@ -66,6 +66,8 @@ class Parts:
     notifier: Notifier
     socket_path: Path | None
     shipper: Any = None
+    #: The billing context of a first start: ``opening(now) -> BillingState``.
+    opening: Callable[[datetime], BillingState] | None = None
 
 
 class Daemon:
@@ -81,11 +83,11 @@ class Daemon:
                             RecorderState.from_json(recorder_json) if recorder_json else None)
         cap_s = max(0.1, 0.4 * site.control.poll_period_s)
         self.fleet = Fleet(site, parts.factory, cap_s)
-        deadline_s = site.control.solver_time_limit_s * 2 + 5.0
-        self.planner = Planner(parts.solve, deadline_s, track=clock.track)
+        forecaster = HistoryForecaster(site)
+        self.planner = ThreadPlanner(site, parts.solve, forecaster, clock)
         self.telemetry = TelemetryRecorder(site.site.id, site.storage.telemetry_period_s,
                                            parts.telemetry_sink)
-        self.cycle = Cycle(site, clock, parts.core, self.fleet, self.planner, recorder,
+        self.cycle = Cycle(site, clock, self.fleet, self.planner, forecaster, recorder,
                            self.telemetry, state)
         self._forecast_saved: datetime | None = None
         self._restore_forecast()
@@ -104,12 +106,13 @@ class Daemon:
                 return state
             except (ValueError, KeyError, TypeError) as exc:
                 log.error("persisted state unreadable, starting fresh error=%s", exc)
-        return self.parts.core.initial_state(self.parts.site, now)
+        opening = self.parts.opening(now) if self.parts.opening is not None else None
+        return initial_state(now, billing=opening)
 
     def _restore_forecast(self) -> None:
         forecaster = self.cycle.forecaster
         text = self.parts.store.get(FORECAST_KEY)
-        if not text or not hasattr(forecaster, "restore"):
+        if not text:
             return
         try:
             loaded = forecaster.restore(text)
@@ -122,7 +125,7 @@ class Daemon:
         now = self.parts.clock.now()
         period = now.replace(minute=now.minute - now.minute % 30, second=0, microsecond=0)
         forecaster = self.cycle.forecaster
-        if (not force and period == self._forecast_saved) or not hasattr(forecaster, "export"):
+        if not force and period == self._forecast_saved:
             return
         try:
             text = forecaster.export()

@@ -63,6 +63,8 @@ def _node_reading(node: Node, readings: Mapping[str, DeviceReading | None]) -> N
     soc = bats[0].soc_pct if len(bats) == 1 and bats[0] else None
     grid_meters = [m for m in node.meters if m.role == "grid"]
     grid_kw = _sum([(r.ac_power_kw if (r := ok(m.id)) else None) for m in grid_meters])
+    grid_import_kwh = _sum([(r.counters.supplied_kwh if (r := ok(m.id)) and r.counters else None)
+                            for m in grid_meters]) if grid_meters else None
     load_kw = grid_available = voltage = frequency = None
     router = node.router
     rr = ok(router.id) if router else None
@@ -73,8 +75,10 @@ def _node_reading(node: Node, readings: Mapping[str, DeviceReading | None]) -> N
                 continue
             if leg.kind == "node":
                 load_kw = max(0.0, -lr.power_kw)  # the load draws out of the router
-            elif leg.kind == "grid" and grid_kw is None:
-                grid_kw = lr.power_kw
+            elif leg.kind == "grid":
+                grid_kw = lr.power_kw if grid_kw is None else grid_kw
+                if not grid_meters:  # one counter source per node, or deltas mean nothing
+                    grid_import_kwh = lr.counters.supplied_kwh if lr.counters else None
         if rr.grid is not None:
             grid_available = rr.grid.connected
             voltage, frequency = rr.grid.voltage_v, rr.grid.frequency_hz
@@ -83,7 +87,7 @@ def _node_reading(node: Node, readings: Mapping[str, DeviceReading | None]) -> N
     return NodeReading(
         pv_kw=None if pv is None else max(0.0, pv), load_kw=load_kw, grid_kw=grid_kw,
         battery_kw=battery_kw, soc_pct=soc, grid_available=grid_available,
-        grid_voltage_v=voltage, grid_frequency_hz=frequency)
+        grid_voltage_v=voltage, grid_frequency_hz=frequency, grid_import_kwh=grid_import_kwh)
 
 
 def _link_flows(site: SiteConfig, readings: Mapping[str, DeviceReading | None]) -> dict[str, float | None]:

@@ -26,6 +26,19 @@ def link_channel(link_id: str) -> str:
     return f"{LINK_PREFIX}{link_id}"
 
 
+#: Resolution of a meter counter in settlement [kWh] (1 mWh: finer than any meter).
+COUNTER_QUANTUM = Decimal("0.000001")
+
+
+def counter_kwh(value: float | None) -> Decimal | None:
+    """A meter's cumulative counter [kWh] as settlement records it: one exact decimal at
+    :data:`COUNTER_QUANTUM`, whoever read it (the daemon from a device, the simulator from
+    its plant), so equal readings settle and hash alike."""
+    if value is None:
+        return None
+    return Decimal(repr(float(value))).quantize(COUNTER_QUANTUM)
+
+
 @dataclass(frozen=True)
 class ChannelReading:
     """Cumulative counters of one metered channel at the start and end of a period.

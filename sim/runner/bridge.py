@@ -14,12 +14,11 @@ import numpy as np
 
 from gridctl.config import SiteConfig
 from gridctl.controller.types import DeviceHealth, NodeReading, SetpointKind, Setpoints, Snapshot
-from gridctl.settlement.model import GRID_CHANNEL, link_channel
+from gridctl.settlement.model import GRID_CHANNEL, counter_kwh, link_channel
 from sim.plant.block import BlockPlant, PlantCommand, PlantState
 
 __all__ = ["Bridge"]
 
-_KWH_QUANTUM = "{:.6f}"  # meters resolve 1 Wh/1000; settlement sees fixed decimals
 
 
 class Bridge:
@@ -98,4 +97,4 @@ class Bridge:
 
 
 def _kwh(value: float) -> Decimal:
-    return Decimal(_KWH_QUANTUM.format(max(float(value), 0.0)))
+    return counter_kwh(max(float(value), 0.0))

@@ -24,6 +24,7 @@ import numpy as np
 
 from gridctl.config import SiteConfig
 from gridctl.controller import demand_basis_kw
+from gridctl.controller.types import Setpoints, Snapshot
 from gridctl.tariffs import JST
 from sim.outages import OutageWindow, outage_masks
 from sim.plant.block import BlockPlant, StepFlows
@@ -109,8 +110,14 @@ def _aligned_start(scenario: Scenario) -> None:
         raise ValueError("simulation start must lie on a JST half hour and the step divide 30 min")
 
 
+#: ``trace(k, now, snapshot, setpoints, counters)`` of each controlled step: what the
+#: controller read and decided, and the plant's cumulative counters at ``now``.
+Trace = Callable[[int, dt.datetime, Snapshot, Setpoints, dict], None]
+
+
 def run_policy(scenario: Scenario, policy: Policy,
-               progress: Callable[[int, int], None] | None = None) -> SimResult:
+               progress: Callable[[int, int], None] | None = None,
+               trace: Trace | None = None) -> SimResult:
     """Simulate ``scenario`` under ``policy`` and return the recorded result."""
     _aligned_start(scenario)
     wall_start = time.perf_counter()
@@ -154,6 +161,8 @@ def run_policy(scenario: Scenario, policy: Policy,
             history.record(snapshot)
             setpoints = driver.cycle(now, index, snapshot, history)
             cmd, tie_open = bridge.command(setpoints), setpoints.grid_tie_open
+            if trace is not None:
+                trace(k, now, snapshot, setpoints, bridge.counters(state))
         shed_now = cmd.shed_fraction
         t0 = time.perf_counter()
         state, flows = plant.step(state, cmd, pv, load, grid_ok and not tie_open, scenario.step_s)

@@ -42,8 +42,10 @@ class SimulationRequest:
     days : float
         Simulated span [days].
     out_dir : Path
-    step_s, replan_s : float
-        Plant/control step and re-plan period [s].
+    step_s : float
+        Plant/control step [s].
+    replan_s : float or None
+        Re-plan period [s]; None: the site's ``control.replan_period_s`` on the step grid.
     seeds : tuple of int
         One scenario per seed (outputs in ``seed-<S>/`` when more than one).
     profiles_csv : Path or None
@@ -61,7 +63,7 @@ class SimulationRequest:
     days: float
     out_dir: Path
     step_s: float = 900.0
-    replan_s: float = 3600.0
+    replan_s: float | None = None
     seeds: tuple[int, ...] = (1,)
     profiles_csv: Path | None = None
     outages: tuple[OutageWindow, ...] = field(default_factory=tuple)

@@ -151,19 +151,18 @@ async def test_hung_solver_is_abandoned_and_control_goes_on(make_daemon, plant):
     release.set()
 
 
-async def test_failing_decide_releases_devices_and_withholds_watchdog(make_daemon, plant, tmp_path):
-    import dataclasses
-
-    from gridctl.daemon.core import default_core
+async def test_failing_decide_releases_devices_and_withholds_watchdog(make_daemon, plant, tmp_path,
+                                                                     monkeypatch):
+    import gridctl.controller.loop
     from gridctl.daemon.notify import Notifier
 
     def broken_decide(*_args):
         raise ArithmeticError("bad step")
 
-    core = dataclasses.replace(default_core(), decide=broken_decide)
-    daemon, _ledger = make_daemon(core=core, notifier=Notifier(""))
+    monkeypatch.setattr(gridctl.controller.loop, "decide", broken_decide)
+    daemon, _ledger = make_daemon(notifier=Notifier(""))
     reports = await run_cycles(daemon, 3)
-    assert all("decide" in r.stage_faults and r.released and not r.healthy for r in reports)
+    assert all("control" in r.stage_faults and r.released and not r.healthy for r in reports)
     assert ("home-1-battery", "battery_kw", None) in plant.writes  # handed back to the device
 
 

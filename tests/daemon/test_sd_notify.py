@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import dataclasses
 import socket
 
-from gridctl.daemon.core import default_core
 from gridctl.daemon.notify import Notifier, watchdog_period_s
 
 from .test_cycle_table import run_cycles
@@ -49,7 +47,7 @@ def test_watchdog_period_is_half_the_interval(monkeypatch):
     assert watchdog_period_s() is None
 
 
-async def test_ready_once_and_watchdog_only_after_healthy_cycles(make_daemon, tmp_path):
+async def test_ready_once_and_watchdog_only_after_healthy_cycles(make_daemon, tmp_path, monkeypatch):
     sock, path = receiver(tmp_path)
     daemon, _ledger = make_daemon(notifier=Notifier(path))
     reports, messages = [], []
@@ -68,8 +66,10 @@ async def test_ready_once_and_watchdog_only_after_healthy_cycles(make_daemon, tm
     def broken(*_a):
         raise ZeroDivisionError("decide broke")
 
-    sick, _l2 = make_daemon(notifier=Notifier(path), core=dataclasses.replace(default_core(),
-                                                                            decide=broken))
+    import gridctl.controller.loop
+
+    monkeypatch.setattr(gridctl.controller.loop, "decide", broken)  # run_cycle's decision
+    sick, _l2 = make_daemon(notifier=Notifier(path))
     drain(sock)
     await run_cycles(sick, 5)
     assert not [m for m in drain(sock) if m.get("WATCHDOG")]
