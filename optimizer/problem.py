@@ -173,12 +173,12 @@ class GridData:
         True where the utility grid is connected during the step; False in islanded steps
         (an ongoing outage or a warned, planned outage window), where all grid flows are zero.
     demand_charge_jpy_per_kw : ndarray, shape (N,)
-        Cost of raising the node's contracted demand by one kW above
-        ``peak_import_so_far_kw`` [JPY/kW] (the monthly rate times the months that peak
-        will be billed for); 0 disables the demand charge and its guard.
+        Cost of raising the node's demand peak by one kW above ``peak_import_so_far_kw``
+        [JPY/kW] (the monthly rate times the months that peak can be billed for); 0
+        disables the demand charge and its guard.
     peak_import_so_far_kw : ndarray, shape (N,)
-        The contracted demand so far [kW]: the highest 30-minute average import that sets
-        the demand charge now.  Only raising it costs.
+        The highest 30-minute average import of the billing period so far [kW].  Only
+        raising it costs.
     period_of_step : ndarray of int, shape (T,), optional
         Demand period of each step (0 = the period under way), non-decreasing by 0 or 1.
         Default: consecutive 30-minute periods from step 0 (each step its own period when
@@ -192,8 +192,8 @@ class GridData:
     -----
     Demand guard: at a node with a demand charge, import in a step never exceeds the larger
     of ``peak_import_so_far_kw`` and the node's own net deficit ``sum_k load - pv_available``.
-    So the controller may fill a battery from the grid only below the demand already
-    contracted, and never raises a peak that doing nothing smart would not have had.
+    So the controller may fill a battery from the grid only below the peak already reached,
+    and never raises a peak that doing nothing smart would not have had.
     """
 
     import_price_jpy_per_kwh: np.ndarray

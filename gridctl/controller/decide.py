@@ -17,7 +17,6 @@ from dataclasses import replace
 import numpy as np
 
 from gridctl.config import SiteConfig
-from gridctl.controller.billing import demand_basis_kw
 from gridctl.controller.problem import (
     battery_data,
     grid_data,
@@ -143,12 +142,10 @@ def _context(site: SiteConfig, idx: SiteIndex, state: ControllerState,
         return np.array([np.nan if (v := getattr(snapshot.node(n), name)) is None else v
                          for n in idx.node_ids], dtype=float)
 
-    month = state.billing.nodes
+    billing = state.billing.nodes
     guard = np.array([
-        demand_basis_kw(month[n.id], n.contract.demand_window_months)
-        if n.contract.demand_charge_jpy_per_kw_month > 0 and n.id in month else
-        (0.0 if n.contract.demand_charge_jpy_per_kw_month > 0 else np.inf)
-        for n in site.nodes])
+        (billing[n.id].month_peak_kw if n.id in billing else 0.0)
+        if n.contract.demand_charge_jpy_per_kw_month > 0 else np.inf for n in site.nodes])
     return NodeContext(
         load_kw=measured("load_kw"), pv_kw=measured("pv_kw"),
         battery_export_allowed=np.array([n.contract.battery_export_allowed for n in site.nodes]),

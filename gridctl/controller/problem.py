@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 
 from gridctl.config import SiteConfig
-from gridctl.controller.billing import PERIOD_H, demand_basis_kw
+from gridctl.controller.billing import PERIOD_H
 from gridctl.controller.topology import SiteIndex, site_index
 from gridctl.controller.types import ControllerState, Forecast, Mode, Snapshot
 from gridctl.controller.valuation import stored_energy_value_jpy_per_kwh
@@ -304,10 +304,13 @@ def grid_data(site: SiteConfig, idx: SiteIndex, state: ControllerState, imp: np.
               tiers: ImportTiers | None = None) -> GridData:
     """Connection limits, prices, tiers and the demand-charge context of each node.
 
-    A node with a demand charge pays for raising its contracted demand (the highest 30-minute
-    average import of the contract's window) at the monthly rate times the months that peak
-    will be billed for; the optimizer sees the contracted demand so far and the import of
-    the period under way.
+    A node with a demand charge pays, in the plan, for every kW its 30-minute average import
+    would rise above this month's peak so far, at the monthly rate times the months that
+    peak can be billed for (``demand_window_months``): one bad half hour can set the
+    contracted demand for a year.  Raising this month's peak is priced so even while it stays
+    below the contracted demand of earlier months, because those months leave the window
+    one by one: the controller never raises a demand-charged peak above what the member's own
+    load already set (the guard of :class:`optimizer.GridData` caps grid charging there).
     """
     imp_limit = np.zeros(idx.n_nodes)
     exp_limit = np.zeros(idx.n_nodes)
@@ -316,7 +319,7 @@ def grid_data(site: SiteConfig, idx: SiteIndex, state: ControllerState, imp: np.
     for n, node in enumerate(site.nodes):
         contract, billing = node.contract, state.billing.node(node.id, month)
         weight[n] = contract.demand_charge_jpy_per_kw_month * contract.demand_window_months
-        basis[n] = demand_basis_kw(billing, contract.demand_window_months)
+        basis[n] = billing.month_peak_kw if billing.month == month else 0.0
         so_far[n] = billing.period_import_kwh if billing.month == month else 0.0
         if node.grid is None:
             continue

@@ -10,7 +10,7 @@ link_in`` the import each node would then draw:
 2. FIT meters: a node whose contract forbids battery export does not discharge into an
    export, and takes no link inflow it would only pass to the grid;
 3. demand guard: a node with a demand charge does not charge from the grid above
-   ``max(contracted demand, own deficit)``;
+   ``max(this month's peak, own deficit)``;
 4. no resale: a node that would import while sending net over its links sends less (by
    the import, down to zero net sending); what its neighbours then lack they import
    themselves.  Relays are followed until nothing changes.
@@ -42,7 +42,7 @@ class NodeContext:
         Measured load and PV [kW] (NaN when not measured: the node is left alone).
     battery_export_allowed : ndarray of bool
     demand_guard_kw : ndarray
-        Contracted demand of nodes with a demand charge [kW]; ``inf`` elsewhere.
+        This month's peak so far of nodes with a demand charge [kW]; ``inf`` elsewhere.
     grid_available : bool
         The block is grid-connected (the rules bind; while islanded only rule 1 does).
     tie_open : bool
