@@ -17,6 +17,11 @@ One JSON object per case, then a table.  Asserts nothing; run it on an idle mach
     python bench/control.py            # every case (about 30 minutes on 2 cores)
     python bench/control.py --quick    # two short cases
     python bench/control.py --only chain12
+    python bench/control.py --ablation # where rolling loses to foresight: one factor at a time
+
+The ablation runs the Misono summer week with the rolling controller changed in one way each:
+re-planning hourly instead of every step, planning from the true profiles (no forecast
+error), without the real-time correction, and with no terminal value on stored energy.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import multiprocessing
 import sys
 import tempfile
 import time
@@ -73,6 +79,45 @@ CASES = (
 )
 QUICK = (Case("misono-summer-2d", "misono", "2026-08-03", 2),
          Case("chain12-1d", "chain12", "2026-08-03", 1))
+
+
+#: (name, re-plan period [s] or None for the site's, patches) of the ablation.
+ABLATION = (
+    ("rolling (as shipped)", None, ()),
+    ("rolling, hourly re-plans", 3600.0, ()),
+    ("rolling, true forecasts", None, ("truth",)),
+    ("rolling, no real-time correction", None, ("no_correction",)),
+    ("rolling, no terminal value", None, ("no_terminal",)),
+)
+
+
+def _patch(names: tuple[str, ...]) -> None:
+    """Change the rolling controller in this worker process (ablation only)."""
+    import gridctl.controller.decide as decide
+    import gridctl.controller.problem as problem
+    import sim.runner.policies as policies
+    from sim.runner.forecasting import truth_forecaster
+
+    if "truth" in names:
+        policies.rolling_forecaster = truth_forecaster
+    if "no_correction" in names:
+        decide.correct_targets = lambda idx, targets, snapshot, bounds=None: (targets, ())
+    if "no_terminal" in names:
+        problem.stored_energy_value_jpy_per_kwh = lambda *_args: 0.0
+
+
+def run_variant(variant: tuple) -> dict:
+    """One ablation variant of the rolling controller on the Misono summer week."""
+    name, replan_s, patches = variant
+    _patch(patches)
+    case = CASES[0]
+    site = load_site(ROOT / "configs" / "misono.yaml")
+    start = dt.datetime.fromisoformat(case.start).replace(tzinfo=JST).astimezone(dt.timezone.utc)
+    end = start + dt.timedelta(days=case.days)
+    profiles = synthetic_profiles(site, start - dt.timedelta(days=HISTORY_DAYS), end, 900.0, seed=1)
+    scenario = Scenario(site, profiles, start, end, replan_s=replan_s)
+    figures = _figures(policy_kpis(site, run_policy(scenario, "rolling"), ()), site)
+    return {"variant": name, **figures}
 
 
 def _site_path(case: Case, folder: Path) -> Path:
@@ -155,7 +200,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="two short cases")
     parser.add_argument("--only", help="run only the cases whose name contains this")
     parser.add_argument("--workers", type=int, default=2, help="processes")
+    parser.add_argument("--ablation", action="store_true", help="rolling changed one way at a time")
     args = parser.parse_args(argv)
+    if args.ablation:  # a fresh process per variant: the patches must not leak
+        spawn = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=max(1, args.workers), mp_context=spawn,
+                                 max_tasks_per_child=1) as pool:
+            for row in pool.map(run_variant, ABLATION):
+                print(json.dumps(row), flush=True)
+        return 0
     cases = [c for c in (QUICK if args.quick else CASES) if args.only in (None,) or args.only in c.name]
     rows = []
     with ProcessPoolExecutor(max_workers=max(1, args.workers)) as pool:

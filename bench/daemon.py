@@ -27,9 +27,9 @@ sys.path.insert(0, str(REPO))
 
 from ruamel.yaml import YAML  # noqa: E402
 
+from gridctl.cli.emulate_launcher import start_emulators, stop_emulators  # noqa: E402
 from gridctl.config import load_site  # noqa: E402
-from gridctl.daemon.build import build_daemon  # noqa: E402
-from gridctl.daemon.emulation import start_emulators, stop_emulators  # noqa: E402
+from gridctl.daemon import build_daemon  # noqa: E402
 
 
 def rss_mb() -> float:
@@ -115,7 +115,7 @@ def bench_emulated(config: Path, seconds: float, label: str) -> None:
 
 
 def bench_memory(days: float) -> None:
-    from gridctl.daemon.clock import ManualClock
+    from gridctl.daemon import ManualClock
     from tests.daemon.conftest import START, Plant, fast_site, scripted_factory
 
     site = fast_site(poll_period_s=60.0, setpoint_expiry_s=180.0, replan_period_s=900,

@@ -137,18 +137,6 @@ class Device(Protocol):
 
 
 @runtime_checkable
-class ReadsAcPower(Protocol):
-    async def read_ac_power_kw(self) -> float | None:
-        """AC power [kW], supply-positive."""
-
-
-@runtime_checkable
-class ReadsEnergyCounters(Protocol):
-    async def read_energy_counters(self) -> EnergyCounters:
-        """Cumulative energy counters per direction [kWh]."""
-
-
-@runtime_checkable
 class ReadsStateOfCharge(Protocol):
     async def read_soc_pct(self) -> float | None:
         """Battery state of charge [%]."""
@@ -167,12 +155,6 @@ class WritesBatteryPower(Protocol):
 class WritesPvLimit(Protocol):
     async def write_pv_limit_kw(self, limit_kw: float | None, revert_s: float) -> None:
         """Limit PV output to ``limit_kw`` [kW] (None removes the limit) for ``revert_s`` [s]."""
-
-
-@runtime_checkable
-class ReadsGridState(Protocol):
-    async def read_grid_state(self) -> GridState:
-        """Grid connection state, voltage [V] and frequency [Hz]."""
 
 
 @runtime_checkable

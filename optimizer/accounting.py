@@ -172,9 +172,8 @@ class RuleBreaches:
     shed_while_connected_kwh : float
         Load not served in grid-connected steps.
     resold_kwh : float
-        Net link sending of a node in a grid-connected step in which it imports or
-        discharges grid-origin energy, plus net sending beyond its PV and green battery
-        energy less its load.
+        Net link sending of a node in a grid-connected step beyond its own surplus: its PV
+        plus green battery discharge less its load (see :func:`resold_kw`).
     forbidden_export_kwh : float
         Export beyond the own PV surplus at nodes whose contract forbids battery export.
     export_while_shedding_kwh : float
@@ -194,21 +193,21 @@ class RuleBreaches:
         return float(sum(getattr(self, f.name) for f in fields(self)))
 
 
-def resold_kw(net_send_kw: np.ndarray, import_kw: np.ndarray, pv_kw: np.ndarray,
-              discharge_kw: np.ndarray, discharge_grey_kw: np.ndarray, load_kw: np.ndarray,
-              grid_available: np.ndarray, tol_kw: float = 1e-5) -> np.ndarray:
-    """Power a node sends net over its links that is not its own surplus [kW], (N, T).
+def resold_kw(net_send_kw: np.ndarray, pv_kw: np.ndarray, discharge_kw: np.ndarray,
+              discharge_grey_kw: np.ndarray, load_kw: np.ndarray,
+              grid_available: np.ndarray) -> np.ndarray:
+    """Power a node sends net over its links beyond its own surplus [kW], (N, T).
 
-    In a grid-connected step, all of the net send when the node imports or discharges
-    grid-origin energy (grid power leaving over a link), else the net send beyond its own
-    surplus: PV plus green battery discharge less its load.  Zero while islanded (there is
-    no utility power to resell).  The optimizer's rule checks and the simulator's key
-    figures both count resale with this function.
+    The own surplus is the node's PV plus its green (PV- or P2P-origin) battery discharge
+    less its load: grid power (imported, or stored and discharged) serves at most the node's
+    own load, so a node that imports or uses grey energy for its load while sending sells
+    grid power, directly or by displacement.  Zero while islanded (there is no utility power
+    to resell).  The optimizer's rule checks and the simulator's key figures both count
+    resale with this function.
     """
     send = np.maximum(net_send_kw, 0.0)
     own = pv_kw + (discharge_kw - discharge_grey_kw) - load_kw
-    grey_use = import_kw + discharge_grey_kw
-    out = np.where(grey_use > tol_kw, send, np.maximum(send - np.maximum(own, 0.0), 0.0))
+    out = np.maximum(send - np.maximum(own, 0.0), 0.0)
     return out * np.asarray(grid_available, bool)
 
 
@@ -218,8 +217,8 @@ def rule_breaches(problem: DispatchProblem, plan: DispatchPlan, tol_kw: float = 
     fwd, bwd = np.maximum(plan.link_flow_kw, 0.0), np.maximum(-plan.link_flow_kw, 0.0)
     send = node_net_send_kw(problem, fwd, bwd)
     load = plan.load_served_kw.sum(axis=1)
-    resold = resold_kw(send, plan.grid_import_kw, plan.pv_used_kw, plan.battery_discharge_kw,
-                       plan.battery_discharge_grey_kw, load, problem.grid.available, tol_kw)
+    resold = resold_kw(send, plan.pv_used_kw, plan.battery_discharge_kw,
+                       plan.battery_discharge_grey_kw, load, problem.grid.available)
     shed = plan.load_shed_kw.sum(axis=1)
     surplus = np.maximum(problem.pv_available_kw - problem.load_kw.sum(axis=1), 0.0)
     fit = ~problem.battery.grid_export_allowed[:, None]

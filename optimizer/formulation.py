@@ -22,7 +22,8 @@ integer where :class:`~optimizer.layout.Binaries` says so):
 * block reserve ``sum_b (st - borrow) + rshort >= reserve`` in grid-connected steps.
 * grid ``imp <= import_limit``, ``exp <= export_limit`` (0 while islanded); FIT meter (battery
   export forbidden) ``exp <= pv`` and ``exp <= max(pv_available - load, 0)``; demand guard
-  ``imp <= max(peak_so_far, max(load - pv_available, 0))`` at nodes with a demand charge.
+  ``imp_t <= max(peak_so_far, max_{u <= t} max(load_u - pv_available_u, 0))`` at nodes with a
+  demand charge.
 * shedding ``0 <= shed_k <= load_k``; priced at the tier's value of lost load while
   islanded and at ``unserved_connected_jpy_per_kwh`` while connected (a reported violation).
 * demand charge on 30-minute averages ``sum_{t in p} dt imp_t + E0 [p = 0] <= H peak``,
@@ -332,11 +333,14 @@ class Layout:
 
 def import_bounds_kw(problem: DispatchProblem) -> np.ndarray:
     """Upper bound of import per node and step [kW]: the connection limit while connected,
-    capped by the demand guard ``max(peak_so_far, own deficit)`` at demand-charge nodes."""
+    capped at demand-charge nodes by the demand guard: the peak so far, or the highest own
+    deficit ``sum_k load - pv_available`` of the horizon up to that step, whichever is larger
+    (what the member's own load sets; grid charging may fill up to it, never above)."""
     grid = problem.grid
     ub = grid.import_limit_kw[:, None] * grid.available[None, :]
     deficit = np.maximum(problem.load_kw.sum(axis=1) - problem.pv_available_kw, 0.0)
-    guard = np.maximum(grid.peak_import_so_far_kw[:, None], deficit)
+    guard = np.maximum(grid.peak_import_so_far_kw[:, None], np.maximum.accumulate(deficit, axis=1))
+    guard = np.where(grid.guard_lifted[None, :], np.inf, guard)
     return np.where(grid.demand_charge_jpy_per_kw[:, None] > 0, np.minimum(ub, guard), ub)
 
 

@@ -187,13 +187,18 @@ class GridData:
         Energy already imported in period 0 before step 0 [kWh], >= 0 (default 0).
     tiers : ImportTiers, optional
         Block prices of tiered tariffs (default: none).
+    guard_lifted : ndarray of bool, shape (T,), optional
+        Steps in which the demand guard is lifted (default: none): ahead of a warned outage
+        the batteries may fill from the grid beyond the peak so far; the demand charge still
+        prices any raise of the peak, so resilience is bought only where it is worth it.
 
     Notes
     -----
     Demand guard: at a node with a demand charge, import in a step never exceeds the larger
-    of ``peak_import_so_far_kw`` and the node's own net deficit ``sum_k load - pv_available``.
-    So the controller may fill a battery from the grid only below the peak already reached,
-    and never raises a peak that doing nothing smart would not have had.
+    of ``peak_import_so_far_kw`` and the node's highest own net deficit ``sum_k load -
+    pv_available`` in the horizon up to that step.  So the controller may fill a battery from
+    the grid only below a peak the member's own load has set, and never raises a peak that
+    doing nothing smart would not have had.
     """
 
     import_price_jpy_per_kwh: np.ndarray
@@ -206,6 +211,7 @@ class GridData:
     period_of_step: np.ndarray | None = None
     period_import_so_far_kwh: np.ndarray | None = None
     tiers: ImportTiers | None = None
+    guard_lifted: np.ndarray | None = None
 
     @property
     def n_periods(self) -> int:
@@ -412,6 +418,8 @@ def _validated_grid(grid: GridData, n_nodes: int, n_steps: int, step_s: float) -
                                            (n_nodes,)),
         tiers=_validated_tiers(grid.tiers or ImportTiers.none(n_nodes, n_steps), n_nodes,
                                n_steps),
+        guard_lifted=_as_array(own, "guard_lifted", np.zeros(n_steps, bool)
+                               if grid.guard_lifted is None else grid.guard_lifted, (n_steps,), bool),
     )
     for name in ("import_limit_kw", "export_limit_kw", "demand_charge_jpy_per_kw",
                  "peak_import_so_far_kw", "period_import_so_far_kwh"):

@@ -75,8 +75,8 @@ def check_rules(site: SiteConfig, result: SimResult) -> PlantRules:
                          bool(connected[k]))
         grey, discharge_grey[k] = step.grey_kwh, step.discharge_grey_kw
     imp, exp = np.maximum(grid, 0.0), np.maximum(-grid, 0.0)
-    resold = resold_kw(send.T, imp.T, s["pv_kw"].T, np.maximum(battery, 0.0).T, discharge_grey.T,
-                       served.T, connected, TOL_KW).T
+    resold = resold_kw(send.T, s["pv_kw"].T, np.maximum(battery, 0.0).T, discharge_grey.T,
+                       served.T, connected).T
     fit = np.array([not n.contract.battery_export_allowed for n in site.nodes])
     surplus = np.maximum(s["pv_kw"] - served, 0.0)
     forbidden = np.where(fit[None, :], np.maximum(exp - surplus, 0.0), 0.0)

@@ -76,8 +76,8 @@ def run(
 
         console = Console()
     _setup_logging(log_level, console)
-    from gridctl.daemon.emulation import EmulationError, start_emulators, stop_emulators
-    from gridctl.daemon.operator import AlreadyRunningError
+    from gridctl.cli.emulate_launcher import EmulationError, start_emulators, stop_emulators
+    from gridctl.daemon.lifecycle.operator import AlreadyRunningError
 
     child = None
     try:
@@ -95,7 +95,7 @@ def run(
 
 
 async def _run_daemon(site: SiteConfig, duration: float | None, console) -> int:
-    from gridctl.daemon.build import build_daemon
+    from gridctl.daemon import build_daemon
     from gridctl.ledger.store import LedgerError
 
     try:
@@ -106,7 +106,7 @@ async def _run_daemon(site: SiteConfig, duration: float | None, console) -> int:
     try:
         if console is None:
             return await daemon.run(duration_s=duration)
-        from gridctl.daemon.live import LiveView
+        from gridctl.cli.live_view import LiveView
 
         with LiveView(console, daemon) as view:
             return await daemon.run(duration_s=duration, on_cycle=view.update)
@@ -129,7 +129,7 @@ def _socket_path(socket: Path | None, config: Path | None) -> Path:
 
 
 def _ask(payload: dict, socket: Path | None, config: Path | None) -> dict:
-    from gridctl.daemon.operator import OperatorClientError, request
+    from gridctl.daemon.lifecycle.operator import OperatorClientError, request
 
     try:
         return request(_socket_path(socket, config), payload)
@@ -138,7 +138,7 @@ def _ask(payload: dict, socket: Path | None, config: Path | None) -> dict:
 
 
 def _check_time(text: str, option: str) -> str:
-    from gridctl.daemon.operator import ProtocolError, parse_time
+    from gridctl.daemon.lifecycle.operator import ProtocolError, parse_time
 
     try:
         parse_time(text, option)
@@ -154,7 +154,7 @@ def status(socket: Path | None = _socket_opt, config: Path | None = _cfg_opt,
     if as_json:
         typer.echo(json.dumps(result, indent=2, sort_keys=True))
         return
-    from gridctl.daemon.live import status_text
+    from gridctl.cli.live_view import status_text
 
     typer.echo(status_text(result))
 

@@ -118,7 +118,8 @@ def decide(site: SiteConfig, state: ControllerState, snapshot: Snapshot,
         step = plan_step_index(state, now)
         targets = step_targets(state.plan, step)
         lo, hi = _stored_bounds(site)
-        targets, fix_notes = correct_targets(idx, targets, snapshot, (lo, hi))
+        targets, fix_notes = correct_targets(idx, targets, snapshot, (lo, hi),
+                                             site.control.plan_step_min / 60.0)
         used_fallback = state.plan.status is PlanStatus.FALLBACK
         head = (("following a fallback plan",) if used_fallback else ()) + fix_notes
     else:
@@ -146,6 +147,9 @@ def _context(site: SiteConfig, idx: SiteIndex, state: ControllerState,
     guard = np.array([
         (billing[n.id].month_peak_kw if n.id in billing else 0.0)
         if n.contract.demand_charge_jpy_per_kw_month > 0 else np.inf for n in site.nodes])
+    lead = dt.timedelta(hours=site.islanding.warned_reserve_hours_h)
+    if any(snapshot.at_utc <= w.start_utc <= snapshot.at_utc + lead for w in state.outage_windows):
+        guard = np.full(len(site.nodes), np.inf)  # a warned outage ahead: resilience first
     return NodeContext(
         load_kw=measured("load_kw"), pv_kw=measured("pv_kw"),
         battery_export_allowed=np.array([n.contract.battery_export_allowed for n in site.nodes]),

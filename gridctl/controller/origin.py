@@ -9,9 +9,9 @@ from readings, with the same attribution rules the simulator's key figures use:
 * charging while the node imports is grey up to the import (the grid is taken to charge the
   battery first: the cautious reading); other charging is green; while islanded all
   charging is green (there is no grid energy);
-* discharging is grey first for what the node keeps (its own load) and green for what it
-  sends net over its links (a send must be backed by green energy; where green runs short
-  the key figures count the rest as resold).
+* discharging while the node sends net over its links is green first (the plan sends only
+  green energy; where green runs short the key figures count the rest as resold);
+  otherwise grey first (grid energy is best used for the node's own load).
 
 Pure: arrays in, arrays out.
 """
@@ -64,9 +64,15 @@ def grey_step(grey_kwh: np.ndarray, stored_end_kwh: np.ndarray, battery_kw: np.n
     grey = np.maximum(np.asarray(grey_kwh, float), 0.0)
     # what the grey part can give at the AC side over the interval [kW]
     grey_kw_max = grey * discharge_efficiency / hours if hours > 0 else np.zeros_like(grey)
-    kept = np.maximum(discharge - np.maximum(send, 0.0), 0.0)  # only what is not sent is grey
-    discharge_grey = np.minimum(kept, grey_kw_max)
-    after = grey + hours * (charge_efficiency * charge_grey - discharge_grey / discharge_efficiency)
     stored = np.asarray(stored_end_kwh, float)
+    # stored energy at the start; unknown: taken as ample green (no resale is made up)
+    total_before = np.where(np.isnan(stored), np.inf,
+                            stored + hours * (discharge / discharge_efficiency - charge * charge_efficiency))
+    green_kw_max = np.maximum(total_before - grey, 0.0) * discharge_efficiency / hours if hours > 0 \
+        else np.zeros_like(grey)
+    sending = send > 1e-6
+    discharge_grey = np.where(sending, np.minimum(np.maximum(discharge - green_kw_max, 0.0), grey_kw_max),
+                              np.minimum(discharge, grey_kw_max))
+    after = grey + hours * (charge_efficiency * charge_grey - discharge_grey / discharge_efficiency)
     cap = np.where(np.isnan(stored), np.inf, np.maximum(stored, 0.0))
     return GreyStep(np.clip(after, 0.0, cap), charge_grey, discharge_grey)

@@ -338,7 +338,15 @@ def grid_data(site: SiteConfig, idx: SiteIndex, state: ControllerState, imp: np.
         period_of_step=None if starts is None else _periods(starts),
         period_import_so_far_kwh=so_far,
         tiers=tiers,
+        guard_lifted=None if starts is None else _warned_soon(site, state, starts),
     )
+
+
+def _warned_soon(site: SiteConfig, state: ControllerState, starts: list[dt.datetime]) -> np.ndarray:
+    """Steps from which a warned outage starts within ``warned_reserve_hours_h`` [bool]."""
+    lead = dt.timedelta(hours=site.islanding.warned_reserve_hours_h)
+    return np.array([any(s <= w.start_utc <= s + lead for w in state.outage_windows)
+                     for s in starts], dtype=bool)
 
 
 def _periods(starts: list[dt.datetime]) -> np.ndarray:

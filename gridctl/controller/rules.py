@@ -71,8 +71,13 @@ def link_net_in_kw(idx: SiteIndex, flow_kw: np.ndarray) -> np.ndarray:
     return net
 
 
+def _pv_kw(targets: StepTargets, ctx: NodeContext) -> np.ndarray:
+    """PV that will come: the measured output, at most the step's curtailment limit [kW]."""
+    return np.minimum(ctx.pv_kw, targets.pv_limit_kw)
+
+
 def _grid_kw(targets: StepTargets, ctx: NodeContext, idx: SiteIndex, flow: np.ndarray) -> np.ndarray:
-    return ctx.load_kw - ctx.pv_kw - targets.battery_kw - link_net_in_kw(idx, flow)
+    return ctx.load_kw - _pv_kw(targets, ctx) - targets.battery_kw - link_net_in_kw(idx, flow)
 
 
 def _trim_inflow(idx: SiteIndex, flow: np.ndarray, node: int, amount_kw: float) -> None:
@@ -125,7 +130,7 @@ def _fit(idx: SiteIndex, t: StepTargets, ctx: NodeContext, known: np.ndarray, no
             export -= cut
             notes.append(f"node {idx.node_ids[n]}: battery discharge cut {cut:.2f} kW "
                          "(no battery export at a FIT meter)")
-        surplus = max(ctx.pv_kw[n] - ctx.load_kw[n] - max(-t.battery_kw[n], 0.0), 0.0)
+        surplus = max(_pv_kw(t, ctx)[n] - ctx.load_kw[n] - max(-t.battery_kw[n], 0.0), 0.0)
         beyond = export - surplus
         if beyond > _TOL_KW:
             _trim_inflow(idx, t.link_flow_kw, int(n), beyond)
@@ -136,7 +141,7 @@ def _fit(idx: SiteIndex, t: StepTargets, ctx: NodeContext, known: np.ndarray, no
 def _demand(idx: SiteIndex, t: StepTargets, ctx: NodeContext, known: np.ndarray,
             notes: list[str]) -> None:
     grid = _grid_kw(t, ctx, idx, t.link_flow_kw)
-    guard = np.maximum(ctx.demand_guard_kw, np.maximum(ctx.load_kw - ctx.pv_kw, 0.0))
+    guard = np.maximum(ctx.demand_guard_kw, np.maximum(ctx.load_kw - _pv_kw(t, ctx), 0.0))
     for n in np.flatnonzero(known & (grid > guard + _TOL_KW) & (t.battery_kw < -_TOL_KW)):
         cut = min(grid[n] - guard[n], -t.battery_kw[n])
         t.battery_kw[n] += cut

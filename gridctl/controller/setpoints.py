@@ -67,13 +67,16 @@ def step_targets(plan: DispatchPlan, step: int) -> StepTargets:
 
 def correct_targets(idx: SiteIndex, targets: StepTargets, snapshot: Snapshot,
                     stored_bounds_kwh: tuple[np.ndarray, np.ndarray] | None = None,
-                    ) -> tuple[StepTargets, tuple[str, ...]]:
+                    step_h: float | None = None) -> tuple[StepTargets, tuple[str, ...]]:
     """Let each node's battery absorb the deviation of measured load and PV from the targets.
 
-    ``battery_kw += (load_meas - load_kw) - (pv_meas - pv_kw)`` per node with a battery and
-    both readings.  Near the stored-energy bounds ``(soc_min_kwh, soc_max_kwh)`` per node
-    [kWh], a battery takes no extra discharge (at or below the minimum) or extra charge (at
-    or above the maximum).  Ratings are applied later, in :func:`make_setpoints`.
+    ``battery_kw += (load_meas - load_kw) - (min(pv_meas, pv_limit) - pv_kw)`` per node with a
+    battery and both readings (PV above the curtailment limit never arrives).  With the
+    stored-energy bounds ``(soc_min_kwh, soc_max_kwh)`` per node [kWh] and a measured stored
+    energy, the battery's power is then limited to what it can hold up for ``step_h`` [h]
+    (the plan step: the longest a setpoint may stand): the energy above the minimum or the
+    room below the maximum, so that the rules that follow never count on power the battery
+    cannot give.  Ratings are applied later, in :func:`make_setpoints`.
     """
     battery = targets.battery_kw.copy()
     notes: list[str] = []
@@ -84,21 +87,36 @@ def correct_targets(idx: SiteIndex, targets: StepTargets, snapshot: Snapshot,
         if reading.load_kw is None or reading.pv_kw is None:
             notes.append(f"node {node_id}: load or PV not measured; no real-time correction")
             continue
-        deviation = (reading.load_kw - targets.load_kw[n]) - (reading.pv_kw - targets.pv_kw[n])
-        corrected = battery[n] + deviation
+        # PV beyond the step's curtailment limit never comes: compare what can come.
+        pv_kw = min(reading.pv_kw, targets.pv_limit_kw[n])
+        deviation = (reading.load_kw - targets.load_kw[n]) - (pv_kw - targets.pv_kw[n])
+        battery[n] = battery[n] + deviation
         if stored_bounds_kwh is not None and reading.stored_kwh is not None:
-            lo, hi = stored_bounds_kwh[0][n], stored_bounds_kwh[1][n]
-            if reading.stored_kwh <= lo and corrected > battery[n]:
-                corrected = battery[n]
-                notes.append(f"node {node_id}: at minimum stored energy; no extra discharge")
-            elif reading.stored_kwh >= hi and corrected < battery[n]:
-                corrected = battery[n]
-                notes.append(f"node {node_id}: at maximum stored energy; no extra charge")
-        battery[n] = corrected
+            battery[n] = _within_energy(idx, n, battery[n], reading.stored_kwh,
+                                        stored_bounds_kwh, step_h, notes)
     out = StepTargets(battery_kw=battery, pv_limit_kw=targets.pv_limit_kw,
                       link_flow_kw=targets.link_flow_kw, shed=targets.shed,
                       pv_kw=targets.pv_kw, load_kw=targets.load_kw)
     return out, tuple(notes)
+
+
+def _within_energy(idx: SiteIndex, n: int, battery_kw: float, stored_kwh: float,
+                   bounds: tuple[np.ndarray, np.ndarray], step_h: float | None,
+                   notes: list[str]) -> float:
+    """``battery_kw`` [kW] limited to the energy the battery can give or take over ``step_h``."""
+    lo, hi = bounds[0][n], bounds[1][n]
+    ratings = [d.rating for d in idx.batteries[n]]
+    eta_c = ratings[0].charge_efficiency_pct / 100.0
+    eta_d = ratings[0].discharge_efficiency_pct / 100.0
+    hours = step_h if step_h else 1e-9  # without a step: only "none at the bound"
+    most_out = max(stored_kwh - lo, 0.0) * eta_d / hours
+    most_in = max(hi - stored_kwh, 0.0) / (eta_c * hours)
+    limited = min(max(battery_kw, -most_in), most_out)
+    if limited != battery_kw:
+        side = "minimum" if battery_kw > 0 else "maximum"
+        notes.append(f"node {idx.node_ids[n]}: near its {side} stored energy; battery "
+                     f"{battery_kw:.2f} -> {limited:.2f} kW")
+    return limited
 
 
 def make_setpoints(site: SiteConfig, idx: SiteIndex, targets: StepTargets, snapshot: Snapshot,

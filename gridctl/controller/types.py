@@ -502,10 +502,6 @@ class Setpoints:
         object.__setattr__(self, "shed_tiers",
                            _frozen_map({k: tuple(v) for k, v in (self.shed_tiers or {}).items()}))
 
-    def for_device(self, device_id: str) -> tuple[Setpoint, ...]:
-        """Setpoints addressed to ``device_id`` (several for a router, one leg each)."""
-        return tuple(s for s in self.items if s.device_id == device_id)
-
     def value_kw(self, device_id: str, kind: SetpointKind,
                  leg_id: str | None = None) -> float | None:
         """The commanded value [kW] of one device (and leg), or None when absent."""

@@ -12,7 +12,7 @@ import asyncio
 import datetime as dt
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -151,24 +151,54 @@ class OutboxShipper:
             return 0.0
         return min(self._max, self._initial * 2 ** (self._failures - 1))
 
-    async def run(self, stop: asyncio.Event) -> None:
-        """Ship forever (off the event loop) until ``stop`` is set; never raises on sink errors."""
+    async def run(self, stop: asyncio.Event,
+                  offload: Callable[[Callable[[], int]], Awaitable[int]] | None = None) -> None:
+        """Ship until ``stop`` is set; never raises (cancellation aside).
+
+        Batch follows batch while rows wait; an empty outbox is polled every ``idle_s``; after
+        a failure the next attempt waits :meth:`retry_delay_s`. The first failure of a run of
+        failures is logged as a warning, the recovery as info.
+
+        Parameters
+        ----------
+        stop : asyncio.Event
+        offload : callable, optional
+            ``await offload(fn)`` runs one round ``fn`` off the event loop and returns its
+            result; :func:`asyncio.to_thread` by default. A caller whose outbox connection
+            belongs to one thread passes a function that runs ``fn`` on that thread.
+        """
+        offload = offload or asyncio.to_thread
+        failing = False
         while not stop.is_set():
             try:
-                sent = await asyncio.to_thread(self.ship_once)
-                delay = 0.0 if sent else self._idle
-            except SinkError as exc:
+                sent = await offload(self.ship_once)
+            except Exception as exc:  # the sink, or the outbox itself (SQLite busy): same back-off
+                if not isinstance(exc, SinkError):  # ship_once counted sink errors already
+                    self._failures += 1
+                    self._last_error = f"{type(exc).__name__}: {exc}"
                 delay = self.retry_delay_s()
-                log.warning("outbox write failed error=%s retry_in_s=%.1f", exc, delay)
+                log.log(logging.DEBUG if failing else logging.WARNING,
+                        "outbox shipping failing, rows kept error=%s retry_in_s=%.1f",
+                        self._last_error, delay)
+                failing = True
+            else:
+                if failing:
+                    log.info("outbox shipping recovered shipped_rows=%d", self._shipped)
+                failing = False
+                delay = 0.0 if sent else self._idle
             if delay > 0:
                 try:
                     await asyncio.wait_for(stop.wait(), timeout=delay)
                 except TimeoutError:
                     pass
 
-    def status(self) -> ShipperStatus:
-        """Backlog size and age, and the failure state."""
-        count, oldest = self._outbox.outbox_backlog()
+    def status(self, backlog: tuple[int, dt.datetime | None] | None = None) -> ShipperStatus:
+        """Backlog size and age, and the failure state.
+
+        ``backlog`` is the outbox's ``(rows, oldest creation time)`` when the caller already
+        has it (read on the thread the outbox belongs to); by default it is read here.
+        """
+        count, oldest = self._outbox.outbox_backlog() if backlog is None else backlog
         age = (self._clock() - oldest).total_seconds() if oldest is not None else None
         return ShipperStatus(count, age, self._shipped, self._failures, self._last_error, self.retry_delay_s())
 

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from gridctl.config import SiteConfig
+from gridctl.controller.topology import site_index
 from sim.plant.devices import BatterySpec, BatteryState, battery_power_limits_kw, step_battery
 
 __all__ = ["BlockPlant", "COUNTERS", "LINK_COUNTERS", "PlantCommand", "PlantState", "StepFlows"]
@@ -127,7 +128,6 @@ class BlockPlant:
     def __init__(self, site: SiteConfig, p2p: bool = True) -> None:
         self.node_ids = tuple(n.id for n in site.nodes)
         self.link_ids = tuple(link.id for link in site.links)
-        router_node = {r.id: n.id for n, r in site.routers()}
         nodes = []
         for node in site.nodes:
             bats = node.batteries
@@ -146,9 +146,9 @@ class BlockPlant:
             nodes.append(_Node(spec, ramp, sum(p.rating.ac_kw for p in node.pv_inverters),
                                node.load.critical_share_pct / 100.0, node.grid is not None))
         self._nodes = tuple(nodes)
-        index = {n: i for i, n in enumerate(self.node_ids)}
-        self.link_from = np.array([index[router_node[lk.from_router]] for lk in site.links], int)
-        self.link_to = np.array([index[router_node[lk.to_router]] for lk in site.links], int)
+        links = site_index(site).links  # same node and link order as the site's
+        self.link_from = np.array([lk.from_node for lk in links], int)
+        self.link_to = np.array([lk.to_node for lk in links], int)
         # Without P2P (the stand-alone baseline) the routers carry nothing between members.
         self.link_capacity_kw = np.array([lk.capacity_kw if p2p else 0.0 for lk in site.links], float)
         self.link_efficiency = np.array([lk.efficiency_pct / 100.0 for lk in site.links], float)

@@ -13,6 +13,7 @@ from decimal import Decimal
 import numpy as np
 
 from gridctl.config import SiteConfig
+from gridctl.controller.topology import site_index
 from gridctl.controller.types import DeviceHealth, NodeReading, SetpointKind, Setpoints, Snapshot
 from gridctl.settlement.model import GRID_CHANNEL, counter_kwh, link_channel
 from sim.plant.block import BlockPlant, PlantCommand, PlantState
@@ -32,13 +33,8 @@ class Bridge:
         self._battery_ids = [[d.id for d in n.batteries] for n in site.nodes]
         self._pv_ids = [[d.id for d in n.pv_inverters] for n in site.nodes]
         self._shed_tier = [n.load.shed_tier for n in site.nodes]
-        legs = {}
-        for link in site.links:
-            for router_id in (link.from_router, link.to_router):
-                router = next(r for _, r in site.routers() if r.id == router_id)
-                legs[(link.id, router_id)] = next(g.id for g in router.legs if g.link == link.id)
-        self._link_legs = [(lk.from_router, legs[(lk.id, lk.from_router)],
-                            lk.to_router, legs[(lk.id, lk.to_router)]) for lk in site.links]
+        self._link_legs = [(lk.from_router, lk.from_leg, lk.to_router, lk.to_leg)
+                           for lk in site_index(site).links]
 
     def snapshot(self, now: dt.datetime, state: PlantState, pv_kw: np.ndarray, load_kw: np.ndarray,
                  grid_kw: np.ndarray, battery_kw: np.ndarray, link_flow_kw: np.ndarray,

@@ -138,9 +138,13 @@ def test_grey_energy_follows_grid_charging_and_stays_home():
     own = grey_step(step1.grey_kwh, np.array([2.0, np.nan]), np.array([2.0, 0.0]), np.zeros(2),
                     np.zeros(2), 1.0, ones, ones, True)
     assert own.discharge_grey_kw[0] == pytest.approx(2.0) and own.grey_kwh[0] == pytest.approx(1.0)
+    # Sending 2 kW is green first: 1 kWh of green energy, so 1 kW of it had to be grey.
     sent = grey_step(step1.grey_kwh, np.array([2.0, np.nan]), np.array([2.0, 0.0]), np.zeros(2),
                      np.array([2.0, 0.0]), 1.0, ones, ones, True)
-    assert sent.discharge_grey_kw[0] == pytest.approx(0.0)
+    assert sent.discharge_grey_kw[0] == pytest.approx(1.0)
+    ample = grey_step(np.array([1.0, 0.0]), np.array([8.0, np.nan]), np.array([2.0, 0.0]),
+                      np.zeros(2), np.array([2.0, 0.0]), 1.0, ones, ones, True)
+    assert ample.discharge_grey_kw[0] == pytest.approx(0.0)  # 9 kWh green: the send is green
     # Islanded, charging is green whatever the meter says.
     island = grey_step(np.zeros(2), np.array([4.0, np.nan]), np.array([-4.0, 0.0]),
                        np.array([3.0, 0.0]), np.zeros(2), 1.0, ones, ones, False)

@@ -78,8 +78,9 @@ def test_real_time_correction_keeps_the_planned_exchange(misono, now):
     assert sp.value_kw("home-2-battery", SetpointKind.BATTERY_KW) == pytest.approx(-0.5)
     # 1.0 + 7.0 + 1.0 = 9.0 exceeds the 3 kW rating: clamped.
     assert sp.value_kw("home-3-battery", SetpointKind.BATTERY_KW) == 3.0
-    # home-4 is below its minimum stored energy (0.56 kWh): no extra discharge.
-    assert sp.value_kw("home-4-battery", SetpointKind.BATTERY_KW) == 1.0
+    # home-4 is below its minimum stored energy (0.56 kWh): it cannot give the planned
+    # 1 kW either, and the rules that follow must not count on it.
+    assert sp.value_kw("home-4-battery", SetpointKind.BATTERY_KW) == 0.0
     assert any("home-4" in note and "minimum" in note for note in d.notes)
     # Nodes without readings keep the plan and say so.
     assert sp.value_kw("store-battery", SetpointKind.BATTERY_KW) == 1.0

@@ -19,8 +19,7 @@ import pytest
 from drivers.capabilities import DeviceReading, EnergyCounters, GridState, LegReading
 from drivers.errors import TransientDeviceError
 from gridctl.config import BatteryDevice, MeterDevice, PvInverterDevice, RouterDevice, load_site
-from gridctl.daemon.build import build_daemon
-from gridctl.daemon.clock import ManualClock
+from gridctl.daemon import ManualClock, build_daemon
 
 REPO = Path(__file__).resolve().parents[2]
 START = dt.datetime(2026, 8, 3, 2, 0, 5, tzinfo=dt.UTC)  # 11:00:05 JST, a summer weekday

@@ -7,7 +7,7 @@ import datetime as dt
 import threading
 
 from gridctl.controller.types import Mode, SetpointKind
-from gridctl.daemon.clock import ManualClock
+from gridctl.daemon import ManualClock
 from gridctl.ledger.verify import verify_ledger
 
 from .conftest import START, fast_site
@@ -154,7 +154,7 @@ async def test_hung_solver_is_abandoned_and_control_goes_on(make_daemon, plant):
 async def test_failing_decide_releases_devices_and_withholds_watchdog(make_daemon, plant, tmp_path,
                                                                      monkeypatch):
     import gridctl.controller.loop
-    from gridctl.daemon.notify import Notifier
+    from gridctl.daemon.lifecycle.notify import Notifier
 
     def broken_decide(*_args):
         raise ArithmeticError("bad step")

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from gridctl.controller.types import Mode
-from gridctl.daemon.operator import (
+from gridctl.daemon.lifecycle.operator import (
     AlreadyRunningError,
     OperatorClientError,
     ProtocolError,

@@ -2,9 +2,9 @@
 
 Twelve hours of the Misono block are simulated with the rolling policy; every step's
 snapshot, the plant's meter counters and the setpoints the simulator's loop wrote are kept.
-Then the daemon's own :class:`~gridctl.daemon.cycle.Cycle` (its stages, state handling, planner
-seam, recorder and ledger) is driven with the very same snapshots and counters, and must write
-the same setpoints in every cycle and record the same ledger entries, hash for hash.
+Then the daemon's own :class:`~gridctl.daemon.stages.cycle.Cycle` (its stages, state handling,
+planner seam, recorder and ledger) is driven with the very same snapshots and counters, and
+must write the same setpoints in every cycle and record the same ledger entries, hash for hash.
 
 The device layer is the only stand-in: the snapshot and counter stages return the simulated
 readings instead of polling devices (the drivers have their own tests against real servers),
@@ -20,14 +20,14 @@ from collections import defaultdict
 from pathlib import Path
 from types import SimpleNamespace
 
-import gridctl.daemon.cycle as cycle_module
+import gridctl.daemon.stages.cycle as cycle_module
 from gridctl.config import load_site
 from gridctl.controller import FinishedPlan, PlanRequest, build_problem, initial_state
-from gridctl.daemon.build import LedgerPeriods
-from gridctl.daemon.record import Recorder
-from gridctl.daemon.snapshot import CounterSample, expected_channels
-from gridctl.daemon.forecasting import HistoryForecaster
-from gridctl.daemon.telemetry import TelemetryRecorder
+from gridctl.daemon.lifecycle.build import LedgerPeriods
+from gridctl.daemon.stages.forecasting import HistoryForecaster
+from gridctl.daemon.stages.record import Recorder
+from gridctl.daemon.stages.snapshot import CounterSample, expected_channels
+from gridctl.daemon.stages.telemetry import TelemetryRecorder
 from gridctl.ledger import Ledger
 from optimizer import Dispatcher
 from sim.profiles import synthetic_profiles

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from gridctl.controller.types import Mode
-from gridctl.daemon.operator import Command
+from gridctl.daemon.lifecycle.operator import Command
 
 from .conftest import fast_site
 from .test_cycle_table import assert_periods_contiguous, outside_limits, period_starts, run_cycles

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import socket
 
-from gridctl.daemon.notify import Notifier, watchdog_period_s
+from gridctl.daemon.lifecycle.notify import Notifier, watchdog_period_s
 
 from .test_cycle_table import run_cycles
 

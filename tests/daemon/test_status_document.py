@@ -11,7 +11,7 @@ import json
 
 from rich.console import Console
 
-from gridctl.daemon.live import render, status_text
+from gridctl.cli.live_view import render, status_text
 
 from .conftest import fast_site
 from .test_cycle_table import run_cycles
@@ -40,6 +40,7 @@ async def test_members_totals_plan_and_transitions(make_daemon, plant):
     assert all(link["direction"] is None for link in status["links"])
     assert [(t["from"], t["to"]) for t in status["transitions"]] == [("grid_connected", "islanded")]
     assert status["mode"] == "islanded"
+    assert status["outbox_backlog"] > 0 and status["shipper"] is None  # no InfluxDB configured
     assert len(json.dumps(status)) < 12_000  # small enough for a socket answer per second
     for width in (80, 120):  # the live view renders at the smallest supported terminal
         console = Console(width=width, record=True, color_system=None)

@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from gridctl.daemon.build import build_daemon
+from gridctl.daemon import build_daemon
 from tests.daemon.conftest import Plant, fast_site, scripted_factory
 from tests.daemon.test_cycle_table import outside_limits
 

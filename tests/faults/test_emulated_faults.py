@@ -15,7 +15,7 @@ import pytest
 
 from gridctl.config import load_site
 from gridctl.controller.types import Mode
-from gridctl.daemon.build import build_daemon
+from gridctl.daemon import build_daemon
 from gridctl.ledger.verify import verify_ledger
 from sim.emulators.site import build_site
 from tests.daemon.test_cycle_table import outside_limits

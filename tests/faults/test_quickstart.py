@@ -100,7 +100,7 @@ def test_emulate_refuses_a_port_already_in_use(tmp_path):
     import socket as socketlib
 
     from gridctl.config import load_site
-    from gridctl.daemon.emulation import EmulationError, device_addresses, start_emulators
+    from gridctl.cli.emulate_launcher import EmulationError, device_addresses, start_emulators
 
     config = write_site_config(tmp_path, node_ids=["home-1"])
     site = load_site(config)

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from gridctl.config import load_site
-from gridctl.daemon.build import LedgerPeriods
+from gridctl.daemon.lifecycle.build import LedgerPeriods
 from gridctl.ledger import Ledger, LedgerError, SettlementBook, month_bounds_utc, settle_and_record, verify_ledger
 from gridctl.ledger.batch import settle_into_ledger
 from gridctl.ledger.store import GENESIS_HASH, entry_hash

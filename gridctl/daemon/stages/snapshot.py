@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from drivers.capabilities import DeviceReading, EnergyCounters, LegReading
-from gridctl.config import RouterDevice, SiteConfig
+from gridctl.config import SiteConfig
 from gridctl.config.site import Node
+from gridctl.controller.topology import site_index
 from gridctl.controller.types import DeviceHealth, NodeReading, Snapshot
 
 
@@ -90,24 +91,20 @@ def _node_reading(node: Node, readings: Mapping[str, DeviceReading | None]) -> N
         grid_voltage_v=voltage, grid_frequency_hz=frequency, grid_import_kwh=grid_import_kwh)
 
 
+def _link_leg_kw(reading: DeviceReading | None, leg_id: str) -> float | None:
+    """Power of a router's link leg [kW], positive into the router (None: not read)."""
+    lr = _leg(reading, leg_id, "link") if reading is not None else None
+    return None if lr is None else lr.power_kw
+
+
 def _link_flows(site: SiteConfig, readings: Mapping[str, DeviceReading | None]) -> dict[str, float | None]:
-    flows: dict[str, float | None] = {link.id: None for link in site.links}
-    ends = {link.id: (link.from_router, link.to_router) for link in site.links}
-    for _node, router in site.routers():
-        reading = readings.get(router.id)
-        if reading is None:
-            continue
-        for leg in router.legs:
-            if leg.kind != "link" or leg.link not in ends:
-                continue
-            lr = _leg(reading, leg.id, leg.kind)
-            if lr is None or lr.power_kw is None:
-                continue
-            from_router, _to = ends[leg.link]
-            if router.id == from_router:
-                flows[leg.link] = -lr.power_kw  # measured at the sending end: preferred
-            elif flows[leg.link] is None:
-                flows[leg.link] = lr.power_kw
+    flows: dict[str, float | None] = {}
+    for link in site_index(site).links:
+        sent = _link_leg_kw(readings.get(link.from_router), link.from_leg)
+        if sent is not None:
+            flows[link.link_id] = -sent  # measured at the sending end: preferred
+        else:
+            flows[link.link_id] = _link_leg_kw(readings.get(link.to_router), link.to_leg)
     return flows
 
 

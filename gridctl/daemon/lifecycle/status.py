@@ -8,8 +8,11 @@ A link's ``flow_kw`` is positive from ``from_node`` to ``to_node``.
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import timedelta
 from typing import Any
+
+from gridctl.controller.topology import site_index
 
 #: Settlement period length (JST half hours) [s].
 PERIOD_S = 1800
@@ -25,18 +28,18 @@ def _kw(value: float | None) -> float | None:
     return None if value is None else round(float(value), 3)
 
 
-def _router_nodes(site) -> dict[str, str]:
-    return {router.id: node.id for node, router in site.routers()}
+def _link_ends(site) -> list[tuple[str, str]]:
+    """``(from_node, to_node)`` ids of each link, in ``site.links`` order."""
+    index = site_index(site)
+    return [(index.node_ids[li.from_node], index.node_ids[li.to_node]) for li in index.links]
 
 
 def link_rows(site, snapshot) -> list[dict[str, Any]]:
     """Each router link with its measured flow [kW] (positive from ``from_node``)."""
-    nodes = _router_nodes(site)
     flows = snapshot.link_flow_kw if snapshot is not None else {}
     rows = []
-    for link in site.links:
+    for link, (a, b) in zip(site.links, _link_ends(site), strict=True):
         flow = flows.get(link.id)
-        a, b = nodes.get(link.from_router, link.from_router), nodes.get(link.to_router, link.to_router)
         rows.append({"id": link.id, "from_node": a, "to_node": b, "flow_kw": _kw(flow),
                      "capacity_kw": link.capacity_kw,
                      "direction": None if flow is None or abs(flow) < 0.0005 else
@@ -49,17 +52,15 @@ def _p2p_in_kw(site, snapshot) -> dict[str, float | None]:
 
     None for a node with an unmeasured link.
     """
-    nodes = _router_nodes(site)
     net: dict[str, float | None] = {n.id: 0.0 for n in site.nodes}
-    for link in site.links:
+    for link, ends in zip(site.links, _link_ends(site), strict=True):
         flow = snapshot.link_flow_kw.get(link.id) if snapshot is not None else None
-        ends = nodes.get(link.from_router), nodes.get(link.to_router)
         if flow is None:
-            net.update({node: None for node in ends if node in net})
+            net.update({node: None for node in ends})
             continue
         eff, fwd, bwd = link.efficiency_pct / 100.0, max(flow, 0.0), max(-flow, 0.0)
         for node, inflow in zip(ends, (eff * bwd - fwd, eff * fwd - bwd), strict=True):
-            if node in net and net[node] is not None:
+            if net[node] is not None:
                 net[node] += inflow
     return net
 
@@ -140,8 +141,16 @@ def settlement_view(daemon) -> dict[str, Any]:
     return view
 
 
+def shipper_view(shipper) -> dict[str, Any] | None:
+    """The outbox shipper's :class:`~gridctl.sinks.ShipperStatus` (None: no shipper, or no
+    round yet): ``backlog_rows``, ``oldest_age_s`` [s], ``shipped_rows`` (since start),
+    ``consecutive_failures``, ``last_error`` and ``retry_in_s`` [s] (0 when healthy)."""
+    status = shipper.status() if shipper is not None else None
+    return None if status is None else dataclasses.asdict(status)
+
+
 def status_of(daemon) -> dict[str, Any]:
-    """A JSON-ready description of a running :class:`gridctl.daemon.service.Daemon`."""
+    """A JSON-ready description of a running :class:`gridctl.daemon.lifecycle.service.Daemon`."""
     cycle = daemon.cycle
     state, last = cycle.state, cycle.last
     decision = last.decision if last else None
@@ -186,5 +195,6 @@ def status_of(daemon) -> dict[str, Any]:
         "periods_pending": cycle.recorder.backlog(),
         "settlement_fault": cycle.recorder.last_error,
         "outbox_backlog": sink.backlog() if sink is not None else 0,
+        "shipper": shipper_view(daemon.parts.shipper),
         "telemetry_thinned": daemon.telemetry.thinned,
     }

@@ -1,6 +1,6 @@
 """``gridctl run --emulate``: the site's emulated devices in a child process, on loopback.
 
-The daemon does not import the simulator (imports point downwards); it starts
+The emulators stay out of the daemon's process: ``gridctl run`` starts
 ``gridctl emulate CONFIG`` as a child process and waits until every configured device port
 accepts connections, so the first cycle finds the block up. A port that already answers
 before the child starts is refused (a leftover emulator would silently stand in for ours), and

@@ -84,7 +84,6 @@ class DeviceHandle:
     fault: str | None = "not connected yet"
     failures: int = 0
     retry_at_s: float = 0.0
-    last_reading: DeviceReading | None = None
     heartbeat_ok: bool = True
     _caps: dict[Any, bool] = field(default_factory=dict)
     _connecting: asyncio.Future | None = None
@@ -112,7 +111,7 @@ class DeviceHandle:
             log.info("device %s device=%s", "healthy again" if self.stats["reads"] else
                      "connected and healthy", self.device_id)
         self.stats["reads"] += 1
-        self.fault, self.failures, self.last_reading = None, 0, reading
+        self.fault, self.failures = None, 0
         return reading
 
     async def write(self, setpoints: list[Setpoint], revert_s: float, heartbeat: bool,

@@ -61,10 +61,6 @@ class ThreadPlanner:
         self.stats = PlannerStats()
         self.fault: str | None = None
 
-    @property
-    def busy(self) -> bool:
-        return self._future is not None
-
     def submit(self, request: PlanRequest) -> bool:
         """Forecast, build and solve ``request`` in the worker, unless a solve runs."""
         if self._future is not None:

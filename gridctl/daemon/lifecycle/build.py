@@ -1,8 +1,9 @@
-"""Compose a :class:`~gridctl.daemon.service.Daemon` from a validated site.
+"""Compose a :class:`~gridctl.daemon.lifecycle.service.Daemon` from a validated site.
 
 Production parts: drivers from :mod:`gridctl.devices`, the persistent HiGHS dispatcher, the
-ledger (settlements, outbox, state table) and, when configured, the InfluxDB shipper. Tests
-replace any part (clock, driver factory, solver) through keyword arguments.
+ledger (settlements, outbox, state table) and, when configured, the InfluxDB shipper
+(:mod:`gridctl.daemon.lifecycle.shipping`). Tests replace any part (clock, driver factory,
+solver, shipper) through keyword arguments.
 """
 
 from __future__ import annotations
@@ -16,10 +17,11 @@ from gridctl.config import SiteConfig
 from gridctl.controller import opening_billing
 from gridctl.controller.types import BillingState
 from gridctl.daemon.clock import Clock, SystemClock
-from gridctl.daemon.notify import Notifier
-from gridctl.daemon.persist import LedgerStateStore
-from gridctl.daemon.service import Daemon, Parts
-from gridctl.daemon.telemetry import TelemetryPoint
+from gridctl.daemon.lifecycle.notify import Notifier
+from gridctl.daemon.lifecycle.persist import LedgerStateStore
+from gridctl.daemon.lifecycle.service import Daemon, Parts
+from gridctl.daemon.lifecycle.shipping import Shipper, shipper_for
+from gridctl.daemon.stages.telemetry import TelemetryPoint
 from gridctl.ledger.book import SettlementBook
 from gridctl.ledger.store import Ledger
 from gridctl.settlement.model import PeriodReadings, PeriodSettlement
@@ -75,58 +77,6 @@ class LedgerTelemetry:
         return self._backlog
 
 
-class BackgroundShipper:
-    """The ledger's outbox shipped to InfluxDB from one worker thread with its own connection.
-
-    SQLite connections belong to the thread that opened them, so the worker opens a second
-    :class:`Ledger` on the same WAL file; the event loop never waits on the network.
-    """
-
-    def __init__(self, ledger_path: Path, site_id: str, transport, batch_size: int,
-                 max_batches: int = 20) -> None:
-        import concurrent.futures
-
-        self.ledger_path, self.site_id = Path(ledger_path), site_id
-        self.transport, self.batch_size, self.max_batches = transport, batch_size, max_batches
-        self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="outbox")
-        self._shipper = None
-
-    def _ship(self) -> int:
-        from gridctl.sinks.shipper import OutboxShipper
-
-        if self._shipper is None:
-            self._shipper = OutboxShipper(Ledger(self.ledger_path, self.site_id), self.transport,
-                                          self.batch_size)
-        total = 0
-        for _ in range(self.max_batches):
-            sent = self._shipper.ship_once()
-            total += sent
-            if sent < self.batch_size:
-                break
-        return total
-
-    async def ship_once(self) -> int:
-        """Ship up to ``max_batches`` batches; raises the sink's error when InfluxDB refuses."""
-        import asyncio
-
-        return await asyncio.get_running_loop().run_in_executor(self._pool, self._ship)
-
-
-def shipper_for(site: SiteConfig, ledger_path: Path) -> BackgroundShipper | None:
-    """The outbox shipper of ``storage.influxdb``, or None (not configured / no credential)."""
-    config = site.storage.influxdb
-    if config is None:
-        return None
-    from gridctl.sinks.transports import SinkError, transport_from_config
-
-    try:
-        transport = transport_from_config(config)
-    except SinkError as exc:  # control goes on; rows wait in the outbox for a fixed credential
-        log.error("InfluxDB shipping disabled error=%s", exc)
-        return None
-    return BackgroundShipper(ledger_path, site.site.id, transport, site.storage.outbox_batch_size)
-
-
 def default_factory(site: SiteConfig, device_id: str) -> Any:
     """An unconnected driver for ``device_id`` built by :mod:`gridctl.devices`."""
     from gridctl.devices import build_binding
@@ -147,8 +97,6 @@ def opening_for(site: SiteConfig, ledger: Ledger):
     folded from the ledger (settled periods and the month's opening balance), and for members
     with a demand charge the contracted demand of their contract (``contract_kw``)."""
     def opening(now: dt.datetime) -> BillingState:
-        from gridctl.ledger import SettlementBook
-
         try:
             month = SettlementBook(site, ledger).month_to_date_import_kwh(now)
         except Exception as exc:  # a first start must not fail on it: tiers start at the first
@@ -164,7 +112,7 @@ def opening_for(site: SiteConfig, ledger: Ledger):
 def build_daemon(site: SiteConfig, *, clock: Clock | None = None,
                  factory=None, solve=None, notifier: Notifier | None = None,
                  socket_path: Path | None | str = "config", ledger_path: Path | None = None,
-                 shipper="config") -> tuple[Daemon, Ledger]:
+                 shipper: Shipper | None | str = "config") -> tuple[Daemon, Ledger]:
     """A ready-to-run daemon and its ledger.
 
     Parameters
@@ -173,15 +121,15 @@ def build_daemon(site: SiteConfig, *, clock: Clock | None = None,
         Operator socket; ``"config"`` takes ``control.socket_path``, None disables it.
     ledger_path : Path or None
         Overrides ``storage.ledger_path``.
-    shipper : object, None or ``"config"``
-        Outbox shipper with ``async ship_once()``; ``"config"`` ships to ``storage.influxdb``
-        when configured; None ships nothing.
+    shipper : Shipper, None or ``"config"``
+        Outbox shipper (:class:`~gridctl.daemon.lifecycle.shipping.Shipper`); ``"config"``
+        ships to ``storage.influxdb`` when configured; None ships nothing.
     """
     clock = clock or SystemClock()
     ledger_path = Path(ledger_path or site.storage.ledger_path)
     ledger = Ledger(ledger_path, site.site.id, clock=clock.now)
     if shipper == "config":
-        shipper = shipper_for(site, ledger_path)
+        shipper = shipper_for(site, ledger_path, clock.now)
     telemetry = LedgerTelemetry(site.site.id, ledger)
     telemetry.refresh()
     parts = Parts(

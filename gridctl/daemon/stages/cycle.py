@@ -22,12 +22,12 @@ from gridctl.config import SiteConfig
 from gridctl.controller import Step, request_replan, run_cycle
 from gridctl.controller.types import ControllerState, Decision, Setpoint, Snapshot
 from gridctl.daemon.clock import Clock
-from gridctl.daemon.fleet import Fleet
-from gridctl.daemon.forecasting import HistoryForecaster
-from gridctl.daemon.record import Recorder
-from gridctl.daemon.replan import ThreadPlanner
-from gridctl.daemon.snapshot import build_snapshot, counter_samples
-from gridctl.daemon.telemetry import TelemetryRecorder
+from gridctl.daemon.stages.fleet import Fleet
+from gridctl.daemon.stages.forecasting import HistoryForecaster
+from gridctl.daemon.stages.record import Recorder
+from gridctl.daemon.stages.replan import ThreadPlanner
+from gridctl.daemon.stages.snapshot import build_snapshot, counter_samples
+from gridctl.daemon.stages.telemetry import TelemetryRecorder
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """Human views of the daemon: the ``--live`` terminal view and the ``gridctl status`` text.
 
-Both render the daemon's ``status`` document (see :mod:`gridctl.daemon.status`), so what an
-operator sees live is exactly what ``gridctl status --json`` answers.
+Both render the daemon's ``status`` document (see :mod:`gridctl.daemon.lifecycle.status`), so
+what an operator sees live is exactly what ``gridctl status --json`` answers.
 """
 
 from __future__ import annotations

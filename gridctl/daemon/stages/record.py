@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Protocol
 
-from gridctl.daemon.snapshot import CounterSample
+from gridctl.daemon.stages.snapshot import CounterSample
 from gridctl.settlement.model import ChannelReading, PeriodReadings, counter_kwh
 from gridctl.tariffs import settlement_period
 
@@ -82,7 +82,8 @@ class Recorder:
     Parameters
     ----------
     channels : list of (member_id, channel)
-        Every channel a period must contain (:func:`gridctl.daemon.snapshot.expected_channels`).
+        Every channel a period must contain
+        (:func:`gridctl.daemon.stages.snapshot.expected_channels`).
     grace_s : float
         How long after a boundary a first sample is accepted, and how long a closed period
         waits for late counters before it is settled anyway [s].

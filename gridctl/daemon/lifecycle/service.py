@@ -6,7 +6,8 @@ and only then tells systemd READY. The loop runs one cycle per poll period on th
 clock (a wall-clock jump neither skips nor doubles cycles) and kicks the watchdog only after a
 healthy cycle. The first SIGTERM/SIGINT stops the loop: devices are handed back to their own
 safe behaviour, due periods are settled and the state is flushed; a second signal exits at
-once (the ledger is crash-safe on its own).
+once (the ledger is crash-safe on its own). Alongside the loop, the outbox shipper runs its
+own loop (:mod:`gridctl.daemon.lifecycle.shipping`); the cycle never waits on it.
 """
 
 from __future__ import annotations
@@ -20,18 +21,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gridctl.config import SiteConfig
 from gridctl.controller import initial_state
 from gridctl.controller.types import BillingState, ControllerState, OutageWindow, ReserveRequest
-from gridctl.daemon.clock import Clock, SystemClock
-from gridctl.daemon.cycle import Cycle, CycleReport
-from gridctl.daemon.forecasting import HistoryForecaster
-from gridctl.daemon.fleet import DriverFactory, Fleet
-from gridctl.daemon.notify import Notifier
-from gridctl.daemon.operator import Command, OperatorServer, ProtocolError
-from gridctl.daemon.persist import (
+from gridctl.daemon.clock import Clock
+from gridctl.daemon.lifecycle.notify import Notifier
+from gridctl.daemon.lifecycle.operator import Command, OperatorServer, ProtocolError
+from gridctl.daemon.lifecycle.persist import (
     FORECAST_KEY,
     RECORDER_KEY,
     STATE_KEY,
@@ -39,10 +37,16 @@ from gridctl.daemon.persist import (
     state_from_json,
     state_to_json,
 )
-from gridctl.daemon.record import PeriodSink, Recorder, RecorderState
-from gridctl.daemon.replan import ThreadPlanner
-from gridctl.daemon.snapshot import expected_channels
-from gridctl.daemon.telemetry import TelemetryRecorder, TelemetrySink
+from gridctl.daemon.stages.cycle import Cycle, CycleReport
+from gridctl.daemon.stages.fleet import DriverFactory, Fleet
+from gridctl.daemon.stages.forecasting import HistoryForecaster
+from gridctl.daemon.stages.record import PeriodSink, Recorder, RecorderState
+from gridctl.daemon.stages.replan import ThreadPlanner
+from gridctl.daemon.stages.snapshot import expected_channels
+from gridctl.daemon.stages.telemetry import TelemetryRecorder, TelemetrySink
+
+if TYPE_CHECKING:
+    from gridctl.daemon.lifecycle.shipping import Shipper
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +58,10 @@ PERSIST_EVERY_S = 60.0
 
 @dataclass
 class Parts:
-    """Everything the daemon composes; built by :func:`gridctl.daemon.build.build_parts`."""
+    """Everything the daemon composes.
+
+    Built by :func:`~gridctl.daemon.lifecycle.build.build_daemon`.
+    """
 
     site: SiteConfig
     factory: DriverFactory
@@ -65,7 +72,7 @@ class Parts:
     clock: Clock
     notifier: Notifier
     socket_path: Path | None
-    shipper: Any = None
+    shipper: Shipper | None = None
     #: The billing context of a first start: ``opening(now) -> BillingState``.
     opening: Callable[[datetime], BillingState] | None = None
 
@@ -92,6 +99,7 @@ class Daemon:
         self._forecast_saved: datetime | None = None
         self._restore_forecast()
         self.stop_event = asyncio.Event()
+        self._ship_stop = asyncio.Event()
         self.signals = 0
         self.started_s = clock.monotonic()
         self._persisted_s = -1e18
@@ -149,8 +157,7 @@ class Daemon:
                 log.error("operator socket unavailable path=%s error=%s", self.parts.socket_path, exc)
                 self.operator = None
         self._install_signals()
-        ship_task = (asyncio.create_task(self._ship_loop()) if self.parts.shipper is not None
-                     else None)
+        shipping = self._start_shipping()
         next_s = clock.monotonic()
         first = True
         try:
@@ -168,34 +175,28 @@ class Daemon:
                     next_s = now_s
                 await self._sleep(next_s - now_s)
         finally:
-            if ship_task is not None:
-                ship_task.cancel()
-                with contextlib.suppress(BaseException):
-                    await ship_task
+            await self._stop_shipping(shipping)
             try:
                 await self.shutdown()
             finally:
                 self._remove_signals()  # a second signal during shutdown still exits at once
         return 0
 
-    async def _ship_loop(self) -> None:
-        """Ship the outbox to InfluxDB in the background; the cycle never waits on the network."""
-        period_s = max(5.0, self.parts.site.control.poll_period_s)
-        failing = False
-        while True:
-            try:
-                async with asyncio.timeout(max(30.0, period_s)):
-                    await self.parts.shipper.ship_once()
-                if failing:
-                    log.info("outbox shipping recovered")
-                failing = False
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # InfluxDB down: rows stay in the outbox, retried later
-                if not failing:
-                    log.warning("outbox shipping failing, rows kept error=%s", exc)
-                failing = True
-            await asyncio.sleep(period_s)
+    def _start_shipping(self) -> asyncio.Task | None:
+        """The outbox shipper's own loop in the background (None without a shipper)."""
+        if self.parts.shipper is None:
+            return None
+        self._ship_stop.clear()
+        return asyncio.create_task(self.parts.shipper.run(self._ship_stop), name="outbox")
+
+    async def _stop_shipping(self, task: asyncio.Task | None) -> None:
+        """Stop the shipper's loop at once (a round on the wire is not waited for)."""
+        if task is None:
+            return
+        self._ship_stop.set()
+        task.cancel()
+        with contextlib.suppress(BaseException):
+            await task
 
     def _after_cycle(self, report: CycleReport, first: bool) -> None:
         notifier = self.parts.notifier
@@ -254,14 +255,17 @@ class Daemon:
             log.warning("settlement at shutdown deferred error=%s", exc)
         self._persist(force=True)
         self._save_forecast(force=True)
-        if self.parts.shipper is not None:
+        shipper = self.parts.shipper
+        if shipper is not None:
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(5.0):
-                    await self.parts.shipper.ship_once()
+                    await shipper.flush()
         if self.operator is not None:
             await self.operator.close()
         await self.fleet.close()
         self.planner.close()
+        if shipper is not None:
+            shipper.close()
         log.info("stopped cycles=%d", self.cycle.count)
 
     def _persist(self, force: bool) -> None:
@@ -303,7 +307,7 @@ class Daemon:
 
     def status(self) -> dict[str, Any]:
         """The daemon as operators see it (JSON-ready)."""
-        from gridctl.daemon.status import status_of
+        from gridctl.daemon.lifecycle.status import status_of
 
         return status_of(self)
 
