@@ -110,12 +110,14 @@ class Dispatcher:
                          termination=result.termination, mip_gap=result.mip_gap,
                          used_binaries=model.is_mip, solver_time_s=solver_s,
                          notes=(f"HiGHS: {result.detail}", self._dive_note(model, result)))
-        if status is PlanStatus.TIME_LIMIT_FEASIBLE:
-            # An early incumbent can be worse than the rules; never hand out the worse one.
-            rules = fallback_plan(problem, note="time limit: fallback beats the incumbent "
+        if status is PlanStatus.TIME_LIMIT_FEASIBLE or self.last_rounds > 1:
+            # An early incumbent, or a dive that fixed modes, can be worse than the rules;
+            # never hand out the worse one.
+            why = "time limit" if status is PlanStatus.TIME_LIMIT_FEASIBLE else "mode dive"
+            rules = fallback_plan(problem, note=f"{why}: fallback beats the solver's plan "
                                   f"({plan.objective_jpy:.2f} JPY)")
             if rules.objective_jpy < plan.objective_jpy:
-                plan = rules
+                plan = dataclasses.replace(rules, termination=result.termination)
         return dataclasses.replace(plan, total_time_s=time.perf_counter() - began_s)
 
     def _dive_note(self, model: HighsModel, result: SolveResult) -> str:

@@ -110,9 +110,10 @@ def _step(problem: DispatchProblem, t: int, state: list[np.ndarray], a: dict) ->
     a["battery_discharge_grey_kw"][:, t] = dis_grey
     a["grid_import_kw"][:, t] = imp
     a["grid_export_kw"][:, t] = exp
-    stored = stored + (eta_c * ch - dis / eta_d) * dt
+    keep = problem.keep_per_step
+    stored = keep * (stored + (eta_c * ch - dis / eta_d) * dt)
     stored = np.clip(stored, 0.0, bat.soc_max_kwh)  # rounding only: limits already respected
-    grey = np.clip(grey - dis_grey * dt / eta_d, 0.0, stored)
+    grey = np.clip(keep * (grey - dis_grey * dt / eta_d), 0.0, stored)
     a["stored_kwh"][:, t] = stored
     a["stored_grey_kwh"][:, t] = grey
     return [stored, grey]

@@ -6,9 +6,10 @@ integer where :class:`~optimizer.layout.Binaries` says so):
 * node balance ``pv + imp - exp + dis - ch + sum_l(in) - sum_l(out) + sum_k shed - spill
   = sum_k load`` per node and step; link ``fwd`` leaves ``from_node`` and arrives as
   ``eta * fwd`` at ``to_node``, ``bwd`` the other way round.
-* battery ``st_t = st_{t-1} + eta_c dt ch_t - dt dis_t / eta_d`` with ``st_{-1} = stored0 +
-  borrow`` (soft SoC floor: ``st`` in ``[soc_min, soc_max]``, real stored energy ``st -
-  borrow``, the deepest dip paid once).
+* battery ``s_t = keep (s_{t-1} + eta_c dt ch_t - dt dis_t / eta_d)`` for the real stored
+  energy ``s = st - borrow``, ``s_{-1} = stored0``, ``keep = 1 - self_discharge dt`` (soft SoC
+  floor: ``st`` in ``[soc_min, soc_max]``, ``0 <= borrow <= soc_min``, the deepest dip below
+  the floor paid once).
 * origin tags: grid-origin (grey) stored energy ``str_t = str_{t-1} + eta_c dt chr_t - dt
   disr_t / eta_d``, ``str_{-1} = grey0``; ``chr <= ch``, ``disr <= dis``, ``str <= st -
   borrow``; only batteries with a grid connection can hold grey energy.
@@ -134,15 +135,18 @@ class Layout:
         b, t, dt = len(bn), problem.n_steps, problem.step_h
         bat = problem.battery
         eta_c, eta_d = bat.charge_efficiency[bn][:, None], bat.discharge_efficiency[bn][:, None]
+        keep = problem.keep_per_step[bn][:, None]  # self-discharge after each step's flows
         for name, st, ch, dis in (("dyn", self.c_st, self.c_ch, self.c_dis),
                                   ("dynr", self.c_str, self.c_chr, self.c_disr)):
             r = self.rows.add(name, (b, t))
             self._coef(r, st, 1.0)
-            self._coef(r[:, 1:], st[:, :-1], -1.0)
-            self._coef(r, ch, -dt * eta_c)
-            self._coef(r, dis, dt / eta_d)
+            self._coef(r[:, 1:], st[:, :-1], -keep)
+            self._coef(r, ch, -dt * eta_c * keep)
+            self._coef(r, dis, dt / eta_d * keep)
             setattr(self, "r_" + name, r)
+        # real stored energy st - borrow decays, so: st_t - borrow = keep (st_{t-1} - borrow + ...)
         self._coef(self.r_dyn[:, 0], self.c_borrow, -1.0)
+        self._coef(self.r_dyn[:, 1:], self.c_borrow[:, None], -(1.0 - keep))
         self.r_green = self.rows.add("green", (b, t))      # st - str - borrow >= 0
         self._coef(self.r_green, self.c_st, 1.0)
         self._coef(self.r_green, self.c_str, -1.0)
@@ -307,7 +311,8 @@ class Layout:
         bn, grid = self.masks.battery, problem.grid
         load_total = problem.load_kw.sum(axis=1)
         rl[self.r_bal] = ru[self.r_bal] = load_total
-        for rows, first in ((self.r_dyn, stored0_kwh[bn]), (self.r_dynr, grey0_kwh[bn])):
+        keep = problem.keep_per_step[bn]
+        for rows, first in ((self.r_dyn, keep * stored0_kwh[bn]), (self.r_dynr, keep * grey0_kwh[bn])):
             rl[rows] = ru[rows] = 0.0
             rl[rows[:, 0]] = ru[rows[:, 0]] = first
         rl[self.r_green] = 0.0

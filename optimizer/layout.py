@@ -169,7 +169,7 @@ def shape_key(problem: DispatchProblem, binaries: Binaries) -> tuple:
     # Mode big-M values (import limit, link send capacity, battery power) are in the matrix.
     arrays = [bat.charge_efficiency, bat.discharge_efficiency, links.from_node, links.to_node,
               links.efficiency, grid.import_limit_kw, node_link_send_kw(problem),
-              bat.charge_max_kw, bat.discharge_max_kw]
+              bat.charge_max_kw, bat.discharge_max_kw, bat.self_discharge_per_h]
     families = tuple(name for name in ("battery", "grid", "link")
                      if getattr(binaries, name).any())
     if "grid" in families:

@@ -253,6 +253,9 @@ class BatteryData:
         False where the contract forbids battery energy flowing to the grid (FIT meter):
         then export is at most the node's own PV surplus ``max(pv_available - load, 0)``
         and at most its PV used, in every step.
+    self_discharge_per_h : ndarray, optional
+        Share of the stored energy lost per hour [1/h] (default 0); applied to the energy
+        after each step's flows, as batteries lose it.
     grey_stored_kwh : ndarray, optional
         Part of ``stored_kwh`` that came from the utility grid [kWh] (default 0).  Stored
         energy is tagged by origin: grid-origin energy may serve only the node's own load;
@@ -270,6 +273,7 @@ class BatteryData:
     terminal_value_jpy_per_kwh: np.ndarray
     grid_export_allowed: np.ndarray
     grey_stored_kwh: np.ndarray | None = None
+    self_discharge_per_h: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -393,6 +397,11 @@ class DispatchProblem:
         """Step length [h]."""
         return self.step_s / 3600.0
 
+    @property
+    def keep_per_step(self) -> np.ndarray:
+        """Share of stored energy kept over one step, (N,) [-]: ``1 - self_discharge * dt``."""
+        return 1.0 - self.battery.self_discharge_per_h * self.step_h
+
 
 def _validated_grid(grid: GridData, n_nodes: int, n_steps: int, step_s: float) -> GridData:
     own = "GridData"
@@ -459,13 +468,15 @@ def _validated_battery(bat: BatteryData, n_nodes: int) -> BatteryData:
     for f in fields(BatteryData):
         dtype = bool if f.name == "grid_export_allowed" else float
         value = getattr(bat, f.name)
-        if f.name == "grey_stored_kwh" and value is None:
+        if f.name in ("grey_stored_kwh", "self_discharge_per_h") and value is None:
             value = np.zeros(n_nodes)
         values[f.name] = _as_array(own, f.name, value, shape, dtype)
     out = BatteryData(**values)
     for name in ("soc_min_kwh", "charge_max_kw", "discharge_max_kw", "wear_cost_jpy_per_kwh",
-                 "terminal_value_jpy_per_kwh", "grey_stored_kwh"):
+                 "terminal_value_jpy_per_kwh", "grey_stored_kwh", "self_discharge_per_h"):
         _check(bool(np.all(values[name] >= 0)), own, name, "must be >= 0")
+    _check(bool(np.all(values["self_discharge_per_h"] < 0.5)), own, "self_discharge_per_h",
+           "must be < 0.5 (a battery that loses half its energy per hour is a typo)")
     _check(bool(np.all(out.soc_max_kwh >= out.soc_min_kwh)), own, "soc_max_kwh",
            "must be >= soc_min_kwh")
     for name in ("charge_efficiency", "discharge_efficiency"):

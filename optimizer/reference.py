@@ -97,15 +97,18 @@ def _battery(m: pyo.ConcreteModel, problem: DispatchProblem, masks: Masks) -> No
     bat, dt = problem.battery, problem.step_h
     stored0, grey0, _ = clamp_initial_stored(problem)
 
-    def dynamics(_, b, t):
-        before = m.st[b, t - 1] if t > 0 else stored0[b] + m.borrow[b]
-        return m.st[b, t] == (before + bat.charge_efficiency[b] * dt * m.ch[b, t]
-                              - dt / bat.discharge_efficiency[b] * m.dis[b, t])
+    keep = problem.keep_per_step
+
+    def dynamics(_, b, t):  # on the real stored energy st - borrow
+        before = m.st[b, t - 1] - m.borrow[b] if t > 0 else stored0[b]
+        return m.st[b, t] - m.borrow[b] == keep[b] * (
+            before + bat.charge_efficiency[b] * dt * m.ch[b, t]
+            - dt / bat.discharge_efficiency[b] * m.dis[b, t])
 
     def grey_dynamics(_, b, t):
         before = m.str[b, t - 1] if t > 0 else float(grey0[b])
-        return m.str[b, t] == (before + bat.charge_efficiency[b] * dt * m.chr[b, t]
-                               - dt / bat.discharge_efficiency[b] * m.disr[b, t])
+        return m.str[b, t] == keep[b] * (before + bat.charge_efficiency[b] * dt * m.chr[b, t]
+                                         - dt / bat.discharge_efficiency[b] * m.disr[b, t])
 
     def reserve(_, t):
         if not problem.grid.available[t]:

@@ -361,7 +361,8 @@ def battery_data(site: SiteConfig, idx: SiteIndex, snapshot: Snapshot, imp: np.n
     """Healthy batteries of each node lumped into one; stored energy from the readings, its
     grid-origin part from the state."""
     n_nodes = idx.n_nodes
-    cols = {k: np.zeros(n_nodes) for k in ("stored", "lo", "hi", "ch", "dis", "wear", "term", "grey")}
+    cols = {k: np.zeros(n_nodes) for k in ("stored", "lo", "hi", "ch", "dis", "wear", "term", "grey",
+                                           "self")}
     eta_c, eta_d = np.ones(n_nodes), np.ones(n_nodes)
     for n, devices in enumerate(idx.batteries):
         node_id = idx.node_ids[n]
@@ -380,6 +381,7 @@ def battery_data(site: SiteConfig, idx: SiteIndex, snapshot: Snapshot, imp: np.n
         eta_c[n] = float(share @ [d.rating.charge_efficiency_pct / 100 for d in healthy])
         eta_d[n] = float(share @ [d.rating.discharge_efficiency_pct / 100 for d in healthy])
         cols["wear"][n] = float(share @ [d.rating.wear_cost_jpy_per_kwh for d in healthy])
+        cols["self"][n] = float(share @ [d.rating.self_discharge_pct_per_day for d in healthy]) / 2400.0
         cols["stored"][n] = _stored_kwh(snapshot, node_id, float(cap.sum()), cols["lo"][n], notes)
         cols["term"][n] = stored_energy_value_jpy_per_kwh(eta_d[n], float(imp[n].min()),
                                                           cols["wear"][n])
@@ -391,7 +393,7 @@ def battery_data(site: SiteConfig, idx: SiteIndex, snapshot: Snapshot, imp: np.n
         charge_efficiency=eta_c, discharge_efficiency=eta_d,
         wear_cost_jpy_per_kwh=cols["wear"], terminal_value_jpy_per_kwh=cols["term"],
         grid_export_allowed=np.array([n.contract.battery_export_allowed for n in site.nodes]),
-        grey_stored_kwh=cols["grey"],
+        grey_stored_kwh=cols["grey"], self_discharge_per_h=cols["self"],
     )
 
 

@@ -31,7 +31,8 @@ def make_problem(n_nodes=1, n_steps=2, n_tiers=1, step_s=3600.0, pv=0.0, load=1.
                  eta_c=1.0, eta_d=1.0, wear=0.0, terminal=0.0, battery_export=True,
                  links=(), link_capacity=(), link_efficiency=(), reserve=0.0,
                  curtailable=True, penalties=None, options=None, grey=0.0,
-                 period_of_step=None, period_so_far=0.0, tiers=None) -> DispatchProblem:
+                 period_of_step=None, period_so_far=0.0, tiers=None,
+                 self_discharge=0.0) -> DispatchProblem:
     """A problem where every argument may be a scalar or an array of the right shape.
 
     ``load`` has shape (N, K, T); ``links`` is a sequence of (from_node, to_node) pairs.
@@ -52,7 +53,7 @@ def make_problem(n_nodes=1, n_steps=2, n_tiers=1, step_s=3600.0, pv=0.0, load=1.
                             full(charge_max, (n,)), full(discharge_max, (n,)),
                             full(eta_c, (n,)), full(eta_d, (n,)), full(wear, (n,)),
                             full(terminal, (n,)), np.broadcast_to(battery_export, (n,)),
-                            full(grey, (n,))),
+                            full(grey, (n,)), full(self_discharge, (n,))),
         links=LinkData(pairs[:, 0], pairs[:, 1], full(link_capacity, (len(pairs),)),
                        full(link_efficiency, (len(pairs),))),
         reserve_kwh=full(reserve, (t,)),
@@ -130,12 +131,13 @@ def _assert_dynamics(problem: DispatchProblem, plan: DispatchPlan) -> None:
     bat = problem.battery
     dt = problem.step_h
     start = np.clip(bat.stored_kwh, 0.0, bat.soc_max_kwh)
+    keep = problem.keep_per_step[:, None]
     before = np.concatenate([start[:, None], plan.stored_kwh[:, :-1]], axis=1)
-    expected = before + dt * (bat.charge_efficiency[:, None] * plan.battery_charge_kw
-                              - plan.battery_discharge_kw / bat.discharge_efficiency[:, None])
+    expected = keep * (before + dt * (bat.charge_efficiency[:, None] * plan.battery_charge_kw
+                                      - plan.battery_discharge_kw / bat.discharge_efficiency[:, None]))
     assert np.all(np.abs(expected - plan.stored_kwh) < TOL)
     grey0 = np.where(problem.grid.import_limit_kw > 0, np.clip(bat.grey_stored_kwh, 0.0, start), 0.0)
     before = np.concatenate([grey0[:, None], plan.stored_grey_kwh[:, :-1]], axis=1)
-    expected = before + dt * (bat.charge_efficiency[:, None] * plan.battery_charge_grey_kw
-                              - plan.battery_discharge_grey_kw / bat.discharge_efficiency[:, None])
+    expected = keep * (before + dt * (bat.charge_efficiency[:, None] * plan.battery_charge_grey_kw
+                                      - plan.battery_discharge_grey_kw / bat.discharge_efficiency[:, None]))
     assert np.all(np.abs(expected - plan.stored_grey_kwh) < 10 * TOL)

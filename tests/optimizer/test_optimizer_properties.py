@@ -47,6 +47,7 @@ def problems(draw, max_nodes=3, max_steps=4):
         eta_c=rng.uniform(0.8, 1.0, n), eta_d=rng.uniform(0.8, 1.0, n),
         wear=rng.uniform(0, 5, n), terminal=rng.uniform(0, 20, n),
         battery_export=rng.random(n) < 0.5, links=links,
+        self_discharge=rng.uniform(0, 0.01, n) * (rng.random(n) < 0.5),
         link_capacity=rng.uniform(0, 6, len(links)), link_efficiency=rng.uniform(0.85, 1.0, len(links)),
         reserve=rng.uniform(0, 5, t) * (rng.random() < 0.5), curtailable=rng.random(n) < 0.85,
         penalties=Penalties(), options=SolverOptions(time_limit_s=30.0, mip_rel_gap=0.0),
