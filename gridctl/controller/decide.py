@@ -155,7 +155,28 @@ def _context(site: SiteConfig, idx: SiteIndex, state: ControllerState,
         battery_export_allowed=np.array([n.contract.battery_export_allowed for n in site.nodes]),
         demand_guard_kw=guard,
         grid_available=state.mode in (Mode.GRID_CONNECTED, Mode.PLANNED_ISLANDING),
-        tie_open=state.mode in (Mode.ISLANDED, Mode.RECONNECTING))
+        tie_open=state.mode in (Mode.ISLANDED, Mode.RECONNECTING),
+        green_kw=_green_kw(site, idx, state, snapshot))
+
+
+def _green_kw(site: SiteConfig, idx: SiteIndex, state: ControllerState,
+              snapshot: Snapshot) -> np.ndarray:
+    """Battery power each node can give from green stored energy over a plan step [kW]."""
+    step_h = site.control.plan_step_min / 60.0
+    out = np.zeros(idx.n_nodes)
+    for n, batteries in enumerate(idx.batteries):
+        if not batteries:
+            continue
+        reading = snapshot.node(idx.node_ids[n])
+        capacity = sum(b.rating.capacity_kwh for b in batteries)
+        stored = reading.stored_kwh if reading.stored_kwh is not None else (
+            None if reading.soc_pct is None else reading.soc_pct / 100.0 * capacity)
+        if stored is None:
+            out[n] = np.inf  # unknown: not limited here
+            continue
+        green = max(stored - float(state.grey_kwh.get(idx.node_ids[n], 0.0)), 0.0)
+        out[n] = green * batteries[0].rating.discharge_efficiency_pct / 100.0 / step_h
+    return out
 
 
 def _stored_bounds(site: SiteConfig) -> tuple[np.ndarray, np.ndarray]:

@@ -11,9 +11,10 @@ link_in`` the import each node would then draw:
    export, and takes no link inflow it would only pass to the grid;
 3. demand guard: a node with a demand charge does not charge from the grid above
    ``max(this month's peak, own deficit)``;
-4. no resale: a node that would import while sending net over its links sends less (by
-   the import, down to zero net sending); what its neighbours then lack they import
-   themselves.  Relays are followed until nothing changes.
+4. no resale: a node sends net over its links at most its own surplus, its PV plus the
+   green (PV- or P2P-origin) part of its battery discharge less its load (a node that would
+   import while sending sends more than that); it sends less, and what its neighbours then
+   lack they import themselves.  Relays are followed until nothing changes.
 
 Pure: targets and readings in, targets and notes out.
 """
@@ -47,17 +48,22 @@ class NodeContext:
         The block is grid-connected (the rules bind; while islanded only rule 1 does).
     tie_open : bool
         The grid tie is open: shedding allowed.
+    green_kw : ndarray, optional
+        Most battery power each node can give from green stored energy over a plan step
+        [kW] (``inf``: not known, not limited).
     """
 
     __slots__ = ("load_kw", "pv_kw", "battery_export_allowed", "demand_guard_kw",
-                 "grid_available", "tie_open")
+                 "grid_available", "tie_open", "green_kw")
 
     def __init__(self, load_kw: np.ndarray, pv_kw: np.ndarray, battery_export_allowed: np.ndarray,
-                 demand_guard_kw: np.ndarray, grid_available: bool, tie_open: bool) -> None:
+                 demand_guard_kw: np.ndarray, grid_available: bool, tie_open: bool,
+                 green_kw: np.ndarray | None = None) -> None:
         self.load_kw, self.pv_kw = load_kw, pv_kw
         self.battery_export_allowed = battery_export_allowed
         self.demand_guard_kw = demand_guard_kw
         self.grid_available, self.tie_open = grid_available, tie_open
+        self.green_kw = np.full(len(load_kw), np.inf) if green_kw is None else green_kw
 
 
 def link_net_in_kw(idx: SiteIndex, flow_kw: np.ndarray) -> np.ndarray:
@@ -152,13 +158,15 @@ def _demand(idx: SiteIndex, t: StepTargets, ctx: NodeContext, known: np.ndarray,
 def _no_resale(idx: SiteIndex, t: StepTargets, ctx: NodeContext, known: np.ndarray,
                notes: list[str]) -> None:
     for _ in range(idx.n_nodes + len(idx.links) + 1):
-        grid = _grid_kw(t, ctx, idx, t.link_flow_kw)
-        net_in = link_net_in_kw(idx, t.link_flow_kw)
-        sending = (-net_in > _TOL_KW) & (grid > _TOL_KW) & known
-        if not sending.any():
+        send = -link_net_in_kw(idx, t.link_flow_kw)
+        green = np.minimum(np.maximum(t.battery_kw, 0.0), ctx.green_kw)
+        own = np.maximum(_pv_kw(t, ctx) + green - ctx.load_kw, 0.0)
+        # what goes out beyond the own surplus came from the grid, now or out of store
+        excess = np.minimum(np.maximum(send - own, 0.0), np.maximum(send, 0.0))
+        over = known & (excess > _TOL_KW)
+        if not over.any():
             return
-        for n in np.flatnonzero(sending):
-            cut = min(grid[n], -net_in[n])
-            _trim_outflow(idx, t.link_flow_kw, int(n), cut)
-            notes.append(f"node {idx.node_ids[n]}: link send cut {cut:.2f} kW (it would "
-                         "import while sending: no resale of grid power)")
+        for n in np.flatnonzero(over):
+            _trim_outflow(idx, t.link_flow_kw, int(n), float(excess[n]))
+            notes.append(f"node {idx.node_ids[n]}: link send cut {excess[n]:.2f} kW (beyond "
+                         "its own surplus: no resale of grid power)")
