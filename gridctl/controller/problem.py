@@ -8,6 +8,7 @@ optimizer.
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -32,9 +33,14 @@ from optimizer import (
     GridData,
     ImportTiers,
     LinkData,
+    Penalties,
     SolverOptions,
     reserve_profile_kwh,
 )
+
+#: Hours over which a kWh short of the reserve ahead of a warned outage costs as much as a
+#: kWh of critical load lost: a warned outage makes the reserve nearly as binding as the load.
+WARNED_RESERVE_HORIZON_H = 24.0
 
 __all__ = [
     "battery_data",
@@ -139,10 +145,26 @@ def prepare_problem(site: SiteConfig, state: ControllerState, snapshot: Snapshot
         battery=battery,
         links=link_data(idx, snapshot, notes),
         reserve_kwh=reserve,
+        penalties=_penalties(site, state, starts),
         options=SolverOptions(time_limit_s=ctl.solver_time_limit_s,
                               mip_rel_gap=ctl.mip_gap_pct / 100.0, threads=ctl.solver_threads),
     )
     return problem, tuple(notes)
+
+
+def _penalties(site: SiteConfig, state: ControllerState, starts: list[dt.datetime]) -> Penalties:
+    """The optimizer's slack prices: the default ones, but ahead of a warned outage a kWh
+    short of the reserve for an hour costs the critical value of lost load over
+    :data:`WARNED_RESERVE_HORIZON_H` (the batteries fill up while the grid is there)."""
+    base = Penalties()
+    lead = dt.timedelta(hours=site.islanding.warned_reserve_hours_h)
+    end = starts[-1] if starts else None
+    if end is None or not any(starts[0] <= w.end_utc and w.start_utc <= end + lead
+                              for w in state.outage_windows):
+        return base
+    warned = site.islanding.critical_value_of_lost_load_jpy_per_kwh / WARNED_RESERVE_HORIZON_H
+    return replace(base, reserve_shortfall_jpy_per_kwh_h=max(
+        base.reserve_shortfall_jpy_per_kwh_h, warned))
 
 
 def _forecast_window(idx: SiteIndex, forecast: Forecast, start: dt.datetime, step_s: float,

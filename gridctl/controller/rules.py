@@ -168,5 +168,7 @@ def _no_resale(idx: SiteIndex, t: StepTargets, ctx: NodeContext, known: np.ndarr
             return
         for n in np.flatnonzero(over):
             _trim_outflow(idx, t.link_flow_kw, int(n), float(excess[n]))
+            # what is no longer sent is not discharged either (it would reach the grid)
+            t.battery_kw[n] -= min(float(excess[n]), max(t.battery_kw[n], 0.0))
             notes.append(f"node {idx.node_ids[n]}: link send cut {excess[n]:.2f} kW (beyond "
                          "its own surplus: no resale of grid power)")

@@ -139,21 +139,22 @@ def test_warned_72h_outage_serves_critical_loads(site):
 
 
 @pytest.mark.slow
-def test_foresight_beats_rolling_beats_standalone_on_a_sunny_week(tmp_path):
-    """Costs are compared after crediting each run's change in stored energy (see sim.kpis).
+def test_rolling_is_near_foresight_and_beats_standalone_on_sunny_days(tmp_path):
+    """Policies compare by total cost (bills less the stored-energy credit, plus demand
+    charges and lost load; see sim.kpis).
 
-    Tolerance: 0.5 % of the stand-alone cost. Perfect foresight is an LP over week windows
-    with the optimizer's prices, while the bills are settled afterwards with P2P prices and a
-    platform fee the optimizer does not see, and the stored-energy credit uses mean prices; those
-    differences are far below 0.5 % of a week's block bill (about 3,700 JPY of ~370,000).
+    Tolerance: 0.5 % of the stand-alone cost.  Perfect foresight plans once over the whole
+    span with the optimizer's prices, while the bills are settled afterwards with P2P prices
+    and a platform fee the optimizer does not see, so either of rolling and foresight may come
+    out a little ahead; stand-alone, which shares nothing, must not.
     """
-    req = SimulationRequest(config_path=CONFIG, start_utc=START, days=7, out_dir=tmp_path,
+    req = SimulationRequest(config_path=CONFIG, start_utc=START, days=2, out_dir=tmp_path,
                             sky="clear", seeds=(2,))
     doc = run_request(req, workers=2)[2]["policies"]
-    cost = {p: Decimal(k["block"]["energy_cost_adjusted_jpy"]) for p, k in doc.items()}
+    cost = {p: Decimal(k["block"]["total_cost_jpy"]) for p, k in doc.items()}
     tolerance = Decimal("0.005") * cost["standalone"]
-    assert cost["foresight"] <= cost["rolling"] + tolerance
-    assert cost["rolling"] <= cost["standalone"] + tolerance
+    assert abs(cost["foresight"] - cost["rolling"]) <= tolerance
+    assert cost["rolling"] < cost["standalone"]
     assert Decimal(doc["rolling"]["block"]["savings_vs_standalone_jpy"]) == cost["standalone"] - cost["rolling"]
 
 
