@@ -107,6 +107,12 @@ class Control(StrictModel):
     mip_gap_pct: float = Field(default=0.5, ge=0, le=50)
     solver_threads: int = Field(default=1, ge=1, le=64)
     setpoint_expiry_s: float = Field(default=30.0, gt=0, le=3600)
+    peak_margin_pct: float = Field(
+        default=10.0, ge=0, le=100,
+        description="members with a demand charge are planned for this much more load than "
+        "forecast (beyond the step under way), so that a load above the forecast does not "
+        "empty their battery before the peak is over [%]",
+    )
     socket_path: Path = Field(
         default=Path("/run/gridctl/gridctl.sock"), description="operator command socket"
     )

@@ -127,7 +127,7 @@ def prepare_problem(site: SiteConfig, state: ControllerState, snapshot: Snapshot
     starts = step_starts_utc(start, step_s, n_steps)
     notes: list[str] = []
     pv_kw = _pv_with_health(idx, snapshot, pv_kw, notes)
-    total_kw = _load_step0(idx, snapshot, total_kw)
+    total_kw = _load_step0(idx, snapshot, _with_peak_margin(site, total_kw))
     load_kw = split_tiers(idx, total_kw)
     imp, exp, tiers = price_arrays(site, state, starts)
     available = _grid_available(site, state, starts, step_s)
@@ -205,6 +205,14 @@ def _pv_with_health(idx: SiteIndex, snapshot: Snapshot, pv_kw: np.ndarray,
             # Persistence is the best forecast for the step under way.
             out[n, 0] = min(max(measured, 0.0), healthy)
     return out
+
+
+def _with_peak_margin(site: SiteConfig, total_kw: np.ndarray) -> np.ndarray:
+    """Load forecast [kW] with ``control.peak_margin_pct`` more at members with a demand
+    charge: their peak shaving must hold when the load comes in above the forecast."""
+    factor = np.array([1.0 + site.control.peak_margin_pct / 100.0
+                       if n.contract.demand_charge_jpy_per_kw_month > 0 else 1.0 for n in site.nodes])
+    return total_kw * factor[:, None]
 
 
 def _load_step0(idx: SiteIndex, snapshot: Snapshot, total_kw: np.ndarray) -> np.ndarray:

@@ -127,21 +127,36 @@ def enforce_rules(idx: SiteIndex, targets: StepTargets, ctx: NodeContext,
 
 
 def _fit(idx: SiteIndex, t: StepTargets, ctx: NodeContext, known: np.ndarray, notes: list[str]) -> None:
-    grid = _grid_kw(t, ctx, idx, t.link_flow_kw)
-    for n in np.flatnonzero(known & ~ctx.battery_export_allowed & (grid < -_TOL_KW)):
-        export = -grid[n]
-        if t.battery_kw[n] > _TOL_KW:
-            cut = min(export, t.battery_kw[n])
-            t.battery_kw[n] -= cut
-            export -= cut
-            notes.append(f"node {idx.node_ids[n]}: battery discharge cut {cut:.2f} kW "
-                         "(no battery export at a FIT meter)")
-        surplus = max(_pv_kw(t, ctx)[n] - ctx.load_kw[n] - max(-t.battery_kw[n], 0.0), 0.0)
-        beyond = export - surplus
-        if beyond > _TOL_KW:
-            _trim_inflow(idx, t.link_flow_kw, int(n), beyond)
-            notes.append(f"node {idx.node_ids[n]}: link inflow cut {beyond:.2f} kW "
-                         "(it would go to the grid at a FIT meter)")
+    """Cut discharge into an export, then inflow that would be exported, at FIT meters; a
+    cut inflow leaves its sender with more to place, so this runs until nothing changes."""
+    fit = known & ~ctx.battery_export_allowed
+    for _ in range(idx.n_nodes + len(idx.links) + 1):
+        grid = _grid_kw(t, ctx, idx, t.link_flow_kw)
+        changed = False
+        for n in np.flatnonzero(fit & (grid < -_TOL_KW)):
+            changed |= _fit_node(idx, t, ctx, int(n), -float(grid[n]), notes)
+        if not changed:
+            return
+
+
+def _fit_node(idx: SiteIndex, t: StepTargets, ctx: NodeContext, n: int, export: float,
+              notes: list[str]) -> bool:
+    changed = False
+    if t.battery_kw[n] > _TOL_KW:
+        cut = min(export, t.battery_kw[n])
+        t.battery_kw[n] -= cut
+        export -= cut
+        changed = True
+        notes.append(f"node {idx.node_ids[n]}: battery discharge cut {cut:.2f} kW "
+                     "(no battery export at a FIT meter)")
+    surplus = max(_pv_kw(t, ctx)[n] - ctx.load_kw[n] - max(-t.battery_kw[n], 0.0), 0.0)
+    beyond = export - surplus
+    if beyond > _TOL_KW and link_net_in_kw(idx, t.link_flow_kw)[n] > _TOL_KW:
+        _trim_inflow(idx, t.link_flow_kw, n, beyond)
+        changed = True
+        notes.append(f"node {idx.node_ids[n]}: link inflow cut {beyond:.2f} kW "
+                     "(it would go to the grid at a FIT meter)")
+    return changed
 
 
 def _demand(idx: SiteIndex, t: StepTargets, ctx: NodeContext, known: np.ndarray,

@@ -45,13 +45,16 @@ FORESIGHT_LOOKAHEAD_DAYS = 1
 
 
 def site_for_simulation(site: SiteConfig, step_s: float, replan_s: float, horizon_h: float | None = None,
-                        time_limit_s: float | None = None) -> SiteConfig:
+                        time_limit_s: float | None = None, peak_margin_pct: float | None = None,
+                        ) -> SiteConfig:
     """``site`` with control timing set for the simulation (plan step = simulation step)."""
     update = {"plan_step_min": int(round(step_s / 60)), "replan_period_s": int(round(replan_s))}
     if horizon_h is not None:
         update["horizon_h"] = horizon_h
     if time_limit_s is not None:
         update["solver_time_limit_s"] = time_limit_s
+    if peak_margin_pct is not None:
+        update["peak_margin_pct"] = peak_margin_pct
     return site.model_copy(update={"control": site.control.model_copy(update=update)})
 
 
@@ -143,9 +146,10 @@ class ControllerPolicy:
                  outages: tuple[OutageWindow, ...], start: dt.datetime, billing) -> None:
         if policy == "foresight":
             days = FORESIGHT_WINDOW_DAYS
+            # true forecasts need no margin against forecast error
             self.site = site_for_simulation(site, step_s, days * 86400.0,
                                             horizon_h=24.0 * (days + FORESIGHT_LOOKAHEAD_DAYS),
-                                            time_limit_s=300.0)
+                                            time_limit_s=300.0, peak_margin_pct=0.0)
             self.forecast: Forecaster = truth_forecaster
             self.forecaster_name = "perfect foresight"
         else:

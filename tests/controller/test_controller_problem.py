@@ -26,10 +26,24 @@ from tests.controller.sitekit import flat_forecast, snapshot
 UTC = dt.timezone.utc
 
 
-def _problem(site, now, state=None, readings=None, unhealthy=(), pv_kw=0.0, load_kw=1.0):
+def _problem(site, now, state=None, readings=None, unhealthy=(), pv_kw=0.0, load_kw=1.0,
+             margin_pct=0.0):
+    """The problem of ``site`` with the forecast as given (``margin_pct``: the peak margin)."""
+    control = site.control.model_copy(update={"peak_margin_pct": margin_pct})
+    site = site.model_copy(update={"control": control})
     state = state or initial_state(now)
     snap = snapshot(site, now, readings, unhealthy)
     return prepare_problem(site, state, snap, flat_forecast(site, now, pv_kw, load_kw), now)
+
+
+def test_members_with_a_demand_charge_are_planned_with_a_peak_margin(misono, now):
+    readings = {"mall": NodeReading(load_kw=100.0)}
+    problem, _ = _problem(misono, now, readings=readings, load_kw=100.0, margin_pct=10.0)
+    total = problem.load_kw.sum(axis=1)
+    assert total[6, 0] == pytest.approx(100.0)  # the step under way is measured, no margin
+    assert total[6, 1:] == pytest.approx(110.0)  # the mall pays a demand charge
+    assert total[5, 1:] == pytest.approx(110.0)  # so does the store
+    assert total[0, 1:] == pytest.approx(100.0)  # homes do not
 
 
 def test_shapes_and_tier_axis(misono, now):
