@@ -145,15 +145,6 @@ class SunSpecMeter(SunSpecDevice):
         power = self._plausible(_kw(values.get("W"), self.quirks.power_sign), notes)
         return DeviceReading(ac_power_kw=power, counters=counters, grid=grid, notes=tuple(notes))
 
-    async def read_ac_power_kw(self) -> float | None:
-        return (await self.read_snapshot()).ac_power_kw
-
-    async def read_energy_counters(self) -> EnergyCounters:
-        return (await self.read_snapshot()).counters or EnergyCounters(None, None)
-
-    async def read_grid_state(self) -> GridState:
-        return (await self.read_snapshot()).grid or GridState(None, None, None)
-
 
 class SunSpecPvInverter(SunSpecDevice):
     """A SunSpec PV inverter (101-103 or 701): output power, energy, grid, PV limit."""
@@ -180,15 +171,6 @@ class SunSpecPvInverter(SunSpecDevice):
         return DeviceReading(
             ac_power_kw=None if power is None else max(power, 0.0), counters=counters, grid=grid, notes=tuple(notes)
         )
-
-    async def read_ac_power_kw(self) -> float | None:
-        return (await self.read_snapshot()).ac_power_kw
-
-    async def read_energy_counters(self) -> EnergyCounters:
-        return (await self.read_snapshot()).counters or EnergyCounters(None, None)
-
-    async def read_grid_state(self) -> GridState:
-        return (await self.read_snapshot()).grid or GridState(None, None, None)
 
     async def rated_power_kw(self) -> float | None:
         """Nameplate continuous power from model 120 [kW] (read once, then cached)."""
@@ -275,15 +257,6 @@ class SunSpecBattery(SunSpecDevice):
 
     async def read_soc_pct(self) -> float | None:
         return await self._read_soc([])
-
-    async def read_ac_power_kw(self) -> float | None:
-        return (await self.read_snapshot()).ac_power_kw
-
-    async def read_energy_counters(self) -> EnergyCounters:
-        return (await self.read_snapshot()).counters or EnergyCounters(None, None)
-
-    async def read_grid_state(self) -> GridState:
-        return (await self.read_snapshot()).grid or GridState(None, None, None)
 
     def control_method(self) -> str:
         """``704_802`` or ``123_124``: how setpoints are written to this device."""
