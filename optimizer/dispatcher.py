@@ -19,6 +19,7 @@ below, and the plan's notes give that bound gap.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import time
 
@@ -26,7 +27,7 @@ import numpy as np
 
 from optimizer.accounting import clamp_initial_stored, make_plan
 from optimizer.fallback import fallback_plan
-from optimizer.highs_model import HighsModel, SolveResult
+from optimizer.highs_model import MODE_TOL_KW, HighsModel, SolveResult
 from optimizer.layout import Binaries, binaries_needed, shape_key
 from optimizer.plan import DispatchPlan, PlanStatus, Termination
 from optimizer.problem import DispatchProblem
@@ -35,8 +36,28 @@ __all__ = ["Dispatcher", "MAX_MODE_ROUNDS", "data_modes", "solve", "step_shift"]
 
 #: Dive solves before every free mode is fixed at once [-].
 MAX_MODE_ROUNDS = 40
+#: From this dive round on, node-steps that use one side only are fixed along with the mixing
+#: ones, so that mixing cannot keep moving to them (measured on a Misono day: 2-4 solves per
+#: re-plan instead of 5-28, at no cost; fixed from the first round it sometimes ends worse
+#: than the rule-based plan on small random problems).
+ONE_SIDED_FROM_ROUND = 2
 #: Largest roll of the horizon between two solves that :func:`step_shift` looks for [steps].
 MAX_SHIFT_STEPS = 4
+
+
+@dataclasses.dataclass
+class _Slot:
+    """A persistent model of one shape and its last solution (for warm starts)."""
+
+    model: HighsModel
+    last_values: np.ndarray | None = None
+    last_problem: DispatchProblem | None = None
+
+
+#: Models kept per dispatcher [-]: a rolling horizon alternates between shapes (a plan that
+#: starts in the first or the second half of a 30-minute period has other period rows; one
+#: that crosses a month end has other tier rows), and each keeps its own warm start.
+MAX_MODELS = 4
 
 
 @dataclasses.dataclass
@@ -77,9 +98,8 @@ class Dispatcher:
     def __init__(self, all_binary: bool = False, warm_start: bool = True) -> None:
         self.all_binary = all_binary
         self.warm_start = warm_start
-        self._model: HighsModel | None = None
-        self._last_values: np.ndarray | None = None
-        self._last_problem: DispatchProblem | None = None
+        self._slots: collections.OrderedDict[tuple, _Slot] = collections.OrderedDict()
+        self._slot: _Slot | None = None
         #: Objective of the first (mode-relaxed) solve of the last call: a lower bound [JPY].
         self.relaxed_objective_jpy: float | None = None
         #: Seconds spent building the model in the last call [s] (0 when reused).
@@ -91,20 +111,20 @@ class Dispatcher:
         """Plan the dispatch for ``problem``; never raises for solver or data reasons."""
         began_s = time.perf_counter()
         stored0, grey0, notes = clamp_initial_stored(problem)
-        shift = 0
-        if self._last_problem is not None:
-            shift = step_shift(self._last_problem, problem)
-        start = _Start(stored0, grey0, shift, began_s)
         self.last_build_s, self.last_rounds = 0.0, 0
         try:
-            result, model, solver_s = self._rounds(problem, start)
+            binaries = binaries_needed(problem, self.all_binary)
+            slot = self._slot_for(problem, binaries)
+            shift = 0 if slot.last_problem is None else step_shift(slot.last_problem, problem)
+            start = _Start(stored0, grey0, shift, began_s)
+            result, model, solver_s = self._rounds(problem, start, binaries)
         except Exception as exc:  # the plan is a value: any solver failure becomes the fallback
             self._forget()
             return _fallback(problem, f"solver failed: {type(exc).__name__}: {exc}", began_s)
         if result.values is None:
             self._forget()
             return _fallback(problem, f"no solution from HiGHS ({result.detail})", began_s)
-        self._last_values, self._last_problem = result.values, problem
+        slot.last_values, slot.last_problem = result.values, problem
         status = PlanStatus.OPTIMAL if result.optimal else PlanStatus.TIME_LIMIT_FEASIBLE
         plan = make_plan(problem, model.arrays(problem, result.values), status, notes,
                          termination=result.termination, mip_gap=result.mip_gap,
@@ -126,10 +146,20 @@ class Dispatcher:
         gap = (final - bound) / max(abs(final), 1.0) if bound is not None else float("nan")
         return f"mode dive: {self.last_rounds} solves, {gap:.2%} above the relaxed bound"
 
-    def _forget(self) -> None:
-        self._model, self._last_values, self._last_problem = None, None, None
+    @property
+    def _model(self) -> HighsModel | None:
+        return None if self._slot is None else self._slot.model
 
-    def _rounds(self, problem: DispatchProblem, start: _Start) -> tuple[SolveResult, HighsModel, float]:
+    @property
+    def _last_values(self) -> np.ndarray | None:
+        return None if self._slot is None else self._slot.last_values
+
+    def _forget(self) -> None:
+        self._slots.clear()
+        self._slot = None
+
+    def _rounds(self, problem: DispatchProblem, start: _Start,
+                binaries: Binaries) -> tuple[SolveResult, HighsModel, float]:
         """Solve with relaxed modes, fix the ones that mix, solve again, until none mixes.
 
         After :data:`MAX_MODE_ROUNDS` solves, or when time is up, every mode node-step left
@@ -137,8 +167,7 @@ class Dispatcher:
         """
         opts = problem.options
         fixed = data_modes(problem)
-        binaries = binaries_needed(problem, self.all_binary)
-        model = self._model_for(problem, binaries)
+        model = self._slot.model
         solver_s, relaxed_jpy = 0.0, None
         if self.last_build_s > 0 and problem.n_links and not binaries.any:
             solver_s = _decoupled_start(model, problem, binaries, start, opts, fixed)
@@ -159,7 +188,8 @@ class Dispatcher:
                 break
             out_of_time = time.perf_counter() - start.began_s >= opts.time_limit_s
             last = self.last_rounds >= MAX_MODE_ROUNDS or out_of_time
-            fixed = _fixed_modes(model, problem, result.values, conflicts if not last else None, fixed)
+            fixed = _fixed_modes(model, problem, result.values, conflicts if not last else None,
+                                 fixed, one_sided=self.last_rounds >= ONE_SIDED_FROM_ROUND)
         self.relaxed_objective_jpy = relaxed_jpy
         return result, model, solver_s
 
@@ -187,14 +217,20 @@ class Dispatcher:
         model.set_shifted_basis(*basis, start.shift)
         return model.shifted_values_fit(self._last_values, start.shift)
 
-    def _model_for(self, problem: DispatchProblem, binaries: Binaries) -> HighsModel:
+    def _slot_for(self, problem: DispatchProblem, binaries: Binaries) -> _Slot:
+        """The model of this problem's shape (built and kept when new)."""
         key = shape_key(problem, binaries)
-        if self._model is None or self._model.key != key:
+        slot = self._slots.get(key)
+        if slot is None:
             build_start_s = time.perf_counter()
-            self._model = HighsModel(problem, binaries)
-            self._last_values, self._last_problem = None, None
+            slot = _Slot(HighsModel(problem, binaries))
             self.last_build_s += time.perf_counter() - build_start_s
-        return self._model
+            self._slots[key] = slot
+            while len(self._slots) > MAX_MODELS:
+                self._slots.popitem(last=False)
+        self._slots.move_to_end(key)
+        self._slot = slot
+        return slot
 
 
 def data_modes(problem: DispatchProblem) -> np.ndarray:
@@ -216,7 +252,7 @@ def data_modes(problem: DispatchProblem) -> np.ndarray:
 
 
 def _fixed_modes(model: HighsModel, problem: DispatchProblem, values: np.ndarray,
-                 conflicts: np.ndarray | None, fixed: np.ndarray) -> np.ndarray:
+                 conflicts: np.ndarray | None, fixed: np.ndarray, one_sided: bool) -> np.ndarray:
     """``fixed`` with each mixing node-step (every free one when ``conflicts`` is None) fixed
     to the use that dominates there: grey (1) where it drew at least as much grid energy as
     it sent or stored green, else green (0)."""
@@ -224,6 +260,12 @@ def _fixed_modes(model: HighsModel, problem: DispatchProblem, values: np.ndarray
     grey, green = model.mode_uses(problem, values)
     where = np.isnan(fixed) if conflicts is None else conflicts
     out[where] = np.where(grey[where] >= green[where], 1.0, 0.0)
+    if conflicts is not None and one_sided:
+        # Steps that use one side only keep it: mixing cannot move there in the next solve.
+        tol = MODE_TOL_KW
+        free = np.isnan(out) & problem.grid.available[None, :]
+        out[free & (grey > tol)] = 1.0
+        out[free & (green > tol)] = 0.0
     return out
 
 
