@@ -74,7 +74,7 @@ def check_rules(site: SiteConfig, result: SimResult) -> PlantRules:
         step = grey_step(grey, s["stored_kwh"][k], battery[k], grid[k], send[k], h, eta_c, eta_d,
                          bool(connected[k]))
         grey, discharge_grey[k] = step.grey_kwh, step.discharge_grey_kw
-    imp, exp = np.maximum(grid, 0.0), np.maximum(-grid, 0.0)
+    exp = np.maximum(-grid, 0.0)
     resold = resold_kw(send.T, s["pv_kw"].T, np.maximum(battery, 0.0).T, discharge_grey.T,
                        served.T, connected).T
     fit = np.array([not n.contract.battery_export_allowed for n in site.nodes])

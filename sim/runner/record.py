@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
-from gridctl.tariffs import JST
 from sim.plant.block import BlockPlant, PlantState, StepFlows
 
 __all__ = ["Recorder", "SimResult", "NODE_SERIES", "LINK_SERIES"]

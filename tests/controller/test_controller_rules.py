@@ -18,7 +18,6 @@ from gridctl.controller import (
     demand_basis_kw,
     initial_state,
     observe_billing,
-    opening_billing,
     plan_start_utc,
     step,
 )
