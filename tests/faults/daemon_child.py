@@ -4,6 +4,8 @@ Run as ``python -m tests.faults.daemon_child LEDGER BASE_ISO SPEED PROGRESS``. T
 starts at BASE and runs SPEED times faster than real time, so a parent that restarts the
 process with BASE advanced by the real time elapsed gets one continuous (accelerated) time
 line across kills. Each cycle appends ``pid cycle healthy violations`` to PROGRESS.
+
+``GRIDCTL_TEST_SOCKET`` gives the daemon an operator socket at that path (default: none).
 """
 
 from __future__ import annotations
@@ -44,8 +46,10 @@ async def main(ledger_path: Path, base: dt.datetime, speed: float, progress: Pat
     plant = Plant(clock=clock, stuck_release=bool(os.environ.get("GRIDCTL_TEST_STUCK_RELEASE")))
     site = fast_site(poll_period_s=2.0, setpoint_expiry_s=30.0, replan_period_s=600,
                      solver_time_limit_s=30.0)
+    socket = os.environ.get("GRIDCTL_TEST_SOCKET")
     daemon, ledger = build_daemon(site, clock=clock, factory=scripted_factory(plant),
-                                  ledger_path=ledger_path, socket_path=None, shipper=None)
+                                  ledger_path=ledger_path, shipper=None,
+                                  socket_path=Path(socket) if socket else None)
     out = progress.open("a", encoding="utf-8")
 
     def on_cycle(report) -> None:

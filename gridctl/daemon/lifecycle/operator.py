@@ -28,15 +28,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from gridctl.daemon.lifecycle.guard import AlreadyRunningError
+
+__all__ = ["AlreadyRunningError", "Command", "OperatorClientError", "OperatorServer",
+           "ProtocolError", "parse_request", "parse_time", "request"]
+
 log = logging.getLogger(__name__)
 
 #: Largest request line accepted [bytes]; a longer line is a protocol error.
 MAX_LINE_BYTES = 64 * 1024
 COMMANDS = ("status", "reserve", "island", "reconnect")
-
-
-class AlreadyRunningError(RuntimeError):
-    """Another daemon answers on the socket: two controllers must never drive one block."""
 
 
 class ProtocolError(ValueError):
