@@ -5,7 +5,8 @@ starts at BASE and runs SPEED times faster than real time, so a parent that rest
 process with BASE advanced by the real time elapsed gets one continuous (accelerated) time
 line across kills. Each cycle appends ``pid cycle healthy violations`` to PROGRESS.
 
-``GRIDCTL_TEST_SOCKET`` gives the daemon an operator socket at that path (default: none).
+``GRIDCTL_TEST_SOCKET`` gives the daemon an operator socket at that path (default: none);
+``GRIDCTL_TEST_NOFILE`` lowers the process's file-descriptor limit (``RLIMIT_NOFILE``) to it.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import os
+import resource
 import sys
 import time
 from pathlib import Path
@@ -65,6 +67,9 @@ async def main(ledger_path: Path, base: dt.datetime, speed: float, progress: Pat
 
 
 if __name__ == "__main__":
+    if os.environ.get("GRIDCTL_TEST_NOFILE"):
+        nofile = int(os.environ["GRIDCTL_TEST_NOFILE"])
+        resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
     args = sys.argv[1:]
     sys.exit(asyncio.run(main(Path(args[0]), dt.datetime.fromisoformat(args[1]), float(args[2]),
                               Path(args[3]))))
