@@ -77,14 +77,14 @@ def run(
         console = Console()
     _setup_logging(log_level, console)
     from gridctl.cli.emulate_launcher import EmulationError, start_emulators, stop_emulators
-    from gridctl.daemon.lifecycle.operator import AlreadyRunningError
+    from gridctl.daemon.lifecycle.guard import StartRefusedError
 
     child = None
     try:
         if emulate:
             child = start_emulators(config, site)
         code = asyncio.run(_run_daemon(site, duration, console))
-    except (EmulationError, AlreadyRunningError) as exc:
+    except (EmulationError, StartRefusedError) as exc:
         raise fail(str(exc), EXIT_RUNTIME) from None
     except OSError as exc:
         raise fail(f"{exc.filename or ''}: {exc.strerror or exc}", EXIT_RUNTIME) from None

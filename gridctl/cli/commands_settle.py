@@ -6,7 +6,9 @@ usage error (bad site file, bad readings file, unknown ledger). Errors are one l
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+from collections.abc import Iterator
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -61,6 +63,22 @@ def _existing_ledger(path: Path, site_id: str = ""):
         raise fail(str(exc), EXIT_RUNTIME) from None
 
 
+@contextlib.contextmanager
+def _sole_writer(path: Path) -> Iterator[None]:
+    """Be the ledger's only writer while the block runs, or exit 1: never write beside the daemon."""
+    from gridctl.ledger.lock import LockError, LockHeldError, hold_ledger
+
+    try:
+        lock = hold_ledger(path, "gridctl settle")
+    except LockHeldError as exc:
+        raise fail(f"{exc}; stop it first (settle verify and settle report still work while "
+                   "it runs)", EXIT_RUNTIME) from None
+    except LockError as exc:
+        raise fail(str(exc), EXIT_RUNTIME) from None
+    with lock:
+        yield
+
+
 @settle_app.command("run")
 def run(
     config: Path = typer.Option(..., "--config", "-c", help="site file (tariffs, market rules, links)"),
@@ -80,7 +98,7 @@ def run(
     if readings is None and begin is None and finish is None:
         raise fail("give --readings FILE, or --from/--to to re-settle stored readings", EXIT_CONFIG)
     try:
-        with Ledger(path, site.site.id) as ledger:
+        with _sole_writer(path), Ledger(path, site.site.id) as ledger:
             summary = settle_into_ledger(site, ledger, readings, begin, finish)
     except ReadingsFileError as exc:
         raise fail(str(exc), EXIT_CONFIG) from None
@@ -124,7 +142,7 @@ def opening(
         values[member.strip()] = kwh.strip()
     path = ledger_path or site.storage.ledger_path
     try:
-        with Ledger(path, site.site.id) as ledger:
+        with _sole_writer(path), Ledger(path, site.site.id) as ledger:
             SettlementBook(site, ledger).record_opening_month_import(at, values, source)
     except ValueError as exc:
         raise fail(str(exc), EXIT_CONFIG) from None
@@ -203,7 +221,7 @@ def push(
         site_id = site.site.id
     else:
         raise fail("give --config SITE, or --url and --database", EXIT_CONFIG)
-    with _existing_ledger(ledger_path) as ledger:
+    with _existing_ledger(ledger_path) as ledger, _sole_writer(ledger_path):
         health = health_check(transport, site_id or ledger.site_id or "gridctl")
         if not health.ok:
             raise fail(f"InfluxDB is not accepting writes: {health.detail}", EXIT_RUNTIME)

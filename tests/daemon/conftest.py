@@ -147,6 +147,7 @@ def make_daemon(tmp_path, plant):
         site = site or fast_site()
         kw.setdefault("socket_path", None)
         kw.setdefault("ledger_path", tmp_path / "ledger.sqlite")
+        kw.setdefault("runtime_dir", tmp_path / "locks")  # the site lock: per test, not /run
         daemon, ledger = build_daemon(site, clock=plant.clock, factory=scripted_factory(plant), **kw)
         made.append(ledger)
         return daemon, ledger

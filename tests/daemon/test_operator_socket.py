@@ -179,3 +179,92 @@ async def test_cli_status_talks_to_the_running_daemon(make_daemon, tmp_path):
     gone = subprocess.run(cli + ["status", "--socket", str(path)], capture_output=True, text=True,
                           timeout=60)
     assert gone.returncode == 1 and gone.stderr.count("\n") == 1 and "is 'gridctl run' running" in gone.stderr
+
+
+MALFORMED = [
+    (b'{"cmd": "island", "at": "0001-01-01T00:00:00+14:00"}', "at: '0001-01-01T00:00:00+14:00' is out of range"),
+    (b'{"cmd": "island", "at": "9999-12-31T23:59:59-14:00"}', "at: '9999-12-31T23:59:59-14:00' is out of range"),
+    (b'{"cmd": "island", "at": "9999-12-31T23:59:59Z"}', "is out of range"),
+    (b'{"cmd": "reserve", "hours_h": 5, "until": "0001-01-01T00:00+14:00"}', "until: '0001-01-01"),
+    (b'{"cmd": "island", "at": "2026-09-01T03:00:00"}', "needs a zone offset"),
+    (b"[" * 20_000 + b"]" * 20_000, "nested too deeply"),
+    (b'{"a": ' * 5_000 + b"1" + b"}" * 5_000, "nested too deeply"),
+    (b"x" * 200_000, "longer than 65536 bytes"),
+    (b'{"cmd": "st\xff\xfeatus"}', "not a JSON object"),
+    (b"\xc3\x28\xa0\xa1", "not a JSON object"),
+    (b"1" * 6000, "not a JSON object"),
+    (b'{"cmd": "reboot"}', "cmd: unknown command 'reboot'"),
+    (b'{"cmd": ["status"]}', "cmd: unknown command ['status']"),
+    (b'{"cmd": {"x": 1}}', "unknown command"),
+    (b'{"cmd": "reserve", "hours_h": "72", "until": "2026-09-01T00:00Z"}', "hours_h: must be a number"),
+    (b'{"cmd": "reserve", "hours_h": 5, "until": 5}', "until: 5 is not an ISO 8601 time"),
+    (b'{"cmd": "island", "at": null}', "at: None is not an ISO 8601 time"),
+    (b'["cmd", "status"]', "not a JSON object"),
+    (b"", "not a JSON object"),
+]
+
+
+async def test_malformed_requests_get_one_line_answers_and_the_connection_survives(make_daemon, tmp_path):
+    """Every bad request on ONE connection gets its one-line error; status still answers after."""
+    path = tmp_path / "gridctl.sock"
+    daemon, _ledger = make_daemon(socket_path=path)
+    task = asyncio.create_task(daemon.run(duration_s=None))
+    for _ in range(300):
+        await asyncio.sleep(0.01)
+        if path.exists() and daemon.cycle.count >= 1:
+            break
+    try:
+        reader, writer = await asyncio.open_unix_connection(str(path), limit=1 << 20)
+        for line, needle in MALFORMED:
+            writer.write(line + b"\n")
+            await writer.drain()
+            answer = await asyncio.wait_for(reader.readline(), 10)
+            assert answer.endswith(b"\n") and answer.count(b"\n") == 1, (line[:40], answer)
+            decoded = json.loads(answer)
+            assert decoded["ok"] is False and needle in decoded["error"], (line[:40], decoded)
+            assert len(decoded["error"]) < 200, decoded
+        writer.write(b'{"cmd": "status"}\n')
+        await writer.drain()
+        status = json.loads(await asyncio.wait_for(reader.readline(), 10))
+        assert status["ok"] is True and status["result"]["cycles"] >= 1
+        writer.close()
+        assert daemon.cycle.state.outage_windows == ()  # no bad time reached the controller
+    finally:
+        daemon.stop()
+        await task
+
+
+async def test_idle_connections_time_out_and_the_cap_evicts_the_longest_idle(tmp_path):
+    """Cap 4, idle timeout 1 s: ten idle clients never hold more than four connections, a fresh
+    client always gets its answer, the longest idle is told why it is closed, and a silent
+    connection is closed after the timeout."""
+    from gridctl.daemon.lifecycle.operator import OperatorServer
+
+    async def handler(command):
+        return {"cmd": command.cmd}
+
+    server = OperatorServer(tmp_path / "op.sock", handler, max_connections=4, idle_timeout_s=1.0)
+    await server.start()
+    try:
+        idle = [await asyncio.open_unix_connection(str(server.path)) for _ in range(10)]
+        await asyncio.sleep(0.1)
+        assert server.connections <= 4
+        reader, writer = await asyncio.open_unix_connection(str(server.path))
+        writer.write(b'{"cmd": "status"}\n')
+        assert json.loads(await asyncio.wait_for(reader.readline(), 5)) == {
+            "ok": True, "result": {"cmd": "status"}}
+        first = json.loads(await asyncio.wait_for(idle[0][0].readline(), 5))
+        assert first["ok"] is False and "idle the longest" in first["error"]
+        assert await asyncio.wait_for(idle[0][0].read(), 5) == b""  # and closed
+        last = json.loads(await asyncio.wait_for(idle[-1][0].readline(), 5))
+        assert "no request for 1 s" in last["error"]  # the newest idle one timed out
+        assert await asyncio.wait_for(idle[-1][0].read(), 5) == b""
+        for _r, w in idle + [(reader, writer)]:
+            w.close()
+        for _ in range(100):
+            await asyncio.sleep(0.02)
+            if server.connections == 0:
+                break
+        assert server.connections == 0
+    finally:
+        await server.close()

@@ -4,6 +4,9 @@ Run as ``python -m tests.faults.daemon_child LEDGER BASE_ISO SPEED PROGRESS``. T
 starts at BASE and runs SPEED times faster than real time, so a parent that restarts the
 process with BASE advanced by the real time elapsed gets one continuous (accelerated) time
 line across kills. Each cycle appends ``pid cycle healthy violations`` to PROGRESS.
+
+``GRIDCTL_TEST_SOCKET`` gives the daemon an operator socket at that path (default: none);
+``GRIDCTL_TEST_NOFILE`` lowers the process's file-descriptor limit (``RLIMIT_NOFILE``) to it.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import os
+import resource
 import sys
 import time
 from pathlib import Path
@@ -44,8 +48,10 @@ async def main(ledger_path: Path, base: dt.datetime, speed: float, progress: Pat
     plant = Plant(clock=clock, stuck_release=bool(os.environ.get("GRIDCTL_TEST_STUCK_RELEASE")))
     site = fast_site(poll_period_s=2.0, setpoint_expiry_s=30.0, replan_period_s=600,
                      solver_time_limit_s=30.0)
+    socket = os.environ.get("GRIDCTL_TEST_SOCKET")
     daemon, ledger = build_daemon(site, clock=clock, factory=scripted_factory(plant),
-                                  ledger_path=ledger_path, socket_path=None, shipper=None)
+                                  ledger_path=ledger_path, shipper=None,
+                                  socket_path=Path(socket) if socket else None)
     out = progress.open("a", encoding="utf-8")
 
     def on_cycle(report) -> None:
@@ -61,6 +67,9 @@ async def main(ledger_path: Path, base: dt.datetime, speed: float, progress: Pat
 
 
 if __name__ == "__main__":
+    if os.environ.get("GRIDCTL_TEST_NOFILE"):
+        nofile = int(os.environ["GRIDCTL_TEST_NOFILE"])
+        resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
     args = sys.argv[1:]
     sys.exit(asyncio.run(main(Path(args[0]), dt.datetime.fromisoformat(args[1]), float(args[2]),
                               Path(args[3]))))

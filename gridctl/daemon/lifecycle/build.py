@@ -17,6 +17,7 @@ from gridctl.config import SiteConfig
 from gridctl.controller import opening_billing
 from gridctl.controller.types import BillingState
 from gridctl.daemon.clock import Clock, SystemClock
+from gridctl.daemon.lifecycle.guard import runtime_dir as default_runtime_dir
 from gridctl.daemon.lifecycle.notify import Notifier
 from gridctl.daemon.lifecycle.persist import LedgerStateStore
 from gridctl.daemon.lifecycle.service import Daemon, Parts
@@ -112,7 +113,8 @@ def opening_for(site: SiteConfig, ledger: Ledger):
 def build_daemon(site: SiteConfig, *, clock: Clock | None = None,
                  factory=None, solve=None, notifier: Notifier | None = None,
                  socket_path: Path | None | str = "config", ledger_path: Path | None = None,
-                 shipper: Shipper | None | str = "config") -> tuple[Daemon, Ledger]:
+                 shipper: Shipper | None | str = "config",
+                 runtime_dir: Path | None | str = "default") -> tuple[Daemon, Ledger]:
     """A ready-to-run daemon and its ledger.
 
     Parameters
@@ -124,6 +126,9 @@ def build_daemon(site: SiteConfig, *, clock: Clock | None = None,
     shipper : Shipper, None or ``"config"``
         Outbox shipper (:class:`~gridctl.daemon.lifecycle.shipping.Shipper`); ``"config"``
         ships to ``storage.influxdb`` when configured; None ships nothing.
+    runtime_dir : Path, None or ``"default"``
+        Folder of the site lock (:func:`~gridctl.daemon.lifecycle.guard.runtime_dir` by
+        default); None takes no site or ledger lock (tests only).
     """
     clock = clock or SystemClock()
     ledger_path = Path(ledger_path or site.storage.ledger_path)
@@ -138,5 +143,6 @@ def build_daemon(site: SiteConfig, *, clock: Clock | None = None,
         periods=LedgerPeriods(site, ledger), telemetry_sink=telemetry, clock=clock,
         notifier=notifier or Notifier(),
         socket_path=site.control.socket_path if socket_path == "config" else socket_path,
-        shipper=shipper, opening=opening_for(site, ledger))
+        shipper=shipper, opening=opening_for(site, ledger), ledger_path=ledger_path,
+        runtime_dir=default_runtime_dir() if runtime_dir == "default" else runtime_dir)
     return Daemon(parts), ledger

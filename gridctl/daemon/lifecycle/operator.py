@@ -11,6 +11,15 @@ One request per line, one response per line::
     {"cmd": "island", "at": "2026-09-01T03:00:00Z"}
     {"cmd": "reconnect"}
     -> {"ok": true, "result": {...}}  or  {"ok": false, "error": "one line"}
+
+Every malformed request (bad JSON, too deep, too long, not UTF-8, a time out of range, a wrong
+type) gets a one-line ``{"ok": false}`` answer and the connection stays usable. Local processes
+must not be able to starve the daemon of file descriptors: at most :data:`MAX_CONNECTIONS`
+connections are served; a new one beyond that closes the connection idle the longest (an
+operator typing ``gridctl status`` now always gets in, while idle holders are what a stuck or
+hostile client leaves behind), and a connection without a complete request for
+:data:`IDLE_TIMEOUT_S` is closed. Repeated log lines are rate-limited
+(:mod:`~gridctl.daemon.lifecycle.lograte`).
 """
 
 from __future__ import annotations
@@ -22,21 +31,36 @@ import logging
 import os
 import socket
 import struct
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from gridctl.daemon.lifecycle.guard import AlreadyRunningError
+from gridctl.daemon.lifecycle.lograte import limit_repeats
+
+__all__ = ["AlreadyRunningError", "Command", "OperatorClientError", "OperatorServer",
+           "ProtocolError", "parse_request", "parse_time", "request"]
+
 log = logging.getLogger(__name__)
 
 #: Largest request line accepted [bytes]; a longer line is a protocol error.
 MAX_LINE_BYTES = 64 * 1024
+#: Operator connections served at once; one more closes the connection idle the longest.
+MAX_CONNECTIONS = 64
+#: A connection that sends no complete request for this long is closed [s].
+IDLE_TIMEOUT_S = 30.0
+#: Listen backlog, which is also how many connections asyncio accepts in one loop turn before
+#: the cap is applied: the daemon's operator descriptors peak near MAX_CONNECTIONS + this.
+ACCEPT_BACKLOG = 16
+#: Operator times outside [EARLIEST_UTC, LATEST_UTC) are refused (UTC arithmetic stays in range).
+EARLIEST_UTC = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST_UTC = datetime(2100, 1, 1, tzinfo=UTC)
 COMMANDS = ("status", "reserve", "island", "reconnect")
-
-
-class AlreadyRunningError(RuntimeError):
-    """Another daemon answers on the socket: two controllers must never drive one block."""
+#: Longest piece of a request quoted back in an error [characters].
+_QUOTE_CHARS = 60
 
 
 class ProtocolError(ValueError):
@@ -62,16 +86,30 @@ class Command:
     at: datetime | None = None
 
 
+def _quote(value: Any) -> str:
+    """``repr`` of a piece of a request, shortened: errors stay one short line."""
+    text = repr(value)
+    return text if len(text) <= _QUOTE_CHARS else text[:_QUOTE_CHARS] + "..."
+
+
 def parse_time(text: str, what: str) -> datetime:
-    """Parse an ISO 8601 time with a zone offset (or ``now``) into UTC."""
+    """Parse an ISO 8601 time with a zone offset (or ``now``) into UTC within 2000..2099."""
     if text == "now":
         return datetime.now(UTC)
+    if not isinstance(text, str):
+        raise ProtocolError(f"{what}: {_quote(text)} is not an ISO 8601 time (a string)")
     try:
         value = datetime.fromisoformat(text)
-    except (TypeError, ValueError):
-        raise ProtocolError(f"{what}: '{text}' is not an ISO 8601 time") from None
+    except ValueError:
+        raise ProtocolError(f"{what}: {_quote(text)} is not an ISO 8601 time") from None
     if value.tzinfo is None:
-        raise ProtocolError(f"{what}: '{text}' needs a zone offset (e.g. +09:00 or Z)")
+        raise ProtocolError(f"{what}: {_quote(text)} needs a zone offset (e.g. +09:00 or Z)")
+    try:  # compared before conversion: year 1 at +14:00 has no UTC datetime
+        inside = EARLIEST_UTC <= value < LATEST_UTC
+    except OverflowError:
+        inside = False
+    if not inside:
+        raise ProtocolError(f"{what}: {_quote(text)} is out of range (years 2000 to 2099)")
     return value.astimezone(UTC)
 
 
@@ -79,13 +117,16 @@ def parse_request(line: bytes) -> Command:
     """Validate one request line into a :class:`Command`."""
     try:
         data = json.loads(line)
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise ProtocolError("request is not a JSON object") from None
+    except RecursionError:
+        raise ProtocolError("request is nested too deeply") from None
+    except ValueError:  # JSONDecodeError, UnicodeDecodeError, an integer of 5,000 digits
+        raise ProtocolError("request is not a JSON object (UTF-8, one line)") from None
     if not isinstance(data, dict):
         raise ProtocolError("request is not a JSON object")
     cmd = data.get("cmd")
-    if cmd not in COMMANDS:
-        raise ProtocolError(f"cmd: unknown command {cmd!r} (expected one of {', '.join(COMMANDS)})")
+    if not isinstance(cmd, str) or cmd not in COMMANDS:
+        raise ProtocolError(
+            f"cmd: unknown command {_quote(cmd)} (expected one of {', '.join(COMMANDS)})")
     if cmd == "reserve":
         hours = data.get("hours_h")
         if isinstance(hours, bool) or not isinstance(hours, int | float) or not 0 <= hours <= 240:
@@ -108,6 +149,22 @@ def _peer_uid(writer: asyncio.StreamWriter) -> int | None:
         return None
 
 
+@dataclass(eq=False)
+class _Connection:
+    """One served connection: idle (waiting for a request) since ``idle_since_s``, or busy."""
+
+    writer: asyncio.StreamWriter
+    idle_since_s: float
+    busy: bool = False
+
+
+class _TooLong:
+    """A request line longer than :data:`MAX_LINE_BYTES` (already skipped up to its end)."""
+
+
+TOO_LONG = _TooLong()
+
+
 class OperatorServer:
     """Serves operator commands on a Unix socket.
 
@@ -117,14 +174,27 @@ class OperatorServer:
         Socket file; its directory is created with mode 0750 if missing.
     handler : callable
         ``async handler(Command) -> dict``; exceptions become ``{"ok": false}`` answers.
+    max_connections : int
+        Connections served at once; a new one beyond it closes the longest-idle one.
+    idle_timeout_s : float
+        A connection without a complete request for this long is closed [s].
     """
 
-    def __init__(self, path: Path, handler: Handler) -> None:
+    def __init__(self, path: Path, handler: Handler, max_connections: int = MAX_CONNECTIONS,
+                 idle_timeout_s: float = IDLE_TIMEOUT_S) -> None:
         self.path = Path(path)
         self._handler = handler
+        self.max_connections, self.idle_timeout_s = max_connections, idle_timeout_s
         self._server: asyncio.base_events.Server | None = None
+        self._connections: set[_Connection] = set()
+
+    @property
+    def connections(self) -> int:
+        """Connections open now."""
+        return len(self._connections)
 
     async def start(self) -> None:
+        limit_repeats(log, logging.getLogger("asyncio"))  # accept() under EMFILE floods the log
         self.path.parent.mkdir(mode=0o750, parents=True, exist_ok=True)
         if self.path.exists():
             with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
@@ -139,39 +209,88 @@ class OperatorServer:
         old_umask = os.umask(0o117)  # the socket is born 0660: no window with wider rights
         try:
             self._server = await asyncio.start_unix_server(
-                self._serve, path=str(self.path), limit=MAX_LINE_BYTES)
+                self._serve, path=str(self.path), limit=MAX_LINE_BYTES, backlog=ACCEPT_BACKLOG)
         finally:
             os.umask(old_umask)
         os.chmod(self.path, 0o660)
-        log.info("operator socket listening path=%s", self.path)
+        log.info("operator socket listening path=%s max_connections=%d idle_timeout_s=%g",
+                 self.path, self.max_connections, self.idle_timeout_s)
 
     async def close(self) -> None:
         if self._server is not None:
             self._server.close()
+            for connection in list(self._connections):
+                connection.writer.close()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._server.wait_closed(), 1.0)
             self._server = None
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
 
+    def _admit(self, writer: asyncio.StreamWriter) -> _Connection | None:
+        """Make room for a new connection, or None when every served one is busy."""
+        if len(self._connections) >= self.max_connections:
+            idle = [c for c in self._connections if not c.busy]
+            if not idle:
+                log.warning("operator connections all busy, refusing a new one max=%d",
+                            self.max_connections)
+                return None
+            oldest = min(idle, key=lambda c: c.idle_since_s)
+            log.warning("operator connections at the cap, closing the longest idle max=%d",
+                        self.max_connections)
+            _say(oldest.writer, {"ok": False, "error": "closed: too many operator connections "
+                                 "and this one was idle the longest"})
+            oldest.writer.close()
+            self._connections.discard(oldest)
+        connection = _Connection(writer, time.monotonic())
+        self._connections.add(connection)
+        return connection
+
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        uid = _peer_uid(writer)
+        connection = self._admit(writer)
         try:
-            while True:
-                try:
-                    line = await reader.readline()
-                except (ValueError, asyncio.LimitOverrunError):
-                    await _answer(writer, {"ok": False, "error": "request line too long"})
-                    break
-                if not line:
-                    break
-                await _answer(writer, await self._dispatch(line, uid))
+            if connection is None:
+                await _answer(writer, {"ok": False, "error": f"too many operator connections "
+                                       f"({self.max_connections}, all busy); try again"})
+                return
+            await self._requests(reader, connection, _peer_uid(writer))
         except (ConnectionError, OSError):
-            pass
+            pass  # the client went away or timed out: nothing to answer
+        except Exception as exc:  # a connection's failure must not surface as a task traceback
+            log.error("operator connection failed error=%s: %s", type(exc).__name__, exc)
         finally:
+            if connection is not None:
+                self._connections.discard(connection)
             writer.close()
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
+
+    async def _requests(self, reader: asyncio.StreamReader, connection: _Connection,
+                        uid: int | None) -> None:
+        """Answer requests until EOF, idle timeout or eviction; one answer per request.
+
+        Reading a request and writing its answer each get ``idle_timeout_s``: neither a silent
+        client nor one that never reads its answers holds a connection longer.
+        """
+        writer = connection.writer
+        while not writer.is_closing():
+            connection.busy, connection.idle_since_s = False, time.monotonic()
+            try:
+                async with asyncio.timeout(self.idle_timeout_s):
+                    line = await _read_request(reader)
+            except TimeoutError:
+                _say(writer, {"ok": False, "error": f"no request for {self.idle_timeout_s:g} s: "
+                              "closing the connection"})
+                return
+            if line is None:
+                return
+            connection.busy = True
+            if line is TOO_LONG:
+                answer = {"ok": False, "error": f"request line longer than {MAX_LINE_BYTES} bytes"}
+            else:
+                answer = await self._dispatch(line, uid)
+            async with asyncio.timeout(self.idle_timeout_s):
+                await _answer(writer, answer)
 
     async def _dispatch(self, line: bytes, uid: int | None) -> dict[str, Any]:
         try:
@@ -188,6 +307,27 @@ class OperatorServer:
         except Exception as exc:  # an operator request must never take the daemon down
             log.exception("operator command failed cmd=%s", command.cmd)
             return {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+
+
+async def _read_request(reader: asyncio.StreamReader) -> bytes | _TooLong | None:
+    """The next request line; :data:`TOO_LONG` (its bytes skipped); None at end of stream."""
+    too_long = False
+    while True:
+        try:
+            line = await reader.readuntil(b"\n")
+        except asyncio.IncompleteReadError as exc:  # end of stream: a last line without newline
+            return exc.partial if exc.partial.strip() and not too_long else None
+        except asyncio.LimitOverrunError as exc:  # drop what is buffered, keep looking for \n
+            await reader.readexactly(exc.consumed)
+            too_long = True
+            continue
+        return TOO_LONG if too_long else line
+
+
+def _say(writer: asyncio.StreamWriter, payload: dict[str, Any]) -> None:
+    """Write one answer line without waiting (to a connection about to be closed)."""
+    with contextlib.suppress(Exception):
+        writer.write(json.dumps(payload, default=str).encode() + b"\n")
 
 
 async def _answer(writer: asyncio.StreamWriter, payload: dict[str, Any]) -> None:

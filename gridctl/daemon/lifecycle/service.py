@@ -27,6 +27,7 @@ from gridctl.config import SiteConfig
 from gridctl.controller import initial_state
 from gridctl.controller.types import BillingState, ControllerState, OutageWindow, ReserveRequest
 from gridctl.daemon.clock import Clock
+from gridctl.daemon.lifecycle.guard import DaemonGuard, StartRefusedError, guard_site
 from gridctl.daemon.lifecycle.notify import Notifier
 from gridctl.daemon.lifecycle.operator import Command, OperatorServer, ProtocolError
 from gridctl.daemon.lifecycle.persist import (
@@ -75,6 +76,10 @@ class Parts:
     shipper: Shipper | None = None
     #: The billing context of a first start: ``opening(now) -> BillingState``.
     opening: Callable[[datetime], BillingState] | None = None
+    #: The ledger file and the runtime directory the daemon's locks go to
+    #: (:mod:`~gridctl.daemon.lifecycle.guard`); None for either: no guard (tests only).
+    ledger_path: Path | None = None
+    runtime_dir: Path | None = None
 
 
 class Daemon:
@@ -149,13 +154,7 @@ class Daemon:
                   on_cycle: Callable[[CycleReport], None] | None = None) -> int:
         """Run until stopped (signal, ``stop()`` or ``duration_s`` [s]); returns an exit code."""
         clock = self.parts.clock
-        if self.parts.socket_path is not None:
-            self.operator = OperatorServer(self.parts.socket_path, self.handle)
-            try:
-                await self.operator.start()
-            except OSError as exc:  # control matters more than the operator path: run without
-                log.error("operator socket unavailable path=%s error=%s", self.parts.socket_path, exc)
-                self.operator = None
+        guard = await self._start_guarded()
         self._install_signals()
         shipping = self._start_shipping()
         next_s = clock.monotonic()
@@ -180,7 +179,33 @@ class Daemon:
                 await self.shutdown()
             finally:
                 self._remove_signals()  # a second signal during shutdown still exits at once
+                guard.release()
         return 0
+
+    async def _start_guarded(self) -> DaemonGuard:
+        """Hold the site and ledger locks and open the operator socket, or refuse to start.
+
+        Raises :class:`StartRefusedError` (one line) before any device is touched: another
+        daemon controls the block, or there would be no operator path into this one.
+        """
+        parts = self.parts
+        guard = DaemonGuard(())
+        if parts.ledger_path is not None and parts.runtime_dir is not None:
+            guard = guard_site(parts.site.site.id, parts.ledger_path, parts.runtime_dir)
+        if parts.socket_path is None:
+            return guard
+        self.operator = OperatorServer(parts.socket_path, self.handle)
+        try:
+            await self.operator.start()
+        except StartRefusedError:
+            guard.release()
+            raise
+        except OSError as exc:
+            guard.release()
+            raise StartRefusedError(
+                f"{parts.socket_path}: cannot create the operator socket "
+                f"({exc.strerror or exc}); refusing to run without an operator path") from None
+        return guard
 
     def _start_shipping(self) -> asyncio.Task | None:
         """The outbox shipper's own loop in the background (None without a shipper)."""
