@@ -73,6 +73,7 @@ _TEMPLATES = {
     "greater_than_equal": "must be >= {ge}",
     "less_than": "must be < {lt}",
     "less_than_equal": "must be <= {le}",
+    "finite_number": "must be a finite number (not .inf, .nan or beyond float range like 1e999)",
 }
 
 

@@ -8,7 +8,14 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from gridctl.config.base import NonNegativeYen, PositiveFloat, StrictModel, YenPerKwh
+from gridctl.config.base import (
+    FrequencyHz,
+    NonNegativeYenPerKwh,
+    StrictModel,
+    ValueOfLostLoadJpyPerKwh,
+    VoltageV,
+    YenPerKwh,
+)
 
 
 class AuctionRules(StrictModel):
@@ -28,7 +35,7 @@ class Market(StrictModel):
     """P2P market rules. The settlement period is the Japanese 30-minute period (fixed)."""
 
     mechanism: Literal["sdr", "mmr", "uniform_auction"] = "sdr"
-    platform_fee_jpy_per_kwh: NonNegativeYen = Field(
+    platform_fee_jpy_per_kwh: NonNegativeYenPerKwh = Field(
         default=Decimal("0"), description="fee per P2P kWh, paid by the buyer [JPY/kWh]"
     )
     settlement_period_min: Literal[30] = 30
@@ -40,21 +47,21 @@ class ShedTier(StrictModel):
     """A sheddable load tier and what an unserved kWh of it costs."""
 
     tier: int = Field(ge=1, le=9)
-    value_of_lost_load_jpy_per_kwh: PositiveFloat
+    value_of_lost_load_jpy_per_kwh: ValueOfLostLoadJpyPerKwh
 
 
 class GridLimitsV(StrictModel):
     """Band of healthy grid voltage [V]."""
 
-    min_v: PositiveFloat
-    max_v: PositiveFloat
+    min_v: VoltageV
+    max_v: VoltageV
 
 
 class GridLimitsHz(StrictModel):
     """Band of healthy grid frequency [Hz]."""
 
-    min_hz: PositiveFloat
-    max_hz: PositiveFloat
+    min_hz: FrequencyHz
+    max_hz: FrequencyHz
 
 
 class Islanding(StrictModel):
@@ -66,7 +73,7 @@ class Islanding(StrictModel):
     warned_reserve_hours_h: float = Field(
         default=72.0, ge=0, le=240, description="reserve ahead of a warned outage [h]"
     )
-    critical_value_of_lost_load_jpy_per_kwh: PositiveFloat = 5000.0
+    critical_value_of_lost_load_jpy_per_kwh: ValueOfLostLoadJpyPerKwh = 5000.0
     shed_order: list[ShedTier] = Field(
         default_factory=lambda: [
             ShedTier(tier=3, value_of_lost_load_jpy_per_kwh=100.0),

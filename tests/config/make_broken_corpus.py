@@ -60,3 +60,7 @@ case("34-setpoint-expiry", "control: setpoint_expiry_s must exceed poll_period_s
 case("35-unknown-top-level", "controls: unknown key", "control:\n", "controls:\n")
 case("36-link-self", "links[0].to_router: a link joins two different routers", "to_router: home-2-dgr,", "to_router: home-1-dgr,")
 case("37-pv-without-buyback", "nodes[1].contract.buyback_tariff: a node with PV and a grid connection needs a buyback_tariff", "contract: {tariff: tepco-juryo-b, buyback_tariff: fit, contract_amperes_a: 50}", "contract: {tariff: tepco-juryo-b, contract_amperes_a: 50}", occurrence=2)
+case("38-inf-power", "nodes[0].devices[1].rating.max_charge_kw: must be a finite number", "max_charge_kw: 4.0,", "max_charge_kw: .inf,")
+case("39-overflow-capacity", "nodes[0].devices[1].rating.capacity_kwh: must be a finite number", "rating: {capacity_kwh: 9.8,", "rating: {capacity_kwh: 1e999,")
+case("40-nan-import-limit", "nodes[0].grid.import_limit_kw: must be a finite number", "grid: {import_limit_kw: 5.0,", "grid: {import_limit_kw: .nan,")
+case("41-implausible-capacity", "nodes[0].devices[1].rating.capacity_kwh: must be <= 100000.0", "rating: {capacity_kwh: 9.8,", "rating: {capacity_kwh: 1000000,")
