@@ -121,3 +121,15 @@ def test_no_non_finite_number_validates(tmp_path: Path, literal: str) -> None:
     assert [i.message for i in caught.value.issues] == [
         "must be a finite number (not .inf, .nan or beyond float range like 1e999)"
     ]
+
+
+def test_devices_behind_one_gateway_differ_by_unit_id(tmp_path: Path) -> None:
+    """Same host and port with different Modbus unit ids are different devices (a gateway)."""
+    text = site_template(2).replace(
+        "{host: 192.0.2.2, port: 502, unit_id: 1}", "{host: 192.0.2.1, port: 502, unit_id: 2}", 1
+    )
+    path = tmp_path / "site.yaml"
+    path.write_text(text)
+    site = load_site(path)
+    hosts = [d.protocol.modbus.host for _, d in site.all_devices()[:2] if d.protocol.modbus]
+    assert hosts == ["192.0.2.1", "192.0.2.1"]
