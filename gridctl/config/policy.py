@@ -5,8 +5,9 @@ from __future__ import annotations
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import AfterValidator, ConfigDict, Field, field_validator, model_validator
 
 from gridctl.config.base import (
     FrequencyHz,
@@ -143,11 +144,29 @@ class Control(StrictModel):
         return self
 
 
+def _no_credentials_in_url(url: str) -> str:
+    """Refuse ``user:password@`` and query strings (``?u=...&p=...``); never echo them."""
+    parts = urlsplit(url)
+    if parts.username is not None or parts.password is not None:
+        raise ValueError("credentials must not be in the URL (user:password@): set username and "
+                         "password_env (v1) or token_env / a credential (v2)")
+    if parts.query or parts.fragment:
+        raise ValueError("the URL must not carry a query string or fragment (credentials such as "
+                         "u=/p= belong in username and password_env)")
+    return url
+
+
+#: Base URL of an InfluxDB server, without credentials or query string.
+InfluxUrl = Annotated[str, Field(pattern=r"^https?://"), AfterValidator(_no_credentials_in_url)]
+
+
 class InfluxV2(StrictModel):
     """InfluxDB 2.x API (``/api/v2/write``). The token comes from the environment or a credential."""
 
+    model_config = ConfigDict(**StrictModel.model_config, hide_input_in_errors=True)
+
     version: Literal[2]
-    url: str = Field(pattern=r"^https?://")
+    url: InfluxUrl
     org: str = Field(min_length=1)
     bucket: str = Field(min_length=1)
     token_env: str = "GRIDCTL_INFLUXDB_TOKEN"
@@ -169,8 +188,10 @@ class InfluxV2(StrictModel):
 class InfluxV1(StrictModel):
     """InfluxDB 1.x API (``/write?db=...&rp=...``)."""
 
+    model_config = ConfigDict(**StrictModel.model_config, hide_input_in_errors=True)
+
     version: Literal[1]
-    url: str = Field(pattern=r"^https?://")
+    url: InfluxUrl
     database: str = Field(min_length=1)
     retention_policy: str | None = None
     username: str | None = None
