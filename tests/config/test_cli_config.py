@@ -69,3 +69,11 @@ def test_influx_url_with_a_password_is_refused_without_echoing_it(tmp_path: Path
         assert len(result.output.strip().splitlines()) == 1, result.output
         assert "storage.influxdb.url: " in result.output
         assert "s3cret" not in result.output
+
+
+def test_deeply_nested_yaml_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    path = tmp_path / "site.yaml"
+    path.write_text("site:\n  name: " + "[" * 500 + "]" * 500 + "\n")
+    result = runner.invoke(app, ["config", "validate", str(path)])
+    assert result.exit_code == 2, result.output
+    assert result.output.strip() == f"{path}:2: YAML nesting deeper than 64 levels"

@@ -133,3 +133,25 @@ def test_devices_behind_one_gateway_differ_by_unit_id(tmp_path: Path) -> None:
     site = load_site(path)
     hosts = [d.protocol.modbus.host for _, d in site.all_devices()[:2] if d.protocol.modbus]
     assert hosts == ["192.0.2.1", "192.0.2.1"]
+
+
+def test_deep_block_nesting_names_its_line(tmp_path: Path) -> None:
+    path = tmp_path / "site.yaml"
+    path.write_text("".join("  " * i + f"k{i}:\n" for i in range(400)) + "  " * 400 + "x: 1\n")
+    with pytest.raises(ConfigError) as caught:
+        load_site(path)
+    assert [str(i) for i in caught.value.issues] == [f"{path}:65: YAML nesting deeper than 64 levels"]
+
+
+def test_a_device_profile_that_cannot_be_loaded_is_one_issue(tmp_path: Path) -> None:
+    (tmp_path / "deep.yaml").write_text("id: " + "{a: " * 300 + "1" + "}" * 300 + "\n")
+    (tmp_path / "bad-scalar.yaml").write_text("id: x\nrevert_timeout_s: !!float sixty\n")
+    for name, line, message in (("deep.yaml", 1, "YAML nesting deeper than 64 levels"),
+                                ("bad-scalar.yaml", 2, "YAML value error: could not convert")):
+        folder = tmp_path / name.removesuffix(".yaml")
+        folder.mkdir()
+        (folder / name).write_text((tmp_path / name).read_text())
+        with pytest.raises(ConfigError) as caught:
+            load_profiles(folder)
+        (issue,) = caught.value.issues
+        assert str(issue).startswith(f"{folder / name}:{line}: {message}")

@@ -79,7 +79,7 @@ def parse_request(line: bytes) -> Command:
     """Validate one request line into a :class:`Command`."""
     try:
         data = json.loads(line)
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         raise ProtocolError("request is not a JSON object") from None
     if not isinstance(data, dict):
         raise ProtocolError("request is not a JSON object")
