@@ -40,8 +40,19 @@ SUNSPEC_MARKER = (0x5375, 0x6E53)  # "SunS"
 END_MODEL_ID = 0xFFFF
 _MAX_MODELS = 64
 
-# Modbus exception codes.
+# Modbus exception codes and their names (MODBUS Application Protocol v1.1b3, section 7).
 _ILLEGAL_ADDRESS = 0x02
+EXCEPTION_NAMES = {
+    0x01: "illegal function",
+    0x02: "illegal data address",
+    0x03: "illegal data value",
+    0x04: "server device failure",
+    0x05: "acknowledge",
+    0x06: "server device busy",
+    0x08: "memory parity error",
+    0x0A: "gateway path unavailable",
+    0x0B: "gateway target device failed to respond",
+}
 _BUSY_CODES = {0x05, 0x06}
 _GATEWAY_CODES = {0x0A, 0x0B}
 
@@ -76,6 +87,20 @@ def _tls_context(endpoint: ModbusEndpoint) -> ssl.SSLContext:
     if tls.certificate_path:
         ctx.load_cert_chain(tls.certificate_path, tls.private_key_path)
     return ctx
+
+
+class ModbusExceptionResponse(TransientDeviceError):
+    """The device answered a request with a Modbus exception ``code`` (not busy, not address)."""
+
+    def __init__(self, device: str, code: int | None, detail: str) -> None:
+        super().__init__(device, errors.EXCEPTION_RESPONSE, detail)
+        self.code = code
+
+
+def describe_exception(code: int | None) -> str:
+    """``Modbus exception 4 (server device failure)`` for a Modbus exception code."""
+    name = EXCEPTION_NAMES.get(code) if code is not None else None
+    return f"Modbus exception {code} ({name})" if name else f"Modbus exception {code}"
 
 
 class SunSpecClient:
@@ -195,7 +220,7 @@ class SunSpecClient:
         if not response.isError():
             return
         code = getattr(response, "exception_code", None)
-        detail = f"{what}: Modbus exception response {code}"
+        detail = f"device answered {describe_exception(code)} {what}"
         if code in _BUSY_CODES:
             raise TransientDeviceError(self.name, errors.BUSY, detail)
         if code in _GATEWAY_CODES:
@@ -204,7 +229,7 @@ class SunSpecClient:
             )
         if code == _ILLEGAL_ADDRESS:
             raise PermanentDeviceError(self.name, errors.BAD_ADDRESS, detail)
-        raise TransientDeviceError(self.name, errors.EXCEPTION_RESPONSE, detail)
+        raise ModbusExceptionResponse(self.name, code, detail)
 
     async def _raw_read(self, address: int, count: int) -> list[int]:
         assert self._client is not None
@@ -221,7 +246,7 @@ class SunSpecClient:
                 raise TransientDeviceError(self.name, errors.TIMEOUT, f"no response reading {start}: {exc}") from exc
             except (ConnectionException, ModbusException, OSError) as exc:
                 raise TransientDeviceError(self.name, errors.CONNECTION_LOST, f"reading {start}: {exc}") from exc
-            self._check(rr, f"reading {n} registers at {start}")
+            self._check(rr, f"at register {start} (reading {n})")
             if len(rr.registers) != n:
                 raise TransientDeviceError(self.name, errors.EXCEPTION_RESPONSE, f"short read at {start}")
             regs.extend(rr.registers)
@@ -236,7 +261,7 @@ class SunSpecClient:
             raise TransientDeviceError(self.name, errors.TIMEOUT, f"no response writing {address}: {exc}") from exc
         except (ConnectionException, ModbusException, OSError) as exc:
             raise TransientDeviceError(self.name, errors.CONNECTION_LOST, f"writing {address}: {exc}") from exc
-        self._check(wr, f"writing {len(values)} registers at {address}")
+        self._check(wr, f"at register {address} (writing {len(values)})")
 
     async def read_registers(self, address: int, count: int) -> list[int]:
         """Read ``count`` holding registers from ``address`` (chunked, retried)."""
@@ -251,19 +276,18 @@ class SunSpecClient:
         candidates = (
             (self.endpoint.base_address,) if self.endpoint.base_address is not None else SUNSPEC_BASE_ADDRESSES
         )
-        tried: list[str] = []
+        refused_at: list[tuple[int, ModbusExceptionResponse]] = []
         for base in candidates:
             try:
                 regs = await self.read_registers(base, 2)
             except PermanentDeviceError as exc:
                 if exc.reason == errors.WRONG_UNIT_ID:
                     raise
-                tried.append(f"{base}: {exc.detail}")
+                continue  # illegal data address: no register map at this base
+            except ModbusExceptionResponse as exc:
+                refused_at.append((base, exc))  # the device answered, but with an exception
                 continue
             except TransientDeviceError as exc:
-                if exc.reason == errors.EXCEPTION_RESPONSE:
-                    tried.append(f"{base}: {exc.detail}")
-                    continue
                 if self.endpoint.tls is not None and exc.reason in (errors.TIMEOUT, errors.CONNECTION_LOST):
                     # With TLS 1.3 the device checks our certificate after the handshake and
                     # then drops the session: the first request is where a rejection shows.
@@ -279,7 +303,15 @@ class SunSpecClient:
                 raise
             if tuple(regs) == SUNSPEC_MARKER:
                 return base
-            tried.append(f"{base}: no marker")
+        if refused_at:
+            # An exception such as 4 (server device failure) is not a missing marker: saying
+            # so would send the installer to check wiring and base address for nothing.
+            (first_base, first), others = refused_at[0], [b for b, _ in refused_at[1:]]
+            also = f" (and at {', '.join(map(str, others))})" if others else ""
+            raise TransientDeviceError(
+                self.name, errors.EXCEPTION_RESPONSE,
+                f"device answered {describe_exception(first.code)} at register {first_base}{also}",
+            )
         raise PermanentDeviceError(
             self.name, errors.NO_SUNSPEC_MARKER,
             "no SunSpec marker 'SunS' at " + ", ".join(str(b) for b in candidates),

@@ -24,7 +24,7 @@ _HINTS = {
     errors.CERTIFICATE_REJECTED: "certificate rejected",
     errors.SECURITY_NOT_OFFERED: "the server does not offer the configured security",
     errors.BUSY: "device busy",
-    errors.EXCEPTION_RESPONSE: "Modbus exception response",
+    errors.EXCEPTION_RESPONSE: "Modbus exception",
     errors.BAD_ADDRESS: "illegal register address",
     errors.TYPE_MISMATCH: "type mismatch",
     errors.BAD_CONFIGURATION: "configuration problem",

@@ -5,10 +5,14 @@ Each problem is a (key path, message) pair so the loader can name file, line and
 
 from __future__ import annotations
 
+import ipaddress
 from collections import Counter
 from collections.abc import Iterable
+from dataclasses import dataclass
+from urllib.parse import urlsplit
 
-from gridctl.config.devices import BatteryDevice, PvInverterDevice, RouterDevice
+from gridctl.config.devices import BatteryDevice, Protocol, PvInverterDevice, RouterDevice
+from gridctl.config.errors import format_key_path
 from gridctl.config.site import SiteConfig
 from gridctl.config.tariffs import ExportTariff, ImportTariff
 
@@ -19,7 +23,9 @@ Problem = tuple[Path, str]
 def cross_check(site: SiteConfig) -> list[Problem]:
     """All cross-field problems of ``site``, in file order (empty when the site is coherent)."""
     problems: list[Problem] = []
-    for check in (_unique_ids, _tariffs, _contracts, _profiles, _router_legs, _links, _shed_tiers):
+    checks = (_unique_ids, _unique_endpoints, _tariffs, _contracts, _profiles, _router_legs,
+              _links, _shed_tiers)
+    for check in checks:
         problems.extend(check(site))
     return problems
 
@@ -45,6 +51,64 @@ def _unique_ids(site: SiteConfig) -> list[Problem]:
                 legs = [(("nodes", i, "devices", j, "legs", k, "id"), leg.id)
                         for k, leg in enumerate(device.legs)]
                 problems += _duplicates(legs, "leg")
+    return problems
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where a device answers: what makes two devices one. ``label`` is for messages only."""
+
+    block: str
+    identity: tuple[str | int, ...]
+    label: str
+
+
+#: Default TCP port of opc.tcp:// endpoints.
+OPCUA_DEFAULT_PORT = 4840
+
+
+def _canonical_host(host: str) -> str:
+    """``host`` lower-cased, an IP address in its canonical form (``::0:1`` and ``::1`` agree)."""
+    host = host.strip().strip("[]").rstrip(".").lower()
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        return host
+
+
+def endpoint_of(protocol: Protocol) -> Endpoint | None:
+    """The endpoint a protocol block addresses (Modbus: host, port, unit; OPC UA: the URL)."""
+    if protocol.modbus is not None:
+        mb = protocol.modbus
+        host = _canonical_host(mb.host)
+        return Endpoint("modbus", (host, mb.port, mb.unit_id),
+                        f"{mb.host}:{mb.port} unit {mb.unit_id}")
+    if protocol.opcua is not None:
+        url = urlsplit(protocol.opcua.endpoint_url)
+        host = _canonical_host(url.hostname or "")
+        path = url.path.rstrip("/")
+        return Endpoint("opcua", (host, url.port or OPCUA_DEFAULT_PORT, path),
+                        protocol.opcua.endpoint_url)
+    return None
+
+
+def _unique_endpoints(site: SiteConfig) -> list[Problem]:
+    """Two devices on one endpoint would be read and written as one device twice."""
+    first_at: dict[tuple[str, tuple[str | int, ...]], tuple[str, Path]] = {}
+    problems: list[Problem] = []
+    for i, node in enumerate(site.nodes):
+        for j, device in enumerate(node.devices):
+            endpoint = endpoint_of(device.protocol)
+            if endpoint is None:
+                continue
+            path = ("nodes", i, "devices", j, "protocol", endpoint.block)
+            key = (endpoint.block, endpoint.identity)
+            if key not in first_at:
+                first_at[key] = (device.id, path)
+                continue
+            other_id, other_path = first_at[key]
+            problems.append((path, f"device '{device.id}' has the same endpoint ({endpoint.label}) "
+                                   f"as device '{other_id}' at {format_key_path(other_path)}"))
     return problems
 
 

@@ -13,11 +13,13 @@ from typing import Annotated, Literal
 from pydantic import Field, model_validator
 
 from gridctl.config.base import (
+    CostJpyPerKwh,
+    DeviceTimerS,
+    EnergyKwh,
     Identifier,
-    NonNegativeFloat,
     Percent,
-    PositiveFloat,
     PositivePercent,
+    PowerKw,
     StrictModel,
 )
 
@@ -103,8 +105,8 @@ class Protocol(StrictModel):
 class PvRating(StrictModel):
     """PV inverter and array."""
 
-    ac_kw: PositiveFloat = Field(description="inverter AC rating [kW]")
-    dc_kwp: PositiveFloat = Field(description="array peak power [kWp]")
+    ac_kw: PowerKw = Field(description="inverter AC rating [kW]")
+    dc_kwp: PowerKw = Field(description="array peak power [kWp]")
     tilt_deg: float = Field(default=30.0, ge=0, le=90)
     azimuth_deg: float = Field(default=180.0, ge=0, lt=360, description="180 = south")
     ramp_pct_per_s: PositivePercent | None = Field(default=None, description="limit ramp [%/s]")
@@ -113,15 +115,15 @@ class PvRating(StrictModel):
 class BatteryRating(StrictModel):
     """Battery energy storage system."""
 
-    capacity_kwh: PositiveFloat = Field(description="usable nameplate energy [kWh]")
-    max_charge_kw: PositiveFloat
-    max_discharge_kw: PositiveFloat
+    capacity_kwh: EnergyKwh = Field(description="usable nameplate energy [kWh]")
+    max_charge_kw: PowerKw
+    max_discharge_kw: PowerKw
     charge_efficiency_pct: PositivePercent = 95.0
     discharge_efficiency_pct: PositivePercent = 95.0
     soc_min_pct: Percent = 10.0
     soc_max_pct: Percent = 95.0
-    ramp_kw_per_s: PositiveFloat | None = None
-    wear_cost_jpy_per_kwh: NonNegativeFloat = Field(
+    ramp_kw_per_s: PowerKw | None = None
+    wear_cost_jpy_per_kwh: CostJpyPerKwh = Field(
         default=2.0, description="throughput wear cost [JPY/kWh discharged]"
     )
     self_discharge_pct_per_day: Percent = 0.1
@@ -138,13 +140,13 @@ class BatteryRating(StrictModel):
 class MeterRating(StrictModel):
     """Meter (grid connection point or sub-meter)."""
 
-    max_kw: PositiveFloat | None = Field(default=None, description="plausibility limit [kW]")
+    max_kw: PowerKw | None = Field(default=None, description="plausibility limit [kW]")
 
 
 class RouterRating(StrictModel):
     """Digital grid router converter rating."""
 
-    rated_kw: PositiveFloat
+    rated_kw: PowerKw
 
 
 class _DeviceBase(StrictModel):
@@ -183,7 +185,7 @@ class RouterLeg(StrictModel):
     kind: Literal["grid", "node", "pv", "battery", "link"]
     device: Identifier | None = Field(default=None, description="pv/battery device on this leg")
     link: Identifier | None = Field(default=None, description="link id for a 'link' leg")
-    capacity_kw: PositiveFloat
+    capacity_kw: PowerKw
 
     @model_validator(mode="after")
     def _references_match_kind(self) -> RouterLeg:
@@ -212,10 +214,14 @@ Device = Annotated[
 ]
 
 
+#: A SunSpec model id (a 16-bit register value).
+SunSpecModelId = Annotated[int, Field(ge=1, le=65535)]
+
+
 class ProfileQuirks(StrictModel):
     """Vendor behaviour the drivers must respect."""
 
-    inter_request_delay_s: NonNegativeFloat = 0.0
+    inter_request_delay_s: float = Field(default=0.0, ge=0, le=10)
     max_registers_per_read: int = Field(default=125, ge=1, le=125)
     single_client: bool = Field(default=False, description="accepts one Modbus client only")
 
@@ -235,9 +241,13 @@ class DeviceProfile(StrictModel):
     description: str = ""
     kind: Literal["pv_inverter", "battery", "meter", "router"]
     protocol: Literal["modbus_sunspec", "opcua_router"]
-    models_expected: list[int] = Field(default_factory=list, description="SunSpec model ids")
-    control_models: list[int] = Field(default_factory=list, description="models used to write")
-    revert_timeout_s: PositiveFloat = Field(default=60.0, description="device fail-safe timer [s]")
+    models_expected: list[SunSpecModelId] = Field(
+        default_factory=list, description="SunSpec model ids"
+    )
+    control_models: list[SunSpecModelId] = Field(
+        default_factory=list, description="models used to write"
+    )
+    revert_timeout_s: DeviceTimerS = Field(default=60.0, description="device fail-safe timer [s]")
     signs: SignFlips = SignFlips()
     quirks: ProfileQuirks = ProfileQuirks()
 

@@ -13,6 +13,16 @@ from pydantic import ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from ruamel.yaml.tokens import (
+    BlockEndToken,
+    BlockMappingStartToken,
+    BlockSequenceStartToken,
+    FlowMappingEndToken,
+    FlowMappingStartToken,
+    FlowSequenceEndToken,
+    FlowSequenceStartToken,
+)
 
 from gridctl.config.checks import cross_check
 from gridctl.config.devices import DeviceProfile
@@ -22,6 +32,13 @@ from gridctl.config.site import SiteConfig
 #: Key of a site file naming the folder of device profiles, relative to the site file.
 PROFILES_DIR_KEY = "device_profiles_dir"
 DEFAULT_PROFILES_DIR = "devices"
+#: Deepest nesting of collections a YAML input may have. Real site files nest less than 10
+#: levels; ruamel's recursive parser would overflow the stack at a few hundred.
+MAX_NESTING_DEPTH = 64
+
+_OPENING = (BlockMappingStartToken, BlockSequenceStartToken, FlowMappingStartToken,
+            FlowSequenceStartToken)
+_CLOSING = (BlockEndToken, FlowMappingEndToken, FlowSequenceEndToken)
 
 
 def read_yaml(path: Path) -> Any:
@@ -33,7 +50,8 @@ def read_yaml(path: Path) -> Any:
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError([ConfigIssue(path, 0, "", f"cannot read file: {exc}")]) from None
     try:
-        return YAML(typ="rt").load(text)
+        too_deep_line = _line_too_deep(text)
+        tree = None if too_deep_line else YAML(typ="rt").load(text)
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else 0
@@ -41,6 +59,60 @@ def read_yaml(path: Path) -> Any:
         raise ConfigError([ConfigIssue(path, line, "", f"YAML syntax error: {problem}")]) from None
     except YAMLError as exc:
         raise ConfigError([ConfigIssue(path, 0, "", f"YAML error: {exc}")]) from None
+    except (RecursionError, MemoryError) as exc:
+        issue = ConfigIssue(path, 0, "", f"YAML too complex to load ({type(exc).__name__})")
+        raise ConfigError([issue]) from None
+    except Exception as exc:  # noqa: BLE001 - ruamel's constructors raise ValueError, TypeError...
+        line = _line_of_bad_scalar(text)
+        raise ConfigError([ConfigIssue(path, line, "", f"YAML value error: {exc}")]) from None
+    if too_deep_line:
+        message = f"YAML nesting deeper than {MAX_NESTING_DEPTH} levels"
+        raise ConfigError([ConfigIssue(path, too_deep_line, "", message)])
+    return tree
+
+
+def _line_too_deep(text: str) -> int:
+    """1-based line where collections nest deeper than MAX_NESTING_DEPTH; 0 if they never do.
+
+    Scanning tokens is iterative in ruamel (parsing and composing are recursive), so this is
+    safe on any input; a scanner error propagates as the usual syntax error.
+    """
+    depth = 0
+    for token in YAML(typ="rt").scan(text):
+        if isinstance(token, _OPENING):
+            depth += 1
+            if depth > MAX_NESTING_DEPTH:
+                return token.start_mark.line + 1
+        elif isinstance(token, _CLOSING):
+            depth -= 1
+    return 0
+
+
+def _line_of_bad_scalar(text: str) -> int:
+    """1-based line of the first scalar ruamel cannot construct (``2025-13-45``, ``!!int x``)."""
+    try:
+        yaml = YAML(typ="rt")
+        root = yaml.compose(text)
+        constructor = yaml.constructor
+    except Exception:  # noqa: BLE001 - only a line number is wanted; 0 says unknown
+        return 0
+    pending: list[Node] = [root] if root is not None else []
+    seen: set[int] = set()
+    while pending:
+        node = pending.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, ScalarNode):
+            try:
+                constructor.construct_object(node, deep=True)
+            except Exception:  # noqa: BLE001 - this is the scalar that failed
+                return node.start_mark.line + 1
+        elif isinstance(node, SequenceNode):
+            pending.extend(reversed(node.value))
+        elif isinstance(node, MappingNode):
+            pending.extend(n for pair in reversed(node.value) for n in reversed(pair))
+    return 0
 
 
 def _line_of(tree: Any, loc: tuple[str | int, ...]) -> tuple[int, tuple[str | int, ...]]:
@@ -73,6 +145,7 @@ _TEMPLATES = {
     "greater_than_equal": "must be >= {ge}",
     "less_than": "must be < {lt}",
     "less_than_equal": "must be <= {le}",
+    "finite_number": "must be a finite number (not .inf, .nan or beyond float range like 1e999)",
 }
 
 

@@ -5,10 +5,18 @@ from __future__ import annotations
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import AfterValidator, ConfigDict, Field, field_validator, model_validator
 
-from gridctl.config.base import NonNegativeYen, PositiveFloat, StrictModel, YenPerKwh
+from gridctl.config.base import (
+    FrequencyHz,
+    NonNegativeYenPerKwh,
+    StrictModel,
+    ValueOfLostLoadJpyPerKwh,
+    VoltageV,
+    YenPerKwh,
+)
 
 
 class AuctionRules(StrictModel):
@@ -28,7 +36,7 @@ class Market(StrictModel):
     """P2P market rules. The settlement period is the Japanese 30-minute period (fixed)."""
 
     mechanism: Literal["sdr", "mmr", "uniform_auction"] = "sdr"
-    platform_fee_jpy_per_kwh: NonNegativeYen = Field(
+    platform_fee_jpy_per_kwh: NonNegativeYenPerKwh = Field(
         default=Decimal("0"), description="fee per P2P kWh, paid by the buyer [JPY/kWh]"
     )
     settlement_period_min: Literal[30] = 30
@@ -40,21 +48,21 @@ class ShedTier(StrictModel):
     """A sheddable load tier and what an unserved kWh of it costs."""
 
     tier: int = Field(ge=1, le=9)
-    value_of_lost_load_jpy_per_kwh: PositiveFloat
+    value_of_lost_load_jpy_per_kwh: ValueOfLostLoadJpyPerKwh
 
 
 class GridLimitsV(StrictModel):
     """Band of healthy grid voltage [V]."""
 
-    min_v: PositiveFloat
-    max_v: PositiveFloat
+    min_v: VoltageV
+    max_v: VoltageV
 
 
 class GridLimitsHz(StrictModel):
     """Band of healthy grid frequency [Hz]."""
 
-    min_hz: PositiveFloat
-    max_hz: PositiveFloat
+    min_hz: FrequencyHz
+    max_hz: FrequencyHz
 
 
 class Islanding(StrictModel):
@@ -66,7 +74,7 @@ class Islanding(StrictModel):
     warned_reserve_hours_h: float = Field(
         default=72.0, ge=0, le=240, description="reserve ahead of a warned outage [h]"
     )
-    critical_value_of_lost_load_jpy_per_kwh: PositiveFloat = 5000.0
+    critical_value_of_lost_load_jpy_per_kwh: ValueOfLostLoadJpyPerKwh = 5000.0
     shed_order: list[ShedTier] = Field(
         default_factory=lambda: [
             ShedTier(tier=3, value_of_lost_load_jpy_per_kwh=100.0),
@@ -136,11 +144,29 @@ class Control(StrictModel):
         return self
 
 
+def _no_credentials_in_url(url: str) -> str:
+    """Refuse ``user:password@`` and query strings (``?u=...&p=...``); never echo them."""
+    parts = urlsplit(url)
+    if parts.username is not None or parts.password is not None:
+        raise ValueError("credentials must not be in the URL (user:password@): set username and "
+                         "password_env (v1) or token_env / a credential (v2)")
+    if parts.query or parts.fragment:
+        raise ValueError("the URL must not carry a query string or fragment (credentials such as "
+                         "u=/p= belong in username and password_env)")
+    return url
+
+
+#: Base URL of an InfluxDB server, without credentials or query string.
+InfluxUrl = Annotated[str, Field(pattern=r"^https?://"), AfterValidator(_no_credentials_in_url)]
+
+
 class InfluxV2(StrictModel):
     """InfluxDB 2.x API (``/api/v2/write``). The token comes from the environment or a credential."""
 
+    model_config = ConfigDict(**StrictModel.model_config, hide_input_in_errors=True)
+
     version: Literal[2]
-    url: str = Field(pattern=r"^https?://")
+    url: InfluxUrl
     org: str = Field(min_length=1)
     bucket: str = Field(min_length=1)
     token_env: str = "GRIDCTL_INFLUXDB_TOKEN"
@@ -162,8 +188,10 @@ class InfluxV2(StrictModel):
 class InfluxV1(StrictModel):
     """InfluxDB 1.x API (``/write?db=...&rp=...``)."""
 
+    model_config = ConfigDict(**StrictModel.model_config, hide_input_in_errors=True)
+
     version: Literal[1]
-    url: str = Field(pattern=r"^https?://")
+    url: InfluxUrl
     database: str = Field(min_length=1)
     retention_policy: str | None = None
     username: str | None = None

@@ -7,7 +7,16 @@ from typing import Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from gridctl.config.base import Identifier, NonNegativeFloat, Percent, PositiveFloat, StrictModel
+from gridctl.config.base import (
+    AnnualEnergyKwh,
+    DemandChargeJpyPerKwMonth,
+    Identifier,
+    NonNegativePowerKw,
+    Percent,
+    PowerKw,
+    StrictModel,
+    VoltageV,
+)
 from gridctl.config.devices import (
     BatteryDevice,
     Device,
@@ -30,7 +39,7 @@ class SiteInfo(StrictModel):
     longitude_deg: float = Field(ge=-180, le=180)
     altitude_m: float = Field(default=0.0, ge=-500, le=9000)
     nominal_frequency_hz: Literal[50, 60] = 50
-    nominal_voltage_v: PositiveFloat = 202.0
+    nominal_voltage_v: VoltageV = 202.0
 
     @field_validator("timezone")
     @classmethod
@@ -48,11 +57,11 @@ class Contract(StrictModel):
     tariff: Identifier = Field(description="import tariff id")
     buyback_tariff: Identifier | None = Field(default=None, description="export tariff id")
     contract_amperes_a: int | None = Field(default=None, ge=10, le=60)
-    contract_kw: PositiveFloat | None = Field(default=None, description="for low/high-voltage kW contracts")
+    contract_kw: PowerKw | None = Field(default=None, description="for low/high-voltage kW contracts")
     battery_export_allowed: bool = Field(
         default=False, description="battery may discharge to the grid (needs difference metering)"
     )
-    demand_charge_jpy_per_kw_month: NonNegativeFloat = Field(
+    demand_charge_jpy_per_kw_month: DemandChargeJpyPerKwMonth = Field(
         default=0.0,
         description="basic charge per kW of contracted demand and month [JPY/kW-month]; the "
         "contracted kW is the highest 30-minute average import over demand_window_months; "
@@ -74,7 +83,7 @@ class Contract(StrictModel):
 class LoadSpec(StrictModel):
     """A member's consumption and how it splits into critical and sheddable parts."""
 
-    annual_kwh: PositiveFloat = Field(description="yearly consumption [kWh]")
+    annual_kwh: AnnualEnergyKwh = Field(description="yearly consumption [kWh]")
     profile: Literal["h25", "convenience_store", "shopping_mall", "office"] = "h25"
     critical_share_pct: Percent = Field(default=15.0, description="share that is never shed [%]")
     shed_tier: int = Field(default=1, ge=1, le=9, description="tier of the non-critical share")
@@ -83,8 +92,8 @@ class LoadSpec(StrictModel):
 class GridConnection(StrictModel):
     """The member's connection to the utility grid."""
 
-    import_limit_kw: PositiveFloat
-    export_limit_kw: NonNegativeFloat
+    import_limit_kw: PowerKw
+    export_limit_kw: NonNegativePowerKw
 
 
 class Node(StrictModel):
@@ -126,7 +135,7 @@ class Link(StrictModel):
     id: Identifier
     from_router: Identifier
     to_router: Identifier
-    capacity_kw: PositiveFloat
+    capacity_kw: PowerKw
     efficiency_pct: float = Field(default=98.0, gt=0, le=100)
 
 

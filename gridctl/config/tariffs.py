@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from gridctl.config.base import Identifier, NonNegativeYen, StrictModel, YenPerKwh
+from gridctl.config.base import MAX_ANNUAL_KWH, Identifier, NonNegativeYen, StrictModel, YenPerKwh
 
 
 class Rounding(StrictModel):
@@ -28,7 +28,9 @@ class Rounding(StrictModel):
 class EnergyTier(StrictModel):
     """A block of monthly consumption at one unit price."""
 
-    up_to_kwh: Decimal | None = Field(default=None, gt=0, description="null: unbounded top tier")
+    up_to_kwh: Decimal | None = Field(
+        default=None, gt=0, le=Decimal(MAX_ANNUAL_KWH), description="null: unbounded top tier"
+    )
     price_jpy_per_kwh: YenPerKwh
 
 

@@ -8,6 +8,7 @@ mean the batch or the credentials are wrong).
 
 from __future__ import annotations
 
+import base64
 import os
 import urllib.error
 import urllib.parse
@@ -49,7 +50,8 @@ class V1Transport:
         Target database.
     retention_policy : str, optional
     username, password : str, optional
-        Basic credentials (sent as ``u``/``p`` query parameters as the 1.x API expects).
+        Credentials, sent in an ``Authorization: Basic`` header (which the 1.x API accepts),
+        never as ``u``/``p`` query parameters: a query string ends up in proxy and access logs.
     timeout_s : float
         Socket timeout [s].
     """
@@ -61,9 +63,7 @@ class V1Transport:
         query = {"db": database, "precision": "ns"}
         if retention_policy:
             query["rp"] = retention_policy
-        if username:
-            query["u"] = username
-            query["p"] = password or ""
+        self._authorization = _basic_authorization(username, password) if username else None
         self._endpoint = f"{url.rstrip('/')}/write?{urllib.parse.urlencode(query)}"
         self._timeout_s = timeout_s
         self.description = f"influxdb v1 {url} db={database}"
@@ -72,6 +72,8 @@ class V1Transport:
         body = "\n".join(lines).encode()
         request = urllib.request.Request(self._endpoint, data=body, method="POST")
         request.add_header("Content-Type", "text/plain; charset=utf-8")
+        if self._authorization is not None:
+            request.add_header("Authorization", self._authorization)
         try:
             with urllib.request.urlopen(request, timeout=self._timeout_s) as response:
                 status = response.status
@@ -83,6 +85,12 @@ class V1Transport:
             raise SinkError(f"{self.description}: {reason}") from None
         if status != 204:
             raise SinkError(f"{self.description}: HTTP {status} instead of 204", _transient(status), status)
+
+
+def _basic_authorization(username: str, password: str | None) -> str:
+    """HTTP Basic ``Authorization`` header value (RFC 7617, UTF-8)."""
+    pair = f"{username}:{password or ''}".encode()
+    return "Basic " + base64.b64encode(pair).decode("ascii")
 
 
 class V2Transport:

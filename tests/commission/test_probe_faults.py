@@ -171,3 +171,12 @@ async def test_probe_passes_at_night(tmp_path: Path) -> None:
         assert by_check(results, "home-1-meter")["sign"][0] == PASS
     finally:
         await emulated.stop()
+
+
+async def test_modbus_exception_at_probe_is_named_not_taken_for_a_missing_marker(home1) -> None:
+    emulated, devices = home1
+    emulated.sunspec["home-1-meter"].faults.exception_code = 4
+    results = await probe_all([devices.binding("home-1-meter")], FAST)
+    status, detail = by_check(results, "home-1-meter")["connect"]
+    assert status == FAIL
+    assert detail == "device answered Modbus exception 4 (server device failure) at register 40000"

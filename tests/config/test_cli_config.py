@@ -57,3 +57,23 @@ def test_init_writes_a_template_that_validates(tmp_path: Path) -> None:
 def test_version() -> None:
     result = runner.invoke(app, ["--version"])
     assert result.exit_code == 0 and result.output.startswith("gridctl ")
+
+
+def test_influx_url_with_a_password_is_refused_without_echoing_it(tmp_path: Path) -> None:
+    broken = ROOT / "tests" / "config" / "broken" / "44-influx-url-credentials.yaml"
+    for url in ("http://gridctl:s3cret@127.0.0.1:8086", "http://127.0.0.1:8086/?u=gridctl&p=s3cret"):
+        path = tmp_path / "site.yaml"
+        path.write_text(broken.read_text().replace("http://gridctl:s3cret@127.0.0.1:8086", url))
+        result = runner.invoke(app, ["config", "validate", str(path)])
+        assert result.exit_code == 2
+        assert len(result.output.strip().splitlines()) == 1, result.output
+        assert "storage.influxdb.url: " in result.output
+        assert "s3cret" not in result.output
+
+
+def test_deeply_nested_yaml_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    path = tmp_path / "site.yaml"
+    path.write_text("site:\n  name: " + "[" * 500 + "]" * 500 + "\n")
+    result = runner.invoke(app, ["config", "validate", str(path)])
+    assert result.exit_code == 2, result.output
+    assert result.output.strip() == f"{path}:2: YAML nesting deeper than 64 levels"

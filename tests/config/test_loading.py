@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
 from gridctl.config import ConfigError, load_profiles, load_site
 from gridctl.config.schema import site_json_schema_text
+from gridctl.config.template import site_template
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = ROOT / "configs"
@@ -87,3 +89,69 @@ def test_loaded_site_is_frozen() -> None:
     site = load_site(CONFIGS / "misono.yaml")
     with pytest.raises(Exception):
         site.control.poll_period_s = 9  # type: ignore[misc]
+
+
+def _unbounded_numbers(node: object, where: str) -> list[str]:
+    """Key paths in a JSON schema of numbers with neither a maximum nor a fixed set of values."""
+    found: list[str] = []
+    if isinstance(node, dict):
+        numeric = node.get("type") in ("number", "integer")
+        fixed = "const" in node or "enum" in node
+        if numeric and not fixed and not {"maximum", "exclusiveMaximum"} & node.keys():
+            found.append(where)
+        for key, value in node.items():
+            found += _unbounded_numbers(value, f"{where}/{key}")
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            found += _unbounded_numbers(value, f"{where}[{i}]")
+    return found
+
+
+def test_every_number_in_the_schema_has_an_upper_bound() -> None:
+    schema = json.loads(site_json_schema_text())
+    assert _unbounded_numbers(schema, "") == []
+
+
+@pytest.mark.parametrize("literal", [".inf", "-.inf", ".nan", "1e999", "-1e999"])
+def test_no_non_finite_number_validates(tmp_path: Path, literal: str) -> None:
+    path = tmp_path / "site.yaml"
+    path.write_text(site_template(2).replace("max_charge_kw: 4.0", f"max_charge_kw: {literal}", 1))
+    with pytest.raises(ConfigError) as caught:
+        load_site(path)
+    assert [i.message for i in caught.value.issues] == [
+        "must be a finite number (not .inf, .nan or beyond float range like 1e999)"
+    ]
+
+
+def test_devices_behind_one_gateway_differ_by_unit_id(tmp_path: Path) -> None:
+    """Same host and port with different Modbus unit ids are different devices (a gateway)."""
+    text = site_template(2).replace(
+        "{host: 192.0.2.2, port: 502, unit_id: 1}", "{host: 192.0.2.1, port: 502, unit_id: 2}", 1
+    )
+    path = tmp_path / "site.yaml"
+    path.write_text(text)
+    site = load_site(path)
+    hosts = [d.protocol.modbus.host for _, d in site.all_devices()[:2] if d.protocol.modbus]
+    assert hosts == ["192.0.2.1", "192.0.2.1"]
+
+
+def test_deep_block_nesting_names_its_line(tmp_path: Path) -> None:
+    path = tmp_path / "site.yaml"
+    path.write_text("".join("  " * i + f"k{i}:\n" for i in range(400)) + "  " * 400 + "x: 1\n")
+    with pytest.raises(ConfigError) as caught:
+        load_site(path)
+    assert [str(i) for i in caught.value.issues] == [f"{path}:65: YAML nesting deeper than 64 levels"]
+
+
+def test_a_device_profile_that_cannot_be_loaded_is_one_issue(tmp_path: Path) -> None:
+    (tmp_path / "deep.yaml").write_text("id: " + "{a: " * 300 + "1" + "}" * 300 + "\n")
+    (tmp_path / "bad-scalar.yaml").write_text("id: x\nrevert_timeout_s: !!float sixty\n")
+    for name, line, message in (("deep.yaml", 1, "YAML nesting deeper than 64 levels"),
+                                ("bad-scalar.yaml", 2, "YAML value error: could not convert")):
+        folder = tmp_path / name.removesuffix(".yaml")
+        folder.mkdir()
+        (folder / name).write_text((tmp_path / name).read_text())
+        with pytest.raises(ConfigError) as caught:
+            load_profiles(folder)
+        (issue,) = caught.value.issues
+        assert str(issue).startswith(f"{folder / name}:{line}: {message}")

@@ -42,7 +42,8 @@ def test_requests_are_validated_with_one_line_errors():
     for line, needle in [(b"nonsense", "not a JSON object"), (b'{"cmd": "reboot"}', "unknown command"),
                          (b'{"cmd": "reserve", "hours_h": -1, "until": "2026-09-01T00:00Z"}', "hours_h"),
                          (b'{"cmd": "reserve", "hours_h": 5, "until": "2026-09-01T00:00"}', "zone offset"),
-                         (b'{"cmd": "island", "at": "tomorrow"}', "not an ISO 8601")]:
+                         (b'{"cmd": "island", "at": "tomorrow"}', "not an ISO 8601"),
+                         (b"[" * 5000 + b"]" * 5000, "nested too deeply")]:
         with pytest.raises(ProtocolError, match=needle):
             parse_request(line)
 

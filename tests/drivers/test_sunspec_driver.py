@@ -346,3 +346,20 @@ async def test_implausible_power_is_dropped(sunspec_factory) -> None:
         assert reading.ac_power_kw is None and any("plausible" in n for n in reading.notes)
     finally:
         await meter.close()
+
+
+async def test_exception_4_at_discovery_is_reported_as_such_not_as_no_marker(sunspec_factory) -> None:
+    emu = await sunspec_factory("meter")
+    emu.faults.exception_code = 4
+    meter = SunSpecMeter(endpoint(emu, base_address=40000), DeviceQuirks(retries=0))
+    with pytest.raises(TransientDeviceError) as info:
+        await meter.connect()
+    assert info.value.reason == errors.EXCEPTION_RESPONSE
+    assert info.value.detail == "device answered Modbus exception 4 (server device failure) at register 40000"
+    await meter.close()
+    emu.faults.exception_code = None
+    await meter.connect()  # the device recovered: found as usual
+    try:
+        assert meter.client.base_address == 40000
+    finally:
+        await meter.close()

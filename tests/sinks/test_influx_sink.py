@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
@@ -252,3 +253,70 @@ def test_a_malformed_line_is_parked_not_blocking(influxdb, influx_database, tmp_
         assert rejected[1] == bad and "400" in rejected[2]
         assert shipper.rejected_rows == 1 and shipper.status().consecutive_failures == 0
     assert count(influxdb, influx_database, "power_kw", "telemetry") == 5
+
+
+class _RecordingProxy(http.server.BaseHTTPRequestHandler):
+    """Forwards every request unchanged to the real server and records what was sent.
+
+    Only a recorder: authentication is done by the real auth-enabled influxd behind it, the
+    proxy just lets the test see the request line (where ``p=`` used to travel).
+    """
+
+    upstream = ""
+    seen: list[tuple[str, str]] = []
+
+    def do_POST(self):  # noqa: N802 - http.server naming
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        authorization = self.headers.get("Authorization", "")
+        self.seen.append((self.requestline, authorization))
+        request = urllib.request.Request(self.upstream + self.path, data=body, method="POST")
+        for name in ("Authorization", "Content-Type"):
+            if self.headers.get(name):
+                request.add_header(name, self.headers[name])
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                status, payload = response.status, response.read()
+        except urllib.error.HTTPError as exc:
+            status, payload = exc.code, exc.read()
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def auth_proxy(influxdb_auth):
+    handler = type("Recorder", (_RecordingProxy,), {"upstream": influxdb_auth.url, "seen": []})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", handler
+    server.shutdown()
+    server.server_close()
+
+
+def test_v1_credentials_travel_in_the_header_not_the_url(influxdb_auth, auth_proxy, tmp_path):
+    url, handler = auth_proxy
+    database = influxdb_auth.create_database()
+    user, password = influxdb_auth.auth
+    with Ledger(tmp_path / "l.sqlite", "misono") as ledger:
+        ledger.record_many(settled_august()[:2])
+        shipper = OutboxShipper(ledger, V1Transport(url, database, username=user, password=password))
+        assert shipper.drain() == 2 * (1 + len(misono().nodes))
+    assert count(influxdb_auth, database, "bill_jpy", "settlement_member") == 2 * len(misono().nodes)
+    assert handler.seen
+    for request_line, authorization in handler.seen:
+        assert "p=" not in request_line and password not in request_line
+        assert authorization.startswith("Basic ")
+
+
+def test_v1_wrong_password_is_refused_not_echoed(influxdb_auth, tmp_path):
+    database = influxdb_auth.create_database()
+    transport = V1Transport(influxdb_auth.url, database, username="gridctl", password="wrong-one")
+    with pytest.raises(SinkError) as info:
+        transport.write(["probe value=1 1785542400000000000"])
+    assert info.value.status == 401 and not info.value.transient
+    assert "wrong-one" not in str(info.value)

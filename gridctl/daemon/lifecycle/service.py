@@ -93,8 +93,7 @@ class Daemon:
         recorder_json = parts.store.get(RECORDER_KEY)
         recorder = Recorder(expected_channels(site), site.market.grace_period_s, parts.periods,
                             RecorderState.from_json(recorder_json) if recorder_json else None)
-        cap_s = max(0.1, 0.4 * site.control.poll_period_s)
-        self.fleet = Fleet(site, parts.factory, cap_s)
+        self.fleet = Fleet(site, parts.factory)
         forecaster = HistoryForecaster(site)
         self.planner = ThreadPlanner(site, parts.solve, forecaster, clock)
         self.telemetry = TelemetryRecorder(site.site.id, site.storage.telemetry_period_s,

@@ -1,5 +1,11 @@
 """The block's devices as seen by the daemon: connect, read and write with per-device timeouts.
 
+The configured ``timeout_s`` of a device is a per-request timeout, enforced by its driver on
+every Modbus or OPC UA request. A read or write of several requests is given that timeout for
+each of them: the handle's own deadline is only a backstop against a hung driver, and no cycle
+budget ever cuts a slow but answering device below its configured timeout (such a device makes
+the cycle longer; the other devices are read concurrently and are not affected).
+
 Each device sits behind a :class:`DeviceHandle` that owns its fault: a timeout, a lost
 connection or garbage (any driver exception) marks that device faulted for this cycle, closes
 it and schedules a reconnect with exponential backoff; the other devices are not affected.
@@ -37,6 +43,13 @@ BACKOFF_MAX_S = 30.0
 PERMANENT_RETRY_S = 60.0
 #: Least time allowed for connecting (a secure OPC UA session needs a few seconds) [s].
 CONNECT_TIMEOUT_S = 15.0
+#: Requests one driver operation may need, each with its full per-request timeout: a battery
+#: read is 2 requests, a setpoint write or a heartbeat at most 2 (with its first scale-factor
+#: read). The operation's deadline is this many timeouts: a backstop for a hung driver only.
+REQUESTS_PER_OPERATION = 4
+#: Requests a connect may make (base discovery, model chain walk, identity) before it is
+#: given up, each with the device's per-request timeout.
+CONNECT_REQUESTS = 32
 
 DriverFactory = Callable[[SiteConfig, str], Any]
 
@@ -68,7 +81,7 @@ class DeviceHandle:
     config : Device
         The validated device configuration (ratings, legs).
     timeout_s : float
-        Limit for one connect, read or write [s].
+        The device's configured per-request timeout [s]; its driver enforces it per request.
     fault : str or None
         Fault of the last operation, None when healthy.
     """
@@ -132,6 +145,11 @@ class DeviceHandle:
         self.stats["writes"] += done
         return done
 
+    @property
+    def operation_timeout_s(self) -> float:
+        """Backstop deadline of one read, write or heartbeat: every request its full timeout [s]."""
+        return self.timeout_s * REQUESTS_PER_OPERATION
+
     def can(self, capability: Any) -> bool:
         """``isinstance(driver, capability)``, cached: protocol checks are slow (~20 us each)."""
         known = self._caps.get(capability)
@@ -142,7 +160,7 @@ class DeviceHandle:
     async def _heartbeat(self, now_s: float) -> bool:
         """Send a heartbeat; a device that has no heartbeat point just gets none from now on."""
         try:
-            async with asyncio.timeout(self.timeout_s):
+            async with asyncio.timeout(self.operation_timeout_s):
                 await self.driver.write_heartbeat()
             return True
         except PermanentDeviceError as exc:
@@ -160,7 +178,7 @@ class DeviceHandle:
             return
         d = self.driver
         with contextlib.suppress(Exception):
-            async with asyncio.timeout(self.timeout_s):
+            async with asyncio.timeout(self.operation_timeout_s):
                 if isinstance(d, WritesBatteryPower):
                     await d.write_battery_power_kw(None, revert_s)
                 if isinstance(d, WritesPvLimit):
@@ -184,7 +202,7 @@ class DeviceHandle:
         if self.driver is None:
             self.driver = self.factory(self.site, self.device_id)
             self._caps = {}
-        limit_s = max(CONNECT_TIMEOUT_S, self.timeout_s)
+        limit_s = max(CONNECT_TIMEOUT_S, self.timeout_s * CONNECT_REQUESTS)
         try:
             async with asyncio.timeout(limit_s):
                 await self.driver.connect()
@@ -216,12 +234,18 @@ class DeviceHandle:
         return True
 
     async def _guard(self, operation, now_s: float, what: str):
-        """Run ``operation`` with the device timeout; turn every failure into this device's fault."""
+        """Run ``operation`` under the backstop deadline; every failure becomes this device's fault.
+
+        A request that times out is reported by the driver (per-request timeout) as a transient
+        error; the deadline here only ends an operation that hangs beyond all its requests.
+        """
+        limit_s = self.operation_timeout_s
         try:
-            async with asyncio.timeout(self.timeout_s):
+            async with asyncio.timeout(limit_s):
                 return await operation
         except TimeoutError:
-            await self._fail(f"{what}: timed out after {self.timeout_s:g} s", now_s, False)
+            await self._fail(f"{what}: timed out after {limit_s:g} s "
+                             f"({REQUESTS_PER_OPERATION} x {self.timeout_s:g} s)", now_s, False)
         except PermanentDeviceError as exc:
             await self._fail(f"{what}: {exc.detail}", now_s, True)
         except asyncio.CancelledError:
@@ -253,18 +277,16 @@ class Fleet:
     factory : callable
         ``factory(site, device_id)`` returns an unconnected driver implementing the
         capability protocols of :mod:`drivers.capabilities`.
-    read_timeout_cap_s : float
-        Upper bound of any single device operation [s] (keeps a cycle inside its period).
     """
 
-    def __init__(self, site: SiteConfig, factory: DriverFactory, read_timeout_cap_s: float) -> None:
+    def __init__(self, site: SiteConfig, factory: DriverFactory) -> None:
         self.site = site
         self.handles: dict[str, DeviceHandle] = {}
         for node, device in site.all_devices():
             proto = device.protocol
-            own_s = (proto.modbus or proto.opcua).timeout_s
+            request_timeout_s = (proto.modbus or proto.opcua).timeout_s
             self.handles[device.id] = DeviceHandle(
-                device.id, node.id, device, factory, site, min(own_s, read_timeout_cap_s))
+                device.id, node.id, device, factory, site, request_timeout_s)
 
     async def read_all(self, now_s: float) -> tuple[dict[str, DeviceReading | None], dict[str, str | None]]:
         """Read every device concurrently; readings and faults per device id."""
