@@ -160,7 +160,8 @@ class InfluxV2(StrictModel):
 
 
 class InfluxV1(StrictModel):
-    """InfluxDB 1.x API (``/write?db=...&rp=...``)."""
+    """InfluxDB 1.x API (``/write?db=...&rp=...``). The password (with ``username``) comes from a
+    credential or the environment, never the file."""
 
     version: Literal[1]
     url: str = Field(pattern=r"^https?://")
@@ -168,6 +169,9 @@ class InfluxV1(StrictModel):
     retention_policy: str | None = None
     username: str | None = None
     password_env: str = "GRIDCTL_INFLUXDB_PASSWORD"
+    password_credential: str = Field(
+        default="influxdb-password", description="file name under $CREDENTIALS_DIRECTORY"
+    )
 
 
 Influx = Annotated[InfluxV2 | InfluxV1, Field(discriminator="version")]
