@@ -28,6 +28,12 @@ def _grid(value: float | None) -> str:
     return f"{abs(value):.2f} {'in' if value > 0.0005 else 'out' if value < -0.0005 else ''}".strip()
 
 
+def _health(s: dict[str, Any]) -> str:
+    """``healthy``, else the health in capitals (``DEGRADED``, ``UNCONTROLLED``)."""
+    health = s.get("health") or ("healthy" if s.get("healthy") else "unhealthy")
+    return health if health == "healthy" else health.upper()
+
+
 def summary_lines(s: dict[str, Any]) -> list[str]:
     """Mode, cycle, plan, reserve and settlement, one fact per line."""
     devices = s.get("devices", {})
@@ -38,7 +44,7 @@ def summary_lines(s: dict[str, Any]) -> list[str]:
     lines = [
         f"site {s['site']}: mode {s['mode']} since {s['mode_since_utc']}",
         f"last cycle {s['last_cycle_utc']} ({s['last_cycle_ms']} ms), cycles {s['cycles']}, "
-        f"{'healthy' if s['healthy'] else 'UNHEALTHY'}",
+        f"{_health(s)}",
         f"devices: {ok}/{len(devices)} ok",
     ]
     if plan:
@@ -148,7 +154,7 @@ def _head_lines(s: dict[str, Any]) -> list[str]:
     return [
         f"{s['site']}  {s['mode'].upper()} since {_stamp(s['mode_since_utc'])} UTC",
         f"cycle {s['cycles']} at {_hm(s['last_cycle_utc'])} ({s['last_cycle_ms']:.0f} ms) "
-        f"{'healthy' if s['healthy'] else 'UNHEALTHY'}  devices {ok}/{len(devices)} ok"
+        f"{_health(s)}  devices {ok}/{len(devices)} ok"
         if s.get("last_cycle_ms") is not None else "no cycle yet",
         f"{plan_text}{'  FALLBACK' if s.get('fallback') else ''}  reserve "
         + (f"{reserve['hours_h']:g} h to {_stamp(reserve['until_utc'])}" if reserve else "default"),

@@ -312,12 +312,14 @@ class Daemon:
         return status_of(self)
 
     def status_line(self) -> str:
-        """One line for systemd's STATUS."""
+        """One line for systemd's STATUS, led by the health (``degraded: 3/27 devices ok; ...``)."""
+        from gridctl.daemon.lifecycle.status import daemon_health
+
         last = self.cycle.last
-        faults = sum(1 for v in self.fleet.health().values() if v is not None)
+        health, ok, devices = daemon_health(self)
         ms = f"{last.duration_s * 1000:.0f} ms" if last else "-"
-        return (f"{self.cycle.state.mode.value}; cycle {ms}; {faults} device faults; "
-                f"{self.cycle.recorder.backlog()} periods pending")
+        return (f"{health.value}: {ok}/{devices} devices ok; {self.cycle.state.mode.value}; "
+                f"cycle {ms}; {self.cycle.recorder.backlog()} periods pending")
 
 
 def _end_window(window: OutageWindow, now: datetime) -> OutageWindow | None:
