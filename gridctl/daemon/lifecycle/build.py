@@ -57,13 +57,21 @@ class LedgerPeriods:
 
 
 class LedgerTelemetry:
-    """Telemetry into the ledger's outbox (line protocol), with a cached backlog count."""
+    """Telemetry into the ledger's outbox (line protocol), with a cached backlog count.
 
-    def __init__(self, site_id: str, ledger: Ledger) -> None:
-        self.site_id, self.ledger = site_id, ledger
+    With ``ship`` false (no InfluxDB configured) nothing is queued: rows nobody will ever send
+    would only fill the disk. Settlements are still recorded (and queued) by the ledger itself;
+    ``gridctl settle push`` can send them once InfluxDB is configured.
+    """
+
+    def __init__(self, site_id: str, ledger: Ledger, ship: bool = True) -> None:
+        self.site_id, self.ledger, self.ship = site_id, ledger, ship
         self._backlog = 0
 
     def enqueue_telemetry(self, points: list[TelemetryPoint]) -> None:
+        if not self.ship:
+            self.refresh()
+            return
         lines = [telemetry_point(self.site_id, p.tags.get("node", p.measurement), p.at_utc,
                                  p.fields, p.tags.get("node", "")) for p in points]
         self.ledger.enqueue_telemetry(lines)
@@ -130,7 +138,10 @@ def build_daemon(site: SiteConfig, *, clock: Clock | None = None,
     ledger = Ledger(ledger_path, site.site.id, clock=clock.now)
     if shipper == "config":
         shipper = shipper_for(site, ledger_path, clock.now)
-    telemetry = LedgerTelemetry(site.site.id, ledger)
+    # Telemetry is queued only for a sink: InfluxDB configured (rows wait for a missing
+    # credential or an outage), or a shipper given by the caller.
+    ships = site.storage.influxdb is not None or shipper is not None
+    telemetry = LedgerTelemetry(site.site.id, ledger, ship=ships)
     telemetry.refresh()
     parts = Parts(
         site=site, factory=factory or default_factory,
