@@ -93,7 +93,19 @@ def status_text(s: dict[str, Any]) -> str:
         lines.append(f"transition {t['at_utc']}: {t['from']} -> {t['to']}")
     lines.append(f"periods waiting for settlement: {s['periods_pending']}; "
                  f"outbox backlog: {s['outbox_backlog']} rows")
+    if (shipping := shipping_line(s)) is not None:
+        lines.append(shipping)
     return "\n".join(lines)
+
+
+def shipping_line(s: dict[str, Any]) -> str | None:
+    """Why shipping to InfluxDB fails, since when and the next try (None: it does not fail)."""
+    sh = s.get("shipper") or {}
+    if not sh.get("consecutive_failures"):
+        return None
+    what = sh.get("rejected") or f"failing ({sh['consecutive_failures']} tries)"
+    return (f"shipping {what} since {sh.get('failing_since_utc')}, retry in "
+            f"{sh['retry_in_s']:.0f} s: {sh.get('last_error')}")
 
 
 def _members_table(s: dict[str, Any]):
@@ -176,6 +188,8 @@ def render(s: dict[str, Any]):
     events = [f"{_hm(t['at_utc'])} {t['from']}→{t['to']}" for t in s.get("transitions", [])]
     faults = [f"{i}: {d['fault']}" for i, d in s.get("devices", {}).items() if not d["ok"]]
     faults += [f"stage {k}: {v}" for k, v in s.get("stage_faults", {}).items()]
+    if (shipping := shipping_line(s)) is not None:
+        faults.append(shipping)
     if s.get("solver_fault"):
         faults.append(f"solver: {s['solver_fault']}")
     tail = [Text(_links_line(s)),

@@ -177,9 +177,14 @@ def settlement_view(daemon) -> dict[str, Any]:
 def shipper_view(shipper) -> dict[str, Any] | None:
     """The outbox shipper's :class:`~gridctl.sinks.ShipperStatus` (None: no shipper, or no
     round yet): ``backlog_rows``, ``oldest_age_s`` [s], ``shipped_rows`` (since start),
-    ``consecutive_failures``, ``last_error`` and ``retry_in_s`` [s] (0 when healthy)."""
+    ``consecutive_failures``, ``last_error``, ``retry_in_s`` [s] (0 when healthy),
+    ``last_status`` (HTTP), ``failing_since_utc`` and ``rejected``."""
     status = shipper.status() if shipper is not None else None
-    return None if status is None else dataclasses.asdict(status)
+    if status is None:
+        return None
+    view = dataclasses.asdict(status)
+    view["failing_since_utc"] = _iso(status.failing_since_utc)
+    return view
 
 
 def status_of(daemon) -> dict[str, Any]:
