@@ -551,7 +551,12 @@ class _Transaction:
         ledger._depth -= 1
         savepoint = f"nested_{ledger._depth}" if ledger._depth else None
         if exc_type is None:
-            ledger._db.execute(f"RELEASE {savepoint}" if savepoint else "COMMIT")
+            try:
+                ledger._db.execute(f"RELEASE {savepoint}" if savepoint else "COMMIT")
+            except sqlite3.Error as commit_error:  # a full disk fails here, at the WAL write
+                if not savepoint and ledger._db.in_transaction:
+                    ledger._db.execute("ROLLBACK")  # nothing half-kept; the next write starts clean
+                raise LedgerError(f"{ledger.path}: {commit_error}") from commit_error
             return False
         if savepoint:
             ledger._db.execute(f"ROLLBACK TO {savepoint}")
