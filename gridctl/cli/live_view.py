@@ -95,6 +95,8 @@ def status_text(s: dict[str, Any]) -> str:
                  f"outbox backlog: {s['outbox_backlog']} rows")
     if (shipping := shipping_line(s)) is not None:
         lines.append(shipping)
+    if s.get("storage_error"):
+        lines.append(f"storage failing: {s['storage_error']}")
     return "\n".join(lines)
 
 
@@ -190,6 +192,8 @@ def render(s: dict[str, Any]):
     faults += [f"stage {k}: {v}" for k, v in s.get("stage_faults", {}).items()]
     if (shipping := shipping_line(s)) is not None:
         faults.append(shipping)
+    if s.get("storage_error"):
+        faults.append(f"storage failing: {s['storage_error']}")
     if s.get("solver_fault"):
         faults.append(f"solver: {s['solver_fault']}")
     tail = [Text(_links_line(s)),

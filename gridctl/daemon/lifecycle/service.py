@@ -29,6 +29,7 @@ from gridctl.controller.types import BillingState, ControllerState, OutageWindow
 from gridctl.daemon.clock import Clock
 from gridctl.daemon.lifecycle.notify import Notifier
 from gridctl.daemon.lifecycle.operator import Command, OperatorServer, ProtocolError
+from gridctl.daemon.lifecycle.storage import STORAGE_ERRORS, StorageHealth, Store
 from gridctl.daemon.lifecycle.persist import (
     FORECAST_KEY,
     RECORDER_KEY,
@@ -75,6 +76,8 @@ class Parts:
     shipper: Shipper | None = None
     #: The billing context of a first start: ``opening(now) -> BillingState``.
     opening: Callable[[datetime], BillingState] | None = None
+    #: Shared with the ledger adapters: failing writes, logged rate-limited (None: a new one).
+    storage: StorageHealth | None = None
 
 
 class Daemon:
@@ -83,6 +86,7 @@ class Daemon:
     def __init__(self, parts: Parts) -> None:
         self.parts = parts
         site, clock = parts.site, parts.clock
+        self.storage = parts.storage or StorageHealth(clock)
         now = clock.now()
         state = self._restore_state(now)
         recorder_json = parts.store.get(RECORDER_KEY)
@@ -139,6 +143,10 @@ class Daemon:
             text = forecaster.export()
             if text is not None:
                 self.parts.store.put(FORECAST_KEY, text, now)
+        except STORAGE_ERRORS as exc:  # a full disk: retried next period, logged rate-limited
+            self.storage.failed(Store.LEDGER, exc)
+            self._forecast_saved = period
+            return
         except Exception as exc:  # retried next cycle; control does not depend on it
             log.warning("forecast history not saved error=%s", exc)
             return
@@ -276,9 +284,13 @@ class Daemon:
         try:
             self.parts.store.put(STATE_KEY, state_to_json(self.cycle.state), now)
             self.parts.store.put(RECORDER_KEY, self.cycle.recorder.state.to_json(), now)
+        except STORAGE_ERRORS as exc:  # a full disk: the next cycle tries again, logged rate-limited
+            self.storage.failed(Store.LEDGER, exc)
+            return
         except Exception as exc:  # the next cycle tries again
             log.error("state not persisted error=%s", exc)
             return
+        self.storage.succeeded()
         self._persisted_s = now_s
         self.cycle.state_changed = False
         self.cycle.recorder.dirty = False

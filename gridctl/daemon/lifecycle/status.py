@@ -28,20 +28,20 @@ class Health(str, enum.Enum):
     STARTING = "starting"
     #: Every control stage ran and every device answered.
     HEALTHY = "healthy"
-    #: Control runs, but some devices (or a recording/planning stage) fault.
+    #: Control runs, but some devices (or a recording/planning stage, or storage writes) fault.
     DEGRADED = "degraded"
     #: No device answers, or a control stage failed: nothing in the block is being controlled.
     UNCONTROLLED = "uncontrolled"
 
 
-def health_of(report, devices_ok: int, devices: int) -> Health:
+def health_of(report, devices_ok: int, devices: int, storage_failing: bool = False) -> Health:
     """The :class:`Health` of a cycle ``report`` (None: no cycle yet) with ``devices_ok`` of
-    ``devices`` reachable."""
+    ``devices`` reachable; ``storage_failing``: ledger or outbox writes fail (a full disk)."""
     if report is None:
         return Health.STARTING
     if not report.healthy or (devices > 0 and devices_ok == 0):
         return Health.UNCONTROLLED
-    if devices_ok < devices or report.stage_faults:
+    if devices_ok < devices or report.stage_faults or storage_failing:
         return Health.DEGRADED
     return Health.HEALTHY
 
@@ -50,7 +50,8 @@ def daemon_health(daemon) -> tuple[Health, int, int]:
     """``(health, devices_ok, devices)`` of a running daemon."""
     faults = [h.fault for h in daemon.fleet.handles.values()]
     ok = sum(1 for f in faults if f is None)
-    return health_of(daemon.cycle.last, ok, len(faults)), ok, len(faults)
+    failing = daemon.storage.error is not None
+    return health_of(daemon.cycle.last, ok, len(faults), failing), ok, len(faults)
 
 
 def _iso(value) -> str | None:
@@ -236,6 +237,7 @@ def status_of(daemon) -> dict[str, Any]:
                         for t, a, b, n in list(cycle.transitions)[-RECENT_TRANSITIONS:]],
         "periods_pending": cycle.recorder.backlog(),
         "settlement_fault": cycle.recorder.last_error,
+        "storage_error": daemon.storage.error,
         "outbox_backlog": sink.backlog() if sink is not None else 0,
         "shipper": shipper_view(daemon.parts.shipper),
         "telemetry_thinned": daemon.telemetry.thinned,
