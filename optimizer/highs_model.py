@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import highspy
+from highspy.highs import _Highs
 import numpy as np
 
 from optimizer.accounting import node_net_send_kw, period_peaks_kw, tier_fill_kwh
@@ -76,6 +77,20 @@ def _changed(before: np.ndarray | None, after: np.ndarray) -> np.ndarray:
     return before != after
 
 
+
+def quiet_highs() -> _Highs:
+    """A HiGHS solver that never writes to stdout (not even its banner).
+
+    ``highspy.Highs()`` calls a solver method in its constructor (it enables callbacks), which
+    prints the "Running HiGHS ..." banner before ``output_flag`` can be set. The solver object
+    itself (its base class) takes the options first; nothing here uses the Python callbacks.
+    """
+    highs = _Highs()
+    highs.setOptionValue("output_flag", False)
+    highs.setOptionValue("log_to_console", False)
+    return highs
+
+
 class HighsModel:
     """A persistent HiGHS model for one problem shape.
 
@@ -91,8 +106,7 @@ class HighsModel:
         self.key = shape_key(problem, binaries)
         self.layout = Layout(problem, binaries)
         self.masks = self.layout.masks
-        self.highs = highspy.Highs()
-        self.highs.setOptionValue("output_flag", False)
+        self.highs = quiet_highs()
         self.is_mip = False
         self._pushed: dict[str, np.ndarray] = {}
         #: Column values and row activities of the last solve with a solution.

@@ -28,6 +28,12 @@ def _grid(value: float | None) -> str:
     return f"{abs(value):.2f} {'in' if value > 0.0005 else 'out' if value < -0.0005 else ''}".strip()
 
 
+def _health(s: dict[str, Any]) -> str:
+    """``healthy``, else the health in capitals (``DEGRADED``, ``UNCONTROLLED``)."""
+    health = s.get("health") or ("healthy" if s.get("healthy") else "unhealthy")
+    return health if health == "healthy" else health.upper()
+
+
 def summary_lines(s: dict[str, Any]) -> list[str]:
     """Mode, cycle, plan, reserve and settlement, one fact per line."""
     devices = s.get("devices", {})
@@ -38,7 +44,7 @@ def summary_lines(s: dict[str, Any]) -> list[str]:
     lines = [
         f"site {s['site']}: mode {s['mode']} since {s['mode_since_utc']}",
         f"last cycle {s['last_cycle_utc']} ({s['last_cycle_ms']} ms), cycles {s['cycles']}, "
-        f"{'healthy' if s['healthy'] else 'UNHEALTHY'}",
+        f"{_health(s)}",
         f"devices: {ok}/{len(devices)} ok",
     ]
     if plan:
@@ -87,7 +93,21 @@ def status_text(s: dict[str, Any]) -> str:
         lines.append(f"transition {t['at_utc']}: {t['from']} -> {t['to']}")
     lines.append(f"periods waiting for settlement: {s['periods_pending']}; "
                  f"outbox backlog: {s['outbox_backlog']} rows")
+    if (shipping := shipping_line(s)) is not None:
+        lines.append(shipping)
+    if s.get("storage_error"):
+        lines.append(f"storage failing: {s['storage_error']}")
     return "\n".join(lines)
+
+
+def shipping_line(s: dict[str, Any]) -> str | None:
+    """Why shipping to InfluxDB fails, since when and the next try (None: it does not fail)."""
+    sh = s.get("shipper") or {}
+    if not sh.get("consecutive_failures"):
+        return None
+    what = sh.get("rejected") or f"failing ({sh['consecutive_failures']} tries)"
+    return (f"shipping {what} since {sh.get('failing_since_utc')}, retry in "
+            f"{sh['retry_in_s']:.0f} s: {sh.get('last_error')}")
 
 
 def _members_table(s: dict[str, Any]):
@@ -148,7 +168,7 @@ def _head_lines(s: dict[str, Any]) -> list[str]:
     return [
         f"{s['site']}  {s['mode'].upper()} since {_stamp(s['mode_since_utc'])} UTC",
         f"cycle {s['cycles']} at {_hm(s['last_cycle_utc'])} ({s['last_cycle_ms']:.0f} ms) "
-        f"{'healthy' if s['healthy'] else 'UNHEALTHY'}  devices {ok}/{len(devices)} ok"
+        f"{_health(s)}  devices {ok}/{len(devices)} ok"
         if s.get("last_cycle_ms") is not None else "no cycle yet",
         f"{plan_text}{'  FALLBACK' if s.get('fallback') else ''}  reserve "
         + (f"{reserve['hours_h']:g} h to {_stamp(reserve['until_utc'])}" if reserve else "default"),
@@ -170,6 +190,10 @@ def render(s: dict[str, Any]):
     events = [f"{_hm(t['at_utc'])} {t['from']}→{t['to']}" for t in s.get("transitions", [])]
     faults = [f"{i}: {d['fault']}" for i, d in s.get("devices", {}).items() if not d["ok"]]
     faults += [f"stage {k}: {v}" for k, v in s.get("stage_faults", {}).items()]
+    if (shipping := shipping_line(s)) is not None:
+        faults.append(shipping)
+    if s.get("storage_error"):
+        faults.append(f"storage failing: {s['storage_error']}")
     if s.get("solver_fault"):
         faults.append(f"solver: {s['solver_fault']}")
     tail = [Text(_links_line(s)),

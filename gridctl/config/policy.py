@@ -186,7 +186,8 @@ class InfluxV2(StrictModel):
 
 
 class InfluxV1(StrictModel):
-    """InfluxDB 1.x API (``/write?db=...&rp=...``)."""
+    """InfluxDB 1.x API (``/write?db=...&rp=...``). The password (with ``username``) comes from a
+    credential or the environment, never the file."""
 
     model_config = ConfigDict(**StrictModel.model_config, hide_input_in_errors=True)
 
@@ -196,6 +197,9 @@ class InfluxV1(StrictModel):
     retention_policy: str | None = None
     username: str | None = None
     password_env: str = "GRIDCTL_INFLUXDB_PASSWORD"
+    password_credential: str = Field(
+        default="influxdb-password", description="file name under $CREDENTIALS_DIRECTORY"
+    )
 
 
 Influx = Annotated[InfluxV2 | InfluxV1, Field(discriminator="version")]

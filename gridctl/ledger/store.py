@@ -23,6 +23,7 @@ import datetime as dt
 import functools
 import hashlib
 import json
+import os
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -131,6 +132,18 @@ def _utc_now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
+#: Mode of a new ledger file [octal]: it holds every member's billing data, so the owner only.
+#: SQLite gives its ``-wal`` and ``-shm`` files the database file's mode.
+LEDGER_MODE = 0o600
+
+
+def _create_private(path: Path) -> None:
+    """Create ``path`` empty with :data:`LEDGER_MODE` whatever the umask (an existing file is
+    left as it is: a clerk may open a copy that is not theirs)."""
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, LEDGER_MODE))
+
+
 def _locked(method: Callable) -> Callable:
     """Serialise use of the connection: the daemon calls the ledger from worker threads."""
 
@@ -167,6 +180,7 @@ class Ledger:
         self._depth = 0  # open transactions: 0 none, 1 BEGIN, more are savepoints inside it
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            _create_private(self.path)
             self._lock = threading.RLock()
             self._db = sqlite3.connect(self.path, isolation_level=None, timeout=30.0, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
@@ -537,7 +551,12 @@ class _Transaction:
         ledger._depth -= 1
         savepoint = f"nested_{ledger._depth}" if ledger._depth else None
         if exc_type is None:
-            ledger._db.execute(f"RELEASE {savepoint}" if savepoint else "COMMIT")
+            try:
+                ledger._db.execute(f"RELEASE {savepoint}" if savepoint else "COMMIT")
+            except sqlite3.Error as commit_error:  # a full disk fails here, at the WAL write
+                if not savepoint and ledger._db.in_transaction:
+                    ledger._db.execute("ROLLBACK")  # nothing half-kept; the next write starts clean
+                raise LedgerError(f"{ledger.path}: {commit_error}") from commit_error
             return False
         if savepoint:
             ledger._db.execute(f"ROLLBACK TO {savepoint}")

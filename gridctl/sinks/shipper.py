@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import http
 import logging
+import random
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -48,8 +50,17 @@ class ShipperStatus:
         Points acknowledged since start.
     consecutive_failures : int
     last_error : str or None
+        The last failure, one line (the server's answer included).
     retry_in_s : float
         Current backoff delay [s] (0 when healthy).
+    last_status : int or None
+        HTTP status of the last failure (None: no answer, e.g. connection refused).
+    failing_since_utc : datetime or None
+        Start of the current run of failures.
+    rejected : str or None
+        ``"rejected: 401 unauthorized"`` while InfluxDB refuses the credentials or the target
+        (401, 403, 404): waiting does not help, a configuration change does; retried only at
+        the longest back-off.
     """
 
     backlog_rows: int
@@ -58,6 +69,20 @@ class ShipperStatus:
     consecutive_failures: int
     last_error: str | None
     retry_in_s: float
+    last_status: int | None = None
+    failing_since_utc: dt.datetime | None = None
+    rejected: str | None = None
+
+
+#: HTTP statuses that mean the credentials or the target are wrong, not that InfluxDB is busy.
+REJECTED_STATUSES = frozenset({401, 403, 404})
+
+
+def rejection(status: int | None) -> str | None:
+    """``"rejected: 401 unauthorized"`` for a status of :data:`REJECTED_STATUSES`, else None."""
+    if status not in REJECTED_STATUSES:
+        return None
+    return f"rejected: {status} {http.HTTPStatus(status).phrase.lower()}"
 
 
 def _utc_now() -> dt.datetime:
@@ -75,24 +100,48 @@ class OutboxShipper:
     batch_size : int
         Points per HTTP request.
     backoff_initial_s, backoff_max_s : float
-        First and largest retry delay [s]; the delay doubles per consecutive failure.
+        First and largest retry delay [s]; the delay doubles per consecutive failure, and a
+        random jitter takes up to half of it off (many boxes do not retry in step). A rejection
+        (401, 403, 404) waits ``backoff_max_s`` at once.
     idle_s : float
         Poll interval when the outbox is empty [s].
+    rng : random.Random, optional
+        Source of the jitter (seeded in tests).
     """
 
     def __init__(
         self, outbox: Outbox, transport: Transport, batch_size: int = 5000,
         backoff_initial_s: float = 1.0, backoff_max_s: float = 300.0, idle_s: float = 5.0,
-        clock: Callable[[], dt.datetime] = _utc_now,
+        clock: Callable[[], dt.datetime] = _utc_now, rng: random.Random | None = None,
     ) -> None:
         self._outbox, self._transport = outbox, transport
         self.batch_size = batch_size
         self._initial, self._max, self._idle = backoff_initial_s, backoff_max_s, idle_s
         self._clock = clock
+        self._rng = rng or random.Random()
         self._shipped = 0
         self._failures = 0
         self._last_error: str | None = None
+        self._last_status: int | None = None
+        self._failing_since: dt.datetime | None = None
+        self._delay_s = 0.0
         self.rejected_rows = 0
+
+    def _failed(self, error: str, status: int | None = None) -> None:
+        """Count a failure and draw the next delay: doubling, capped, with jitter."""
+        self._failures += 1
+        self._last_error, self._last_status = error, status
+        if self._failing_since is None:
+            self._failing_since = self._clock()
+        if rejection(status) is not None:
+            self._delay_s = self._max
+            return
+        nominal = min(self._max, self._initial * 2 ** (self._failures - 1))
+        self._delay_s = nominal * (1.0 - 0.5 * self._rng.random())
+
+    def _succeeded(self) -> None:
+        self._failures, self._last_error, self._last_status = 0, None, None
+        self._failing_since, self._delay_s = None, 0.0
 
     def ship_once(self) -> int:
         """Send the oldest batch; returns how many rows were acknowledged (0: outbox empty).
@@ -109,13 +158,12 @@ class OutboxShipper:
             self._transport.write([line for _, line in rows])
         except SinkError as exc:
             if exc.status != 400:
-                self._failures += 1
-                self._last_error = str(exc)
+                self._failed(str(exc), exc.status)
                 raise
             self._one_by_one(rows)  # a malformed line must not block the outbox forever
         else:
             self._outbox.outbox_delete([row_id for row_id, _ in rows])
-        self._failures, self._last_error = 0, None
+        self._succeeded()
         self._shipped += len(rows)
         return len(rows)
 
@@ -129,8 +177,7 @@ class OutboxShipper:
                 self._transport.write([line])
             except SinkError as exc:
                 if exc.status != 400:
-                    self._failures += 1
-                    self._last_error = str(exc)
+                    self._failed(str(exc), exc.status)
                     raise
                 log.error("outbox row rejected by the server row_id=%d error=%s", row_id, exc)
                 self._outbox.outbox_reject(row_id, str(exc))
@@ -146,10 +193,8 @@ class OutboxShipper:
         return total
 
     def retry_delay_s(self) -> float:
-        """Delay before the next attempt after the current run of failures [s]."""
-        if self._failures == 0:
-            return 0.0
-        return min(self._max, self._initial * 2 ** (self._failures - 1))
+        """Delay before the next attempt after the current run of failures [s] (0: none)."""
+        return self._delay_s if self._failures else 0.0
 
     async def run(self, stop: asyncio.Event,
                   offload: Callable[[Callable[[], int]], Awaitable[int]] | None = None) -> None:
@@ -168,29 +213,40 @@ class OutboxShipper:
             belongs to one thread passes a function that runs ``fn`` on that thread.
         """
         offload = offload or asyncio.to_thread
-        failing = False
+        failing: str | None = None  # the kind of the current run of failures, logged once
         while not stop.is_set():
             try:
                 sent = await offload(self.ship_once)
             except Exception as exc:  # the sink, or the outbox itself (SQLite busy): same back-off
                 if not isinstance(exc, SinkError):  # ship_once counted sink errors already
-                    self._failures += 1
-                    self._last_error = f"{type(exc).__name__}: {exc}"
+                    self._failed(f"{type(exc).__name__}: {exc}")
+                failing = self._log_failure(failing)
                 delay = self.retry_delay_s()
-                log.log(logging.DEBUG if failing else logging.WARNING,
-                        "outbox shipping failing, rows kept error=%s retry_in_s=%.1f",
-                        self._last_error, delay)
-                failing = True
             else:
                 if failing:
                     log.info("outbox shipping recovered shipped_rows=%d", self._shipped)
-                failing = False
+                failing = None
                 delay = 0.0 if sent else self._idle
             if delay > 0:
                 try:
                     await asyncio.wait_for(stop.wait(), timeout=delay)
                 except TimeoutError:
                     pass
+
+    def _log_failure(self, failing: str | None) -> str:
+        """Log a run of failures once (again only when it turns into a rejection or back)."""
+        kind = rejection(self._last_status) or "failing"
+        if kind == failing:
+            log.debug("outbox shipping %s error=%s retry_in_s=%.1f", kind, self._last_error,
+                      self._delay_s)
+        elif kind == "failing":
+            log.warning("outbox shipping failing, rows kept error=%s retry_in_s=%.1f",
+                        self._last_error, self._delay_s)
+        else:
+            log.error("outbox shipping %s: fix the credentials or the database in the site file "
+                      "or credential and restart; rows kept, retried every %.0f s error=%s",
+                      kind, self._max, self._last_error)
+        return kind
 
     def status(self, backlog: tuple[int, dt.datetime | None] | None = None) -> ShipperStatus:
         """Backlog size and age, and the failure state.
@@ -200,7 +256,9 @@ class OutboxShipper:
         """
         count, oldest = self._outbox.outbox_backlog() if backlog is None else backlog
         age = (self._clock() - oldest).total_seconds() if oldest is not None else None
-        return ShipperStatus(count, age, self._shipped, self._failures, self._last_error, self.retry_delay_s())
+        return ShipperStatus(count, age, self._shipped, self._failures, self._last_error,
+                             self.retry_delay_s(), self._last_status, self._failing_since,
+                             rejection(self._last_status) if self._failures else None)
 
 
 @dataclass(frozen=True)

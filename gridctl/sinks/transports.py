@@ -9,13 +9,13 @@ mean the batch or the credentials are wrong).
 from __future__ import annotations
 
 import base64
-import os
 import urllib.error
 import urllib.parse
 import urllib.request
 from typing import Protocol
 
 from gridctl.config.policy import InfluxV1, InfluxV2
+from gridctl.credentials import read_secret
 
 
 class SinkError(RuntimeError):
@@ -131,24 +131,19 @@ class V2Transport:
 
 
 def transport_from_config(config: InfluxV1 | InfluxV2, environ: dict[str, str] | None = None) -> Transport:
-    """Build the transport of a site's ``storage.influxdb`` (secrets from env or credentials)."""
-    env = os.environ if environ is None else environ
+    """Build the transport of a site's ``storage.influxdb``.
+
+    Secrets come from a systemd credential (``token_credential`` / ``password_credential``) or
+    the environment (``token_env`` / ``password_env``), see :func:`gridctl.credentials.read_secret`.
+    """
     if isinstance(config, InfluxV1):
-        return V1Transport(
-            config.url, config.database, config.retention_policy, config.username, env.get(config.password_env)
-        )
-    token = env.get(config.token_env) or _credential(env, config.token_credential)
+        password = read_secret(config.password_credential, config.password_env, environ)
+        if config.username and password is None:
+            raise SinkError(f"no InfluxDB password for user '{config.username}': set "
+                            f"{config.password_env} or the '{config.password_credential}' credential",
+                            transient=False)
+        return V1Transport(config.url, config.database, config.retention_policy, config.username, password)
+    token = read_secret(config.token_credential, config.token_env, environ)
     if not token:
         raise SinkError(f"no InfluxDB token: set {config.token_env} or the '{config.token_credential}' credential", transient=False)
     return V2Transport(config.url, config.org, config.bucket, token)
-
-
-def _credential(env: dict[str, str] | os._Environ, name: str) -> str | None:
-    folder = env.get("CREDENTIALS_DIRECTORY")
-    if not folder:
-        return None
-    try:
-        with open(os.path.join(folder, name), encoding="utf-8") as handle:
-            return handle.read().strip()
-    except OSError:
-        return None

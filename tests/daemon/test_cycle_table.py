@@ -6,6 +6,7 @@ import asyncio
 import datetime as dt
 import threading
 
+from gridctl.config.policy import InfluxV1
 from gridctl.controller.types import Mode, SetpointKind
 from gridctl.daemon import ManualClock
 from gridctl.ledger.verify import verify_ledger
@@ -106,9 +107,12 @@ async def test_garbage_and_hanging_devices_fault_alone(make_daemon, plant):
 
 async def test_grid_loss_islands_within_one_cycle_and_reconnects_after_delay(make_daemon, plant):
     site = fast_site()
-    site = site.model_copy(update={"islanding": site.islanding.model_copy(
-        update={"reconnect_delay_s": 20})})
-    daemon, ledger = make_daemon(site)
+    # InfluxDB configured (unreachable, nothing sends): transitions wait in the outbox for it.
+    influx = InfluxV1(version=1, url="http://127.0.0.1:9", database="gridctl")
+    site = site.model_copy(update={
+        "islanding": site.islanding.model_copy(update={"reconnect_delay_s": 20}),
+        "storage": site.storage.model_copy(update={"influxdb": influx})})
+    daemon, ledger = make_daemon(site, shipper=None)
     await run_cycles(daemon, 4)
     plant.grid_connected = False
     reports = await run_cycles(daemon, 1)

@@ -40,7 +40,7 @@ async def test_members_totals_plan_and_transitions(make_daemon, plant):
     assert all(link["direction"] is None for link in status["links"])
     assert [(t["from"], t["to"]) for t in status["transitions"]] == [("grid_connected", "islanded")]
     assert status["mode"] == "islanded"
-    assert status["outbox_backlog"] > 0 and status["shipper"] is None  # no InfluxDB configured
+    assert status["outbox_backlog"] == 0 and status["shipper"] is None  # no InfluxDB: no telemetry queued
     assert len(json.dumps(status)) < 12_000  # small enough for a socket answer per second
     for width in (80, 120):  # the live view renders at the smallest supported terminal
         console = Console(width=width, record=True, color_system=None)
@@ -49,3 +49,29 @@ async def test_members_totals_plan_and_transitions(make_daemon, plant):
         assert "ISLANDED" in text and "grid_connected→islanded" in text
         assert all(name in text for name in members) and max(map(len, text.splitlines())) <= width
     assert "transition" in status_text(status) and "home-1" in status_text(status)
+
+
+async def test_health_is_degraded_with_some_devices_and_uncontrolled_with_none(make_daemon, plant):
+    """0 of N devices reachable is not "healthy": the block is not being controlled."""
+    site = fast_site()
+    daemon, _ledger = make_daemon(site)
+    ids = [d.id for _n, d in site.all_devices()]
+    await run_cycles(daemon, 2)
+    status = daemon.status()
+    assert (status["health"], status["healthy"], status["devices_ok"]) == ("healthy", True, len(ids))
+    assert daemon.status_line().startswith(f"healthy: {len(ids)}/{len(ids)} devices ok;")
+
+    plant.failing = set(ids[:3])
+    await run_cycles(daemon, 2)
+    status = daemon.status()
+    assert (status["health"], status["healthy"], status["devices_ok"]) == ("degraded", False, len(ids) - 3)
+    assert daemon.status_line().startswith(f"degraded: {len(ids) - 3}/{len(ids)} devices ok;")
+    assert "DEGRADED" in status_text(status)
+
+    plant.failing = set(ids)
+    await run_cycles(daemon, 2)
+    status = daemon.status()
+    assert (status["health"], status["healthy"], status["devices_ok"]) == ("uncontrolled", False, 0)
+    assert status["devices_total"] == len(ids)
+    assert daemon.status_line().startswith(f"uncontrolled: 0/{len(ids)} devices ok;")
+    assert "UNCONTROLLED" in status_text(status)

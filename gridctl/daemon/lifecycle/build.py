@@ -22,6 +22,7 @@ from gridctl.daemon.lifecycle.notify import Notifier
 from gridctl.daemon.lifecycle.persist import LedgerStateStore
 from gridctl.daemon.lifecycle.service import Daemon, Parts
 from gridctl.daemon.lifecycle.shipping import Shipper, shipper_for
+from gridctl.daemon.lifecycle.storage import STORAGE_ERRORS, StorageHealth, Store
 from gridctl.daemon.stages.telemetry import TelemetryPoint
 from gridctl.ledger.book import SettlementBook
 from gridctl.ledger.store import Ledger
@@ -38,11 +39,13 @@ class LedgerPeriods:
 
     A thin adapter over :class:`~gridctl.ledger.book.SettlementBook` (the same entry point as
     ``gridctl settle run`` and the simulator); ``last`` is the last settlement this process made
-    (for status).
+    (for status). A failed ledger write is noted in ``storage`` and raised: the recorder keeps
+    the period pending and settles it on a later cycle.
     """
 
-    def __init__(self, site: SiteConfig, ledger: Ledger) -> None:
+    def __init__(self, site: SiteConfig, ledger: Ledger, storage: StorageHealth | None = None) -> None:
         self.site, self.ledger = site, ledger
+        self.storage = storage or StorageHealth(SystemClock())
         self.book = SettlementBook(site, ledger)
         self.last: PeriodSettlement | None = None
 
@@ -50,7 +53,12 @@ class LedgerPeriods:
         return bool(self.ledger.settlements(start_utc, start_utc + PERIOD))
 
     def settle(self, readings: PeriodReadings) -> None:
-        settlement, result = self.book.settle(readings)
+        try:
+            settlement, result = self.book.settle(readings)
+        except STORAGE_ERRORS as exc:
+            self.storage.failed(Store.LEDGER, exc)
+            raise
+        self.storage.succeeded()
         self.last = settlement
         log.info("period settled start=%s outcome=%s revision=%s flags=%s",
                  readings.start_utc.isoformat(), result.outcome, result.revision,
@@ -58,16 +66,36 @@ class LedgerPeriods:
 
 
 class LedgerTelemetry:
-    """Telemetry into the ledger's outbox (line protocol), with a cached backlog count."""
+    """Telemetry into the ledger's outbox (line protocol), with a cached backlog count.
 
-    def __init__(self, site_id: str, ledger: Ledger) -> None:
-        self.site_id, self.ledger = site_id, ledger
+    With ``ship`` false (no InfluxDB configured) nothing is queued: rows nobody will ever send
+    would only fill the disk. Settlements are still recorded (and queued) by the ledger itself;
+    ``gridctl settle push`` can send them once InfluxDB is configured.
+
+    A sample that cannot be written (a full disk) is dropped and counted in ``dropped``; the
+    failure is noted in ``storage`` (status, rate-limited log), not raised: it would fault the
+    record stage and log every cycle.
+    """
+
+    def __init__(self, site_id: str, ledger: Ledger, storage: StorageHealth,
+                 ship: bool = True) -> None:
+        self.site_id, self.ledger, self.storage, self.ship = site_id, ledger, storage, ship
         self._backlog = 0
+        self.dropped = 0
 
     def enqueue_telemetry(self, points: list[TelemetryPoint]) -> None:
+        if not self.ship:
+            self.refresh()
+            return
         lines = [telemetry_point(self.site_id, p.tags.get("node", p.measurement), p.at_utc,
                                  p.fields, p.tags.get("node", "")) for p in points]
-        self.ledger.enqueue_telemetry(lines)
+        try:
+            self.ledger.enqueue_telemetry(lines)
+        except STORAGE_ERRORS as exc:
+            self.dropped += len(lines)
+            self.storage.failed(Store.OUTBOX, exc)
+            return
+        self.storage.succeeded()
         self.refresh()
 
     def refresh(self) -> int:
@@ -135,14 +163,18 @@ def build_daemon(site: SiteConfig, *, clock: Clock | None = None,
     ledger = Ledger(ledger_path, site.site.id, clock=clock.now)
     if shipper == "config":
         shipper = shipper_for(site, ledger_path, clock.now)
-    telemetry = LedgerTelemetry(site.site.id, ledger)
+    # Telemetry is queued only for a sink: InfluxDB configured (rows wait for a missing
+    # credential or an outage), or a shipper given by the caller.
+    ships = site.storage.influxdb is not None or shipper is not None
+    storage = StorageHealth(clock)
+    telemetry = LedgerTelemetry(site.site.id, ledger, storage, ship=ships)
     telemetry.refresh()
     parts = Parts(
         site=site, factory=factory or default_factory,
         solve=solve or default_solver(), store=LedgerStateStore(ledger),
-        periods=LedgerPeriods(site, ledger), telemetry_sink=telemetry, clock=clock,
+        periods=LedgerPeriods(site, ledger, storage), telemetry_sink=telemetry, clock=clock,
         notifier=notifier or Notifier(),
         socket_path=site.control.socket_path if socket_path == "config" else socket_path,
-        shipper=shipper, opening=opening_for(site, ledger), ledger_path=ledger_path,
+        shipper=shipper, opening=opening_for(site, ledger), storage=storage, ledger_path=ledger_path,
         runtime_dir=default_runtime_dir() if runtime_dir == "default" else runtime_dir)
     return Daemon(parts), ledger

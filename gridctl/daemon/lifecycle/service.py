@@ -30,6 +30,7 @@ from gridctl.daemon.clock import Clock
 from gridctl.daemon.lifecycle.guard import DaemonGuard, StartRefusedError, guard_site
 from gridctl.daemon.lifecycle.notify import Notifier
 from gridctl.daemon.lifecycle.operator import Command, OperatorServer, ProtocolError
+from gridctl.daemon.lifecycle.storage import STORAGE_ERRORS, StorageHealth, Store
 from gridctl.daemon.lifecycle.persist import (
     FORECAST_KEY,
     RECORDER_KEY,
@@ -80,6 +81,8 @@ class Parts:
     #: (:mod:`~gridctl.daemon.lifecycle.guard`); None for either: no guard (tests only).
     ledger_path: Path | None = None
     runtime_dir: Path | None = None
+    #: Shared with the ledger adapters: failing writes, logged rate-limited (None: a new one).
+    storage: StorageHealth | None = None
 
 
 class Daemon:
@@ -88,6 +91,7 @@ class Daemon:
     def __init__(self, parts: Parts) -> None:
         self.parts = parts
         site, clock = parts.site, parts.clock
+        self.storage = parts.storage or StorageHealth(clock)
         now = clock.now()
         state = self._restore_state(now)
         recorder_json = parts.store.get(RECORDER_KEY)
@@ -143,6 +147,10 @@ class Daemon:
             text = forecaster.export()
             if text is not None:
                 self.parts.store.put(FORECAST_KEY, text, now)
+        except STORAGE_ERRORS as exc:  # a full disk: retried next period, logged rate-limited
+            self.storage.failed(Store.LEDGER, exc)
+            self._forecast_saved = period
+            return
         except Exception as exc:  # retried next cycle; control does not depend on it
             log.warning("forecast history not saved error=%s", exc)
             return
@@ -300,9 +308,13 @@ class Daemon:
         try:
             self.parts.store.put(STATE_KEY, state_to_json(self.cycle.state), now)
             self.parts.store.put(RECORDER_KEY, self.cycle.recorder.state.to_json(), now)
+        except STORAGE_ERRORS as exc:  # a full disk: the next cycle tries again, logged rate-limited
+            self.storage.failed(Store.LEDGER, exc)
+            return
         except Exception as exc:  # the next cycle tries again
             log.error("state not persisted error=%s", exc)
             return
+        self.storage.succeeded()
         self._persisted_s = now_s
         self.cycle.state_changed = False
         self.cycle.recorder.dirty = False
@@ -336,12 +348,14 @@ class Daemon:
         return status_of(self)
 
     def status_line(self) -> str:
-        """One line for systemd's STATUS."""
+        """One line for systemd's STATUS, led by the health (``degraded: 3/27 devices ok; ...``)."""
+        from gridctl.daemon.lifecycle.status import daemon_health
+
         last = self.cycle.last
-        faults = sum(1 for v in self.fleet.health().values() if v is not None)
+        health, ok, devices = daemon_health(self)
         ms = f"{last.duration_s * 1000:.0f} ms" if last else "-"
-        return (f"{self.cycle.state.mode.value}; cycle {ms}; {faults} device faults; "
-                f"{self.cycle.recorder.backlog()} periods pending")
+        return (f"{health.value}: {ok}/{devices} devices ok; {self.cycle.state.mode.value}; "
+                f"cycle {ms}; {self.cycle.recorder.backlog()} periods pending")
 
 
 def _end_window(window: OutageWindow, now: datetime) -> OutageWindow | None:

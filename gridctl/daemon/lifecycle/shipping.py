@@ -100,7 +100,7 @@ class BackgroundShipper:
 
     def __init__(self, ledger_path: Path, site_id: str, transport: Transport, batch_size: int,
                  clock: Callable[[], dt.datetime], idle_s: float = 5.0,
-                 backoff_initial_s: float = 1.0, backoff_max_s: float = 300.0) -> None:
+                 backoff_initial_s: float = 5.0, backoff_max_s: float = 300.0) -> None:
         self._outbox = _WorkerOutbox(Path(ledger_path), site_id, clock)
         self.shipper = OutboxShipper(self._outbox, transport, batch_size,
                                      backoff_initial_s=backoff_initial_s,

@@ -9,6 +9,7 @@ A link's ``flow_kw`` is positive from ``from_node`` to ``to_node``.
 from __future__ import annotations
 
 import dataclasses
+import enum
 from datetime import timedelta
 from typing import Any
 
@@ -18,6 +19,39 @@ from gridctl.controller.topology import site_index
 PERIOD_S = 1800
 #: Transitions shown in status (the journal and the outbox keep them all).
 RECENT_TRANSITIONS = 5
+
+
+class Health(str, enum.Enum):
+    """How well the block is controlled (``health`` in status, first word of systemd STATUS)."""
+
+    #: No cycle has run yet.
+    STARTING = "starting"
+    #: Every control stage ran and every device answered.
+    HEALTHY = "healthy"
+    #: Control runs, but some devices (or a recording/planning stage, or storage writes) fault.
+    DEGRADED = "degraded"
+    #: No device answers, or a control stage failed: nothing in the block is being controlled.
+    UNCONTROLLED = "uncontrolled"
+
+
+def health_of(report, devices_ok: int, devices: int, storage_failing: bool = False) -> Health:
+    """The :class:`Health` of a cycle ``report`` (None: no cycle yet) with ``devices_ok`` of
+    ``devices`` reachable; ``storage_failing``: ledger or outbox writes fail (a full disk)."""
+    if report is None:
+        return Health.STARTING
+    if not report.healthy or (devices > 0 and devices_ok == 0):
+        return Health.UNCONTROLLED
+    if devices_ok < devices or report.stage_faults or storage_failing:
+        return Health.DEGRADED
+    return Health.HEALTHY
+
+
+def daemon_health(daemon) -> tuple[Health, int, int]:
+    """``(health, devices_ok, devices)`` of a running daemon."""
+    faults = [h.fault for h in daemon.fleet.handles.values()]
+    ok = sum(1 for f in faults if f is None)
+    failing = daemon.storage.error is not None
+    return health_of(daemon.cycle.last, ok, len(faults), failing), ok, len(faults)
 
 
 def _iso(value) -> str | None:
@@ -144,9 +178,14 @@ def settlement_view(daemon) -> dict[str, Any]:
 def shipper_view(shipper) -> dict[str, Any] | None:
     """The outbox shipper's :class:`~gridctl.sinks.ShipperStatus` (None: no shipper, or no
     round yet): ``backlog_rows``, ``oldest_age_s`` [s], ``shipped_rows`` (since start),
-    ``consecutive_failures``, ``last_error`` and ``retry_in_s`` [s] (0 when healthy)."""
+    ``consecutive_failures``, ``last_error``, ``retry_in_s`` [s] (0 when healthy),
+    ``last_status`` (HTTP), ``failing_since_utc`` and ``rejected``."""
     status = shipper.status() if shipper is not None else None
-    return None if status is None else dataclasses.asdict(status)
+    if status is None:
+        return None
+    view = dataclasses.asdict(status)
+    view["failing_since_utc"] = _iso(status.failing_since_utc)
+    return view
 
 
 def status_of(daemon) -> dict[str, Any]:
@@ -158,6 +197,7 @@ def status_of(daemon) -> dict[str, Any]:
     reserve = state.reserve_request
     sink = daemon.parts.telemetry_sink
     members = member_rows(daemon)
+    health, devices_ok, devices = daemon_health(daemon)
     return {
         "site": daemon.parts.site.site.id,
         "mode": state.mode.value,
@@ -165,7 +205,10 @@ def status_of(daemon) -> dict[str, Any]:
         "cycles": cycle.count,
         "last_cycle_utc": _iso(last.at_utc) if last else None,
         "last_cycle_ms": round(last.duration_s * 1000, 2) if last else None,
-        "healthy": bool(last and last.healthy),
+        "health": health.value,
+        "healthy": health is Health.HEALTHY,
+        "devices_ok": devices_ok,
+        "devices_total": devices,
         "stage_faults": dict(last.stage_faults) if last else {},
         "devices": {i: {"ok": h.fault is None, "fault": h.fault}
                     for i, h in daemon.fleet.handles.items()},
@@ -194,6 +237,7 @@ def status_of(daemon) -> dict[str, Any]:
                         for t, a, b, n in list(cycle.transitions)[-RECENT_TRANSITIONS:]],
         "periods_pending": cycle.recorder.backlog(),
         "settlement_fault": cycle.recorder.last_error,
+        "storage_error": daemon.storage.error,
         "outbox_backlog": sink.backlog() if sink is not None else 0,
         "shipper": shipper_view(daemon.parts.shipper),
         "telemetry_thinned": daemon.telemetry.thinned,
