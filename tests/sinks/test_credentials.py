@@ -5,9 +5,6 @@ run a second time with ``auth-enabled = true``)."""
 from __future__ import annotations
 
 import datetime as dt
-import json
-import urllib.parse
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -18,40 +15,15 @@ from gridctl.sinks import SinkError, telemetry_point, transport_from_config
 from tests.fixtures.influxdb import InfluxServer
 
 pytestmark = pytest.mark.integration
-ADMIN, PASSWORD = "gridctl", "s3cret-from-a-credential"
+ADMIN, PASSWORD = "gridctl", "Pa55-w0rd"  # the fixture server's admin user
 
 
-class AuthInfluxServer(InfluxServer):
-    """``influxd`` with HTTP authentication on and one admin user."""
-
-    def __init__(self, root: Path) -> None:
-        super().__init__(root)
-        text = self.config.read_text(encoding="utf-8")
-        self.config.write_text(text.replace("[http]\n", "[http]\n  auth-enabled = true\n"), encoding="utf-8")
-
-    def start(self, timeout_s: float = 20.0) -> None:
-        super().start(timeout_s)
-        # The first user may be created without credentials (InfluxDB's bootstrap rule).
-        self.query_as(f"CREATE USER {ADMIN} WITH PASSWORD '{PASSWORD}' WITH ALL PRIVILEGES", auth=False)
-
-    def query_as(self, influxql: str, database: str | None = None, auth: bool = True) -> dict:
-        params = {"q": influxql, "epoch": "ns"}
-        if database:
-            params["db"] = database
-        login = urllib.parse.urlencode({"u": ADMIN, "p": PASSWORD}) if auth else ""
-        request = urllib.request.Request(f"{self.url}/query?{login}",
-                                         data=urllib.parse.urlencode(params).encode(), method="POST")
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return json.loads(response.read())
-
-
-@pytest.fixture(scope="module")
-def auth_influxdb(tmp_path_factory: pytest.TempPathFactory):
-    server = AuthInfluxServer(tmp_path_factory.mktemp("influxdb-auth"))
-    server.start()
-    server.query_as('CREATE DATABASE "secure"')
-    yield server
-    server.stop()
+@pytest.fixture
+def auth_influxdb(influxdb_auth: InfluxServer) -> InfluxServer:
+    """The session's auth-enabled server (tests/fixtures/influxdb.py) with database ``secure``."""
+    influxdb_auth.start()
+    influxdb_auth.query('CREATE DATABASE "secure"')
+    return influxdb_auth
 
 
 def credentials(tmp_path: Path, **secrets: str) -> dict[str, str]:
@@ -75,7 +47,7 @@ def v1(server: InfluxServer) -> InfluxV1:
 def test_v1_password_from_a_credential_writes(auth_influxdb, tmp_path):
     env = credentials(tmp_path, influxdb_password=PASSWORD + "\n")  # as written by `cat > file`
     transport_from_config(v1(auth_influxdb), env).write([point(4.25)])
-    result = auth_influxdb.query_as("SELECT power_kw FROM telemetry", "secure")
+    result = auth_influxdb.query("SELECT power_kw FROM telemetry", "secure")
     assert result["results"][0]["series"][0]["values"][0][1] == 4.25
 
 

@@ -18,7 +18,7 @@ from gridctl.daemon.lifecycle.status import shipper_view
 from gridctl.ledger import Ledger
 from gridctl.sinks import OutboxShipper, SinkError, V1Transport
 
-from .test_credentials import auth_influxdb  # noqa: F401  (fixture)
+from .test_credentials import auth_influxdb  # noqa: F401  (fixture on the session auth server)
 
 pytestmark = pytest.mark.integration
 NOW = dt.datetime(2026, 8, 1, 3, 0, tzinfo=dt.UTC)
