@@ -19,7 +19,7 @@ connections are served; a new one beyond that closes the connection idle the lon
 operator typing ``gridctl status`` now always gets in, while idle holders are what a stuck or
 hostile client leaves behind), and a connection without a complete request for
 :data:`IDLE_TIMEOUT_S` is closed. Repeated log lines are rate-limited
-(:mod:`~gridctl.daemon.lifecycle.lograte`).
+(:mod:`~gridctl.daemon.lifecycle.ratelog`).
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from gridctl.daemon.lifecycle.guard import AlreadyRunningError
-from gridctl.daemon.lifecycle.lograte import limit_repeats
+from gridctl.daemon.lifecycle.ratelog import limit_repeats
 
 __all__ = ["AlreadyRunningError", "Command", "OperatorClientError", "OperatorServer",
            "ProtocolError", "parse_request", "parse_time", "request"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from gridctl.daemon.lifecycle.lograte import RepeatFilter
+from gridctl.daemon.lifecycle.ratelog import RepeatFilter
 
 
 def record(msg: str, level: int = logging.ERROR, name: str = "asyncio") -> logging.LogRecord:
