@@ -24,6 +24,11 @@ from gridctl.config.base import (
 )
 
 
+#: Ceiling of a device's per-request timeout [s]. A read or a write may take 4 requests and a cycle
+#: reads then writes, so a hung device holds a cycle at most 8 x 3 s = 24 s, inside the unit's
+#: ``WatchdogSec=30``.
+MAX_REQUEST_TIMEOUT_S = 3.0
+
 class ModbusTls(StrictModel):
     """Modbus/TCP Security (TLS with mutual certificates, usually port 802)."""
 
@@ -41,7 +46,8 @@ class ModbusProtocol(StrictModel):
     base_address: Literal[0, 40000, 50000] | None = Field(
         default=None, description="SunSpec base register; null: discover 40000, 0, 50000"
     )
-    timeout_s: float = Field(default=1.0, gt=0, le=60)
+    timeout_s: float = Field(default=1.0, gt=0, le=MAX_REQUEST_TIMEOUT_S,
+                             description="per-request timeout [s]")
     tls: ModbusTls | None = None
 
 
@@ -76,7 +82,8 @@ class OpcuaProtocol(StrictModel):
         default=None, description="the server certificate to trust (pinning)"
     )
     identity: OpcuaIdentity = OpcuaIdentity()
-    timeout_s: float = Field(default=2.0, gt=0, le=60)
+    timeout_s: float = Field(default=2.0, gt=0, le=MAX_REQUEST_TIMEOUT_S,
+                             description="per-request timeout [s]")
 
     @model_validator(mode="after")
     def _security_consistent(self) -> OpcuaProtocol:
