@@ -21,7 +21,7 @@ from typing import Any
 from gridctl.config import SiteConfig
 from gridctl.controller import Step, request_replan, run_cycle
 from gridctl.controller.types import ControllerState, Decision, Setpoint, Snapshot
-from gridctl.daemon.clock import ACCEPT_AFTER_S, Clock, ClockEvent, ClockGuard, TrustedTime
+from gridctl.daemon.clock import Clock, ClockEvent, ClockGuard, TrustedTime
 from gridctl.daemon.stages.fleet import Fleet
 from gridctl.daemon.stages.forecasting import HistoryForecaster
 from gridctl.daemon.stages.record import Recorder
@@ -183,7 +183,7 @@ class Cycle:
         wall = self.clock.now() if wall is None else wall
         mono_s = self.clock.monotonic() if mono_s is None else mono_s
         seen = self.guard.observe(wall, mono_s)
-        _log_clock(seen)
+        _log_clock(seen, self.guard.accept_after_s)
         return seen.now_utc
 
     def replace_state(self, **changes: Any) -> ControllerState:
@@ -191,7 +191,7 @@ class Cycle:
         return dataclasses.replace(self.state, **changes)
 
 
-def _log_clock(seen: TrustedTime) -> None:
+def _log_clock(seen: TrustedTime, accept_after_s: float) -> None:
     """Say loudly when the wall clock steps, stays off (rate-limited), comes back or is accepted."""
     wall, trusted = seen.wall_utc.isoformat(), seen.now_utc.isoformat()
     if seen.event is ClockEvent.JUMPED:
@@ -200,7 +200,7 @@ def _log_clock(seen: TrustedTime) -> None:
     elif seen.event is ClockEvent.STILL_OFF:
         log.error("wall clock still off jump_s=%+.1f off_for_s=%.0f wall=%s trusted=%s: "
                   "accepted once it keeps its own pace for %.0f s", seen.offset_s,
-                  seen.off_for_s, wall, trusted, ACCEPT_AFTER_S)
+                  seen.off_for_s, wall, trusted, accept_after_s)
     elif seen.event is ClockEvent.RECOVERED:
         log.warning("wall clock back in agreement with the monotonic clock wall=%s", wall)
     elif seen.event is ClockEvent.ACCEPTED:
