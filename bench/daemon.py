@@ -3,8 +3,10 @@
 1. Misono (27 devices: SunSpec Modbus and secure OPC UA routers) served by ``gridctl emulate``
    in a child process; the real daemon in this process polls, decides, writes and records.
 2. A synthetic 300-device site (100 homes x PV, battery, meter on SunSpec Modbus), same way.
-3. RSS after start and after an accelerated run (scripted plant, manual clock: days of
-   cycles, plans, settlements and telemetry in minutes) to show memory stays flat.
+3. The daemon's memory over an accelerated run (scripted plant, manual clock: days of
+   cycles, plans, settlements and telemetry in minutes): its own heap by tracemalloc
+   (allocations with daemon code in their stack, the test plant excluded, the plant's write
+   log bounded) and the process RSS, to show memory stays flat.
 
     .venv/bin/python bench/daemon.py                 # all three, defaults
     .venv/bin/python bench/daemon.py --seconds 60 --days 2
@@ -20,6 +22,8 @@ import statistics
 import sys
 import tempfile
 import time
+import tracemalloc
+from collections import deque
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -114,32 +118,66 @@ def bench_emulated(config: Path, seconds: float, label: str) -> None:
           f"{result['solves']}; RSS {result['rss_mb']:.0f} MB", flush=True)
 
 
+#: The scripted plant keeps only its last writes: an unbounded log would be the plant's growth.
+PLANT_WRITE_LOG = 1000
+#: Frames kept per traced allocation (more multiply the run time) [frames].
+TRACE_FRAMES = 1
+#: Where the daemon's code lives (allocations with one of these in their stack are the daemon's).
+DAEMON_CODE = ("gridctl", "optimizer", "drivers")
+
+
+def daemon_heap(snapshot: tracemalloc.Snapshot) -> tracemalloc.Snapshot:
+    """The part of ``snapshot`` the daemon holds: made from its code, not from the test plant."""
+    keep = [tracemalloc.Filter(True, str(REPO / pkg / "*"), all_frames=True) for pkg in DAEMON_CODE]
+    return snapshot.filter_traces(keep).filter_traces(
+        [tracemalloc.Filter(False, str(REPO / "tests" / "*"), all_frames=True)])
+
+
+def heap_mb(snapshot: tracemalloc.Snapshot) -> float:
+    return sum(stat.size for stat in snapshot.statistics("filename")) / 2**20
+
+
 def bench_memory(days: float) -> None:
+    """Memory of the daemon over an accelerated run: its own heap (tracemalloc) and the RSS."""
     from gridctl.daemon import ManualClock
     from tests.daemon.conftest import START, Plant, fast_site, scripted_factory
 
     site = fast_site(poll_period_s=60.0, setpoint_expiry_s=180.0, replan_period_s=900,
                      horizon_h=24.0)
     clock = ManualClock(START)
-    plant = Plant(clock=clock)
+    plant = Plant(clock=clock, writes=deque(maxlen=PLANT_WRITE_LOG))
+    cycles = int(days * 1440)
+    tracemalloc.start(TRACE_FRAMES)
     with tempfile.TemporaryDirectory() as tmp:
         daemon, ledger = build_daemon(site, clock=clock, factory=scripted_factory(plant),
                                       ledger_path=Path(tmp) / "ledger.sqlite", socket_path=None,
                                       shipper=None)
-        marks = []
+        marks: list[tuple[int, float, tracemalloc.Snapshot]] = []
 
         def on_cycle(report) -> None:
-            if daemon.cycle.count in (100, int(days * 1440 / 2), int(days * 1440) - 1):
-                marks.append((daemon.cycle.count, rss_mb()))
+            if daemon.cycle.count in (100, cycles // 2, cycles - 1):
+                marks.append((daemon.cycle.count, rss_mb(), daemon_heap(tracemalloc.take_snapshot())))
 
         started = time.monotonic()
         asyncio.run(daemon.run(duration_s=days * 86400, on_cycle=on_cycle))
         periods = len(ledger.settlements())
         ledger.close()
-    print(f"accelerated run: {days:g} days in {time.monotonic() - started:.0f} s, "
+    tracemalloc.stop()
+    print(f"accelerated run: {days:g} days in {time.monotonic() - started:.0f} s (tracemalloc on), "
           f"{daemon.cycle.count} cycles, {daemon.planner.stats.finished} plans, {periods} periods "
-          f"settled; RSS " + ", ".join(f"{mb:.0f} MB after {n} cycles" for n, mb in marks),
-          flush=True)
+          f"settled; plant write log bounded to {PLANT_WRITE_LOG}", flush=True)
+    print("daemon heap (allocations from gridctl/optimizer/drivers, plant excluded): "
+          + ", ".join(f"{heap_mb(snap):.2f} MB after {n} cycles" for n, _rss, snap in marks)
+          + "; process RSS (with tracemalloc's own tables) "
+          + ", ".join(f"{rss:.0f} MB" for _n, rss, _snap in marks), flush=True)
+    if len(marks) == 3:
+        (n1, _r1, mid), (n2, _r2, last) = marks[1], marks[2]
+        print(f"daemon heap growth over the second half ({n2 - n1} cycles): "
+              f"{heap_mb(last) - heap_mb(mid):+.3f} MB; largest changes:", flush=True)
+        for stat in last.compare_to(mid, "lineno")[:3]:
+            frame = stat.traceback[0]
+            print(f"  {stat.size_diff / 1024:+.1f} KiB {stat.count_diff:+d} blocks "
+                  f"{Path(frame.filename).name}:{frame.lineno}", flush=True)
 
 
 def main() -> None:

@@ -96,13 +96,13 @@ def run(
 
 async def _run_daemon(site: SiteConfig, duration: float | None, console) -> int:
     from gridctl.daemon import build_daemon
-    from gridctl.ledger.store import LedgerError
+    from gridctl.ledger.store import LedgerError, LedgerFileError
 
     try:
         daemon, ledger = build_daemon(site)
-    except LedgerError as exc:
+    except LedgerError as exc:  # one line naming the file; a damaged file is not touched
         typer.echo(f"error: {exc}", err=True)
-        return EXIT_RUNTIME
+        return EXIT_CONFIG if isinstance(exc, LedgerFileError) else EXIT_RUNTIME
     try:
         if console is None:
             return await daemon.run(duration_s=duration)

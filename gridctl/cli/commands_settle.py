@@ -52,15 +52,22 @@ def _time(value: str | None, option: str) -> dt.datetime | None:
     return stamp.astimezone(dt.timezone.utc)
 
 
-def _existing_ledger(path: Path, site_id: str = ""):
+def _ledger_failure(exc: Exception) -> typer.Exit:
+    """One line; a file that is not an intact ledger is bad input (exit 2), the rest exit 1."""
+    from gridctl.ledger import LedgerFileError
+
+    return fail(str(exc), EXIT_CONFIG if isinstance(exc, LedgerFileError) else EXIT_RUNTIME)
+
+
+def _existing_ledger(path: Path, site_id: str = "", read_only: bool = False):
     from gridctl.ledger import Ledger, LedgerError
 
     if not path.is_file():
         raise fail(f"{path}: no such ledger", EXIT_CONFIG)
     try:
-        return Ledger(path, site_id)
+        return Ledger(path, site_id, read_only=read_only)
     except LedgerError as exc:
-        raise fail(str(exc), EXIT_RUNTIME) from None
+        raise _ledger_failure(exc) from None
 
 
 @contextlib.contextmanager
@@ -105,7 +112,7 @@ def run(
     except OSError as exc:
         raise fail(f"{exc.filename}: {exc.strerror}", EXIT_CONFIG) from None
     except LedgerError as exc:
-        raise fail(str(exc), EXIT_RUNTIME) from None
+        raise _ledger_failure(exc) from None
     typer.echo(summary.line(path))
     if summary.first_failure:
         raise fail(summary.first_failure, EXIT_RUNTIME)
@@ -147,7 +154,7 @@ def opening(
     except ValueError as exc:
         raise fail(str(exc), EXIT_CONFIG) from None
     except LedgerError as exc:
-        raise fail(str(exc), EXIT_RUNTIME) from None
+        raise _ledger_failure(exc) from None
     typer.echo(f"{path}: opening balance of {month} recorded: "
                + ", ".join(f"{m} {v} kWh" for m, v in sorted(values.items())))
 
@@ -160,11 +167,14 @@ def verify(
     ),
 ) -> None:
     """Walk the hash chain and recheck every period's energy, money and rationality."""
-    from gridctl.ledger import verify_ledger
+    from gridctl.ledger import LedgerError, verify_ledger
 
     site = _site(config) if config is not None else None
-    with _existing_ledger(ledger_path) as ledger:
-        report = verify_ledger(ledger, site)
+    try:
+        with _existing_ledger(ledger_path, read_only=True) as ledger:  # never changes the file
+            report = verify_ledger(ledger, site)
+    except LedgerError as exc:
+        raise _ledger_failure(exc) from None
     if not report.ok:
         raise fail(f"{ledger_path}: {report.problem}", EXIT_RUNTIME)
     typer.echo(
@@ -182,11 +192,14 @@ def report(
     member: str | None = typer.Option(None, "--member", help="only this member's statement"),
 ) -> None:
     """Write member statements and the block summary for MONTH (Japanese and English labels)."""
+    from gridctl.ledger import LedgerError
     from gridctl.reports import export
 
-    with _existing_ledger(ledger_path) as ledger:
+    with _existing_ledger(ledger_path, read_only=True) as ledger:
         try:
             files = export(ledger, month, fmt, out, member)
+        except LedgerError as exc:
+            raise _ledger_failure(exc) from None
         except ValueError as exc:
             raise fail(str(exc), EXIT_CONFIG) from None
         except OSError as exc:

@@ -93,6 +93,15 @@ class LedgerError(RuntimeError):
     """The ledger cannot be opened or written (one-line message naming the file)."""
 
 
+class LedgerFileError(LedgerError):
+    """The file is not an intact gridctl ledger: bad input, refused before anything is written."""
+
+
+#: Columns of the hash-chained entries table: what identifies a gridctl ledger, of any age.
+_ENTRY_COLUMNS = frozenset({"seq", "period_start_utc", "revision", "kind", "member_id", "sign", "body",
+                            "prev_hash", "hash"})
+
+
 @dataclass(frozen=True)
 class RecordResult:
     """What :meth:`Ledger.record` did: ``new``, ``unchanged`` or ``corrected``, and the revision."""
@@ -144,15 +153,90 @@ def _create_private(path: Path) -> None:
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, LEDGER_MODE))
 
 
+def _create_new(path: Path) -> None:
+    """Make a new ledger at ``path`` that appears whole or not at all.
+
+    The schema is written into a private temporary file next to it, which is then linked into
+    place: a crash while creating leaves no empty or half-made file where the ledger belongs
+    (which the next start would refuse as "not a gridctl ledger"). If another process made the
+    ledger first, theirs stays.
+    """
+    scratch = path.with_name(f".{path.name}.{os.getpid()}.new")
+    scratch.unlink(missing_ok=True)
+    _create_private(scratch)
+    try:
+        db = sqlite3.connect(scratch, isolation_level=None)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.executescript(_SCHEMA)
+        finally:
+            db.close()
+        with contextlib.suppress(FileExistsError):
+            os.link(scratch, path)
+    finally:
+        scratch.unlink(missing_ok=True)
+
+
 def _locked(method: Callable) -> Callable:
-    """Serialise use of the connection: the daemon calls the ledger from worker threads."""
+    """Serialise use of the connection: the daemon calls the ledger from worker threads.
+
+    A database error (a damaged page met while reading) leaves as a one-line
+    :class:`LedgerError` naming the file.
+    """
 
     @functools.wraps(method)
     def wrapper(self: Ledger, *args: Any, **kwargs: Any) -> Any:
         with self._lock:
-            return method(self, *args, **kwargs)
+            try:
+                return method(self, *args, **kwargs)
+            except sqlite3.Error as exc:
+                raise LedgerError(f"{self.path}: {_what_is_wrong(exc)}") from None
 
     return wrapper
+
+
+def _refuse_unusable_file(path: Path, existed: bool, read_only: bool) -> None:
+    """Refuse a missing file to read, and an empty one (a new ledger is made only where none is)."""
+    if read_only and not existed:
+        raise LedgerFileError(f"{path}: no such ledger")
+    try:
+        empty = existed and path.is_file() and path.stat().st_size == 0
+    except OSError as exc:
+        raise LedgerError(f"{path}: cannot open ledger: {exc.strerror}") from None
+    if empty:
+        raise LedgerFileError(f"{path}: not a gridctl ledger (empty file)")
+
+
+def _connect(path: Path, read_only: bool) -> sqlite3.Connection:
+    """A connection to ``path``; ``mode=ro`` (a ``file:`` URI) when reading only."""
+    target = f"{path.resolve().as_uri()}?mode=ro" if read_only else str(path)
+    return sqlite3.connect(target, uri=read_only, isolation_level=None, timeout=30.0,
+                           check_same_thread=False)
+
+
+def _check_ledger_file(db: sqlite3.Connection, path: Path) -> None:
+    """Every page readable (``quick_check``) and a ledger's entries table present, else refuse."""
+    try:
+        problems = [row[0] for row in db.execute("PRAGMA quick_check")]
+        columns = {row[1] for row in db.execute("PRAGMA table_info(entries)")}
+    except sqlite3.DatabaseError as exc:
+        raise LedgerFileError(f"{path}: {_what_is_wrong(exc)}") from None
+    if problems != ["ok"]:
+        raise LedgerFileError(f"{path}: ledger is damaged ({problems[0]})")
+    if not columns:
+        raise LedgerFileError(f"{path}: not a gridctl ledger (no entries table)")
+    if not _ENTRY_COLUMNS <= columns:
+        raise LedgerFileError(f"{path}: not a gridctl ledger (its entries table is another kind)")
+
+
+def _what_is_wrong(exc: sqlite3.Error) -> str:
+    """SQLite's complaint in the ledger's words."""
+    text = str(exc)
+    if "file is not a database" in text:
+        return "not a gridctl ledger (not an SQLite database)"
+    if "malformed" in text:
+        return f"ledger is damaged ({text})"
+    return text
 
 
 class Ledger:
@@ -170,33 +254,56 @@ class Ledger:
         True (the default, and always for the daemon): ``synchronous=FULL``, a committed period
         survives power loss. False: ``synchronous=OFF``, for a simulation's ledger, which can be
         made again; a crash of the machine may lose or corrupt it.
+    read_only : bool, optional
+        Open an existing ledger with SQLite's ``mode=ro`` (verification and reports): the file
+        is never changed, no schema is made, and a read-only file can be read.
+
+    Raises
+    ------
+    LedgerFileError
+        The file exists but is not an intact gridctl ledger (checked before anything is
+        written to it): empty, not SQLite, another database, or damaged pages.
+    LedgerError
+        Any other failure to open or use it; messages are one line and name the file.
     """
 
     def __init__(self, path: str | Path, site_id: str = "", clock: Callable[[], dt.datetime] = _utc_now,
-                 durable: bool = True) -> None:
+                 durable: bool = True, read_only: bool = False) -> None:
         self.path = Path(path)
         self.site_id = site_id
         self._clock = clock
         self._depth = 0  # open transactions: 0 none, 1 BEGIN, more are savepoints inside it
+        self._lock = threading.RLock()
+        existed = self.path.exists()
+        _refuse_unusable_file(self.path, existed, read_only)
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            _create_private(self.path)
-            self._lock = threading.RLock()
-            self._db = sqlite3.connect(self.path, isolation_level=None, timeout=30.0, check_same_thread=False)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute(f"PRAGMA synchronous={'FULL' if durable else 'OFF'}")
-            self._db.executescript(_SCHEMA)
-            self._allow_openings()
+            if not read_only:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                if not existed:
+                    _create_new(self.path)
+            self._db = _connect(self.path, read_only)
+            _check_ledger_file(self._db, self.path)  # before anything writes to it
+            if not read_only:
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute(f"PRAGMA synchronous={'FULL' if durable else 'OFF'}")
+                self._db.executescript(_SCHEMA)
+                self._allow_openings()
         except (sqlite3.Error, OSError) as exc:
             raise LedgerError(f"{self.path}: cannot open ledger: {exc}") from None
         # The site id tags every outbox point; remember it so a later `settle push` without a
         # site file re-sends the very same series (a different tag would duplicate points).
-        stored = self.state_get("ledger.site_id")
-        if stored is None and site_id:
+        stored = self.state_get("ledger.site_id") if self._has_state() else None
+        if stored is None and site_id and not read_only:
             self.state_put("ledger.site_id", site_id)
         elif stored is not None and site_id and stored != site_id:
             raise LedgerError(f"{self.path}: ledger belongs to site '{stored}', not '{site_id}'")
         self.site_id = stored or site_id
+
+    @_locked
+    def _has_state(self) -> bool:
+        """False for a ledger made before the state table, opened read-only."""
+        return self._db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'state'"
+                                ).fetchone() is not None
 
     @_locked
     def close(self) -> None:

@@ -205,3 +205,22 @@ async def test_real_solver_hitting_its_time_limit_keeps_control(make_daemon, pla
     assert any("Time limit" in note for note in plan.notes) or plan.status.value != "fallback"
     assert all(r.healthy and r.decision is not None for r in reports)
     assert not [b for r in reports for b in outside_limits(site, r)]
+
+
+async def test_wall_clock_two_days_ahead_shows_in_status_and_settles_nothing_early(make_daemon, plant):
+    daemon, ledger = make_daemon(fast_site(poll_period_s=10.0, setpoint_expiry_s=30.0,
+                                           replan_period_s=600))
+    clock: ManualClock = plant.clock
+    await run_cycles(daemon, 200)  # 02:33: the 02:00 period is open until 02:30 + grace
+    before = period_starts(ledger)
+    clock.jump(2 * 86400)
+    await run_cycles(daemon, 6)  # a minute two days ahead
+    seen = daemon.status()["clock"]
+    assert (seen["wall_ok"], seen["jump_s"]) == (False, 172800.0)
+    assert seen["trusted_utc"] < "2026-08-03T02:35"  # settling by the monotonic clock
+    assert period_starts(ledger) == before and daemon.cycle.recorder.backlog() <= 1
+    clock.jump(-2 * 86400)
+    await run_cycles(daemon, 360)  # 03:35
+    assert daemon.status()["clock"]["wall_ok"]
+    assert_periods_contiguous(ledger)
+    assert period_starts(ledger)[-1] == dt.datetime(2026, 8, 3, 3, 0, tzinfo=dt.UTC)

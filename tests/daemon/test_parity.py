@@ -140,7 +140,7 @@ async def test_daemon_cycle_and_simulator_loop_decide_and_settle_alike(tmp_path,
     assert len(steps) == HOURS * 4 and sum(len(w) for w in fleet.writes) > 0
     # One more cycle at the end closes the last period on the daemon's side too.
     end = START + dt.timedelta(hours=HOURS)
-    clock.t = end
+    clock.t, clock.s = end, (end - START).total_seconds()  # both clocks: no wall-clock jump
     current.update(samples=_samples(_end_counters(result)))
     await cycle.run_once()
     sim_ledger = Ledger(sim_ledger_path, site.site.id)

@@ -7,6 +7,8 @@ line across kills. Each cycle appends ``pid cycle healthy violations`` to PROGRE
 
 ``GRIDCTL_TEST_SOCKET`` gives the daemon an operator socket at that path (default: none);
 ``GRIDCTL_TEST_NOFILE`` lowers the process's file-descriptor limit (``RLIMIT_NOFILE``) to it.
+``GRIDCTL_TEST_CLOCK_JUMP=AT_S,STEP_S,FOR_S`` steps the wall clock (only) by STEP_S from
+AT_S to AT_S + FOR_S accelerated seconds after start, as a bad NTP server or RTC would.
 """
 
 from __future__ import annotations
@@ -27,11 +29,16 @@ from tests.daemon.test_cycle_table import outside_limits
 class AcceleratedClock:
     """Wall and monotonic time running ``speed`` times faster than real time."""
 
-    def __init__(self, base: dt.datetime, speed: float) -> None:
+    def __init__(self, base: dt.datetime, speed: float,
+                 jump: tuple[float, float, float] | None = None) -> None:
         self.base, self.speed, self.t0 = base, speed, time.monotonic()
+        self.jump = jump
 
     def now(self) -> dt.datetime:
-        return self.base + dt.timedelta(seconds=(time.monotonic() - self.t0) * self.speed)
+        elapsed_s = (time.monotonic() - self.t0) * self.speed
+        if self.jump is not None and self.jump[0] <= elapsed_s < self.jump[0] + self.jump[2]:
+            elapsed_s += self.jump[1]
+        return self.base + dt.timedelta(seconds=elapsed_s)
 
     def monotonic(self) -> float:
         return (time.monotonic() - self.t0) * self.speed
@@ -44,10 +51,13 @@ class AcceleratedClock:
 
 
 async def main(ledger_path: Path, base: dt.datetime, speed: float, progress: Path) -> int:
-    clock = AcceleratedClock(base, speed)
-    plant = Plant(clock=clock, stuck_release=bool(os.environ.get("GRIDCTL_TEST_STUCK_RELEASE")))
-    site = fast_site(poll_period_s=2.0, setpoint_expiry_s=30.0, replan_period_s=600,
-                     solver_time_limit_s=30.0)
+    jump = os.environ.get("GRIDCTL_TEST_CLOCK_JUMP")
+    clock = AcceleratedClock(base, speed, tuple(float(x) for x in jump.split(",")) if jump else None)
+    # The devices' counters run on true time: a box's clock stepping does not move a meter.
+    plant = Plant(clock=AcceleratedClock(base, speed),
+                  stuck_release=bool(os.environ.get("GRIDCTL_TEST_STUCK_RELEASE")))
+    site = fast_site(poll_period_s=float(os.environ.get("GRIDCTL_TEST_POLL_S", "2")),
+                     setpoint_expiry_s=30.0, replan_period_s=600, solver_time_limit_s=30.0)
     socket = os.environ.get("GRIDCTL_TEST_SOCKET")
     daemon, ledger = build_daemon(site, clock=clock, factory=scripted_factory(plant),
                                   ledger_path=ledger_path, shipper=None,

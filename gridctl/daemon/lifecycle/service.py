@@ -282,7 +282,7 @@ class Daemon:
         with contextlib.suppress(Exception):
             await self.fleet.release_all(self.parts.site.control.setpoint_expiry_s)
         try:
-            self.cycle.recorder.settle_due(self.parts.clock.now())
+            self.cycle.recorder.settle_due(self.cycle.trusted_now())
         except Exception as exc:  # settled next start: boundaries are persisted
             log.warning("settlement at shutdown deferred error=%s", exc)
         self._persist(force=True)

@@ -188,6 +188,17 @@ def shipper_view(shipper) -> dict[str, Any] | None:
     return view
 
 
+def clock_view(seen) -> dict[str, Any] | None:
+    """The wall clock against the monotonic estimate: ``wall_ok``, ``jump_s`` (wall minus
+    estimate [s], positive ahead), ``off_for_s`` [s] and the ``trusted_utc`` time that periods
+    are settled by (None before the first cycle)."""
+    if seen is None:
+        return None
+    return {"wall_ok": seen.wall_ok, "jump_s": round(seen.offset_s, 1),
+            "off_for_s": round(seen.off_for_s, 1), "wall_utc": _iso(seen.wall_utc),
+            "trusted_utc": _iso(seen.now_utc)}
+
+
 def status_of(daemon) -> dict[str, Any]:
     """A JSON-ready description of a running :class:`gridctl.daemon.lifecycle.service.Daemon`."""
     cycle = daemon.cycle
@@ -238,6 +249,7 @@ def status_of(daemon) -> dict[str, Any]:
         "periods_pending": cycle.recorder.backlog(),
         "settlement_fault": cycle.recorder.last_error,
         "storage_error": daemon.storage.error,
+        "clock": clock_view(cycle.guard.last),
         "outbox_backlog": sink.backlog() if sink is not None else 0,
         "shipper": shipper_view(daemon.parts.shipper),
         "telemetry_thinned": daemon.telemetry.thinned,

@@ -21,7 +21,7 @@ from typing import Any
 from gridctl.config import SiteConfig
 from gridctl.controller import Step, request_replan, run_cycle
 from gridctl.controller.types import ControllerState, Decision, Setpoint, Snapshot
-from gridctl.daemon.clock import Clock
+from gridctl.daemon.clock import Clock, ClockEvent, ClockGuard, TrustedTime
 from gridctl.daemon.stages.fleet import Fleet
 from gridctl.daemon.stages.forecasting import HistoryForecaster
 from gridctl.daemon.stages.record import Recorder
@@ -85,8 +85,11 @@ class Cycle:
 
     def __init__(self, site: SiteConfig, clock: Clock, fleet: Fleet, planner: ThreadPlanner,
                  forecaster: HistoryForecaster, recorder: Recorder,
-                 telemetry: TelemetryRecorder, state: ControllerState) -> None:
+                 telemetry: TelemetryRecorder, state: ControllerState,
+                 guard: ClockGuard | None = None) -> None:
         self.site, self.clock, self.forecaster = site, clock, forecaster
+        #: Settlement time: the wall clock checked against the monotonic clock.
+        self.guard = guard or ClockGuard()
         self.fleet, self.planner, self.recorder, self.telemetry = fleet, planner, recorder, telemetry
         self.state = state
         self.state_changed = True
@@ -116,7 +119,7 @@ class Cycle:
         if result is not None:
             self._adopt(result, now)
         await self._write(report, result.decision if result else None, now_s)
-        self._guard(report, "record", self._record, readings, snapshot, now, report)
+        self._guard(report, "record", self._record, readings, snapshot, now, now_s, report)
         self.count += 1
         report.duration_s = time.perf_counter() - started
         self.last = report
@@ -168,11 +171,38 @@ class Cycle:
             for sp in by_device.get(device_id, [])[:count]:
                 report.setpoints.append((sp, handle.last_written.get((sp.kind, sp.leg_id), sp.value_kw)))
 
-    def _record(self, readings, snapshot: Snapshot, now: datetime, report: CycleReport) -> None:
-        self.recorder.observe(now, counter_samples(self.site, readings))
-        report.settled = self.recorder.settle_due(now)
+    def _record(self, readings, snapshot: Snapshot, now: datetime, now_s: float,
+                report: CycleReport) -> None:
+        trusted = self.trusted_now(now, now_s)
+        self.recorder.observe(trusted, counter_samples(self.site, readings))
+        report.settled = self.recorder.settle_due(trusted)
         self.telemetry.observe(snapshot, self.state, report, now)
+
+    def trusted_now(self, wall: datetime | None = None, mono_s: float | None = None) -> datetime:
+        """The time periods are closed and settled by (see :class:`ClockGuard`); logs jumps."""
+        wall = self.clock.now() if wall is None else wall
+        mono_s = self.clock.monotonic() if mono_s is None else mono_s
+        seen = self.guard.observe(wall, mono_s)
+        _log_clock(seen, self.guard.accept_after_s)
+        return seen.now_utc
 
     def replace_state(self, **changes: Any) -> ControllerState:
         """A copy of the current state with ``changes`` applied (operator commands)."""
         return dataclasses.replace(self.state, **changes)
+
+
+def _log_clock(seen: TrustedTime, accept_after_s: float) -> None:
+    """Say loudly when the wall clock steps, stays off (rate-limited), comes back or is accepted."""
+    wall, trusted = seen.wall_utc.isoformat(), seen.now_utc.isoformat()
+    if seen.event is ClockEvent.JUMPED:
+        log.error("wall clock jumped jump_s=%+.1f wall=%s: settling by the monotonic clock "
+                  "trusted=%s", seen.offset_s, wall, trusted)
+    elif seen.event is ClockEvent.STILL_OFF:
+        log.error("wall clock still off jump_s=%+.1f off_for_s=%.0f wall=%s trusted=%s: "
+                  "accepted once it keeps its own pace for %.0f s", seen.offset_s,
+                  seen.off_for_s, wall, trusted, accept_after_s)
+    elif seen.event is ClockEvent.RECOVERED:
+        log.warning("wall clock back in agreement with the monotonic clock wall=%s", wall)
+    elif seen.event is ClockEvent.ACCEPTED:
+        log.error("wall clock step accepted as a correction jump_s=%+.1f wall=%s trusted=%s",
+                  seen.offset_s, wall, trusted)
