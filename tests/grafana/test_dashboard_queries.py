@@ -107,3 +107,10 @@ def test_member_bill_panel_matches_the_settled_periods(filled_day):
     (day,) = [row for row in daily[0]["values"]]
     assert day[1] == pytest.approx(bill_jpy, abs=0.05)
     assert dt.datetime.fromtimestamp(day[0] / 1e9, dt.timezone.utc) == filled_day.start_utc
+
+
+def test_settlement_stats_count_the_simulated_periods(filled_day):
+    (periods,) = _panel_series(filled_day, "gridctl-settlement.json", "Periods settled")
+    (flags,) = _panel_series(filled_day, "gridctl-settlement.json", "Data-quality flags")
+    (checks,) = _panel_series(filled_day, "gridctl-settlement.json", "Failed checks")
+    assert (periods["values"][0][1], flags["values"][0][1], checks["values"][0][1]) == (48, 0, 0)
