@@ -55,6 +55,9 @@ class FilledDay:
     link_ids: tuple[str, ...]
     battery_nodes: tuple[str, ...]
     islandings: int
+    periods: int
+    flags: int           # data-quality flags over all settled periods
+    failed_checks: int
 
 
 def _with_soc(site: SiteConfig, snapshot: Snapshot) -> Snapshot:
@@ -107,4 +110,9 @@ def filled_day(influxdb_server) -> FilledDay:
         pass
     assert ledger.outbox_backlog()[0] == 0
     batteries = tuple(n.id for n in site.nodes if n.batteries)
-    return FilledDay(influxdb_server, database, site, START, END, result.link_ids, batteries, islandings)
+    settled = [st for _, st in result.settlements]
+    flags = sum(len(st.flags) for st in settled)
+    failed = sum(not ok for st in settled for ok in (st.checks.energy_balance_ok,
+                 st.checks.money_balance_ok, st.checks.individually_rational_ok))
+    return FilledDay(influxdb_server, database, site, START, END, result.link_ids, batteries,
+                     islandings, len(settled), flags, failed)
