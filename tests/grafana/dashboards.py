@@ -51,6 +51,17 @@ def annotation_queries(path: Path, doc: dict) -> Iterator[Query]:
             yield Query(f"{path.name} annotation {a['name']!r}", a["query"], "annotation")
 
 
+def overlapping(boxes: list[tuple[int, dict]]) -> list[tuple[int, int]]:
+    """Pairs of panel ids whose ``gridPos`` rectangles share any cell."""
+    pairs = []
+    for i, (a, ga) in enumerate(boxes):
+        for b, gb in boxes[i + 1:]:
+            if (ga["x"] < gb["x"] + gb["w"] and gb["x"] < ga["x"] + ga["w"]
+                    and ga["y"] < gb["y"] + gb["h"] and gb["y"] < ga["y"] + ga["h"]):
+                pairs.append((a, b))
+    return pairs
+
+
 def query_variables(doc: dict) -> list[dict]:
     return [v for v in doc["templating"]["list"] if v["type"] == "query"]
 

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import itertools
 import json
 import re
 
 import pytest
 
 from tests.grafana.dashboards import (
-    DASHBOARDS, DS_INPUT, annotation_queries, load, panel_queries, panels, select_aliases,
+    DASHBOARDS, DS_INPUT, annotation_queries, group_by, load, overlapping, panel_queries, panels,
+    select_aliases,
 )
 
 IDS = [p.name for p in DASHBOARDS]
@@ -43,10 +43,7 @@ def test_panel_ids_are_unique_and_panels_do_not_overlap(path):
     boxes = [(p["id"], p["gridPos"]) for p in doc["panels"]]
     for _, g in boxes:
         assert g["w"] > 0 and g["h"] > 0 and g["x"] >= 0 and g["x"] + g["w"] <= 24, g
-    for (a, ga), (b, gb) in itertools.combinations(boxes, 2):
-        overlap = (ga["x"] < gb["x"] + gb["w"] and gb["x"] < ga["x"] + ga["w"]
-                   and ga["y"] < gb["y"] + gb["h"] and gb["y"] < ga["y"] + ga["h"])
-        assert not overlap, f"{path.name}: panels {a} and {b} overlap"
+    assert overlapping(boxes) == [], f"{path.name}: overlapping panels"
 
 
 @pytest.mark.parametrize("path", DASHBOARDS, ids=IDS)
@@ -98,3 +95,15 @@ def test_every_selected_column_is_named_with_its_unit(path):
         aliases = select_aliases(q.influxql)
         assert all(aliases), f"{q.where}: every SELECT expression needs AS \"name\": {q.influxql}"
         assert len(set(aliases)) == len(aliases), q.where
+
+
+def test_the_lint_helpers_catch_what_they_look_for():
+    box = {"x": 0, "y": 0, "w": 12, "h": 8}
+    assert overlapping([(1, box), (2, {**box, "x": 11})]) == [(1, 2)]
+    assert overlapping([(1, box), (2, {**box, "x": 12}), (3, {**box, "y": 8})]) == []
+    sub = ('SELECT sum("pv") AS "pv_kw", max("x") FROM (SELECT mean("pv_kw") AS "pv" FROM "t" '
+           'WHERE "site" =~ /^a, b$/ GROUP BY time(5m), "device") WHERE $timeFilter '
+           "GROUP BY time($__interval), \"member\" fill(none) tz('Asia/Tokyo')")
+    assert select_aliases(sub) == ["pv_kw", ""]
+    assert group_by(sub) == ("$__interval", ["member"])
+    assert group_by('SELECT last("x") AS "x" FROM "t"') == (None, [])
