@@ -34,6 +34,13 @@ def _f(value: Decimal) -> float:
     return float(value)
 
 
+def _failed_checks(settlement: PeriodSettlement) -> int:
+    """How many of the period's three checks failed (a number dashboards can sum)."""
+    checks = settlement.checks
+    return sum(not ok for ok in (checks.energy_balance_ok, checks.money_balance_ok,
+                                 checks.individually_rational_ok))
+
+
 def settlement_points(settlement: PeriodSettlement, site_id: str, revision: int) -> list[str]:
     """Line protocol of one settled period: one block point and one point per member."""
     at = _ns(settlement.start_utc)
@@ -51,6 +58,8 @@ def settlement_points(settlement: PeriodSettlement, site_id: str, revision: int)
         .field("money_balance_ok", settlement.checks.money_balance_ok)
         .field("individually_rational_ok", settlement.checks.individually_rational_ok)
         .field("flags", ";".join(settlement.flags))
+        .field("flag_count", len(settlement.flags))
+        .field("checks_failed", _failed_checks(settlement))
         .field("revision", int(revision))
         .time(at, WritePrecision.NS)
     )

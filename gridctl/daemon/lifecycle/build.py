@@ -87,8 +87,8 @@ class LedgerTelemetry:
         if not self.ship:
             self.refresh()
             return
-        lines = [telemetry_point(self.site_id, p.tags.get("node", p.measurement), p.at_utc,
-                                 p.fields, p.tags.get("node", "")) for p in points]
+        lines = [telemetry_point(self.site_id, _device_of(p), p.at_utc, p.fields,
+                                 p.tags.get("node", "")) for p in points]
         try:
             self.ledger.enqueue_telemetry(lines)
         except STORAGE_ERRORS as exc:
@@ -104,6 +104,11 @@ class LedgerTelemetry:
 
     def backlog(self) -> int:
         return self._backlog
+
+
+def _device_of(point: TelemetryPoint) -> str:
+    """The ``device`` tag of a sample: its node or router link id, else ``controller``."""
+    return point.tags.get("node") or point.tags.get("link") or point.measurement
 
 
 def default_factory(site: SiteConfig, device_id: str) -> Any:

@@ -56,6 +56,8 @@ class CycleReport:
         What the cycle read (for status views).
     settled : int
         Periods settled in this cycle.
+    periods_pending : int
+        Closed periods still waiting to be settled after this cycle.
     """
 
     at_utc: datetime
@@ -67,6 +69,7 @@ class CycleReport:
     decision: Decision | None = None
     released: bool = False
     settled: int = 0
+    periods_pending: int = 0
     snapshot: Snapshot | None = None
 
     @property
@@ -176,6 +179,7 @@ class Cycle:
         trusted = self.trusted_now(now, now_s)
         self.recorder.observe(trusted, counter_samples(self.site, readings))
         report.settled = self.recorder.settle_due(trusted)
+        report.periods_pending = self.recorder.backlog()
         self.telemetry.observe(snapshot, self.state, report, now)
 
     def trusted_now(self, wall: datetime | None = None, mono_s: float | None = None) -> datetime:

@@ -94,15 +94,27 @@ class TelemetryRecorder:
             {"transition_from": before, "transition_to": after, "notes": "; ".join(notes)}, now)])
 
     def points(self, snapshot, state, report, now: datetime) -> list[TelemetryPoint]:
-        """Rows of one sample: one per node and one for the controller."""
+        """Rows of one sample: one per node, one per measured router link, one for the controller.
+
+        The controller row carries what the device-health dashboard shows: the cycle's wall
+        time ``cycle_s`` [s], faulted devices and stages, closed periods still waiting to be
+        settled (``periods_pending``) and the outbox rows not yet shipped
+        (``outbox_backlog_rows``, as seen when the sample was queued).
+        """
         rows = []
         for node_id, r in snapshot.nodes.items():
             fields = {name: float(v) for name in ("pv_kw", "load_kw", "grid_kw", "battery_kw", "soc_pct")
                       if (v := getattr(r, name)) is not None}
             if fields:
                 rows.append(TelemetryPoint("node", {"site": self.site_id, "node": node_id}, fields, now))
+        for link_id, flow_kw in snapshot.link_flow_kw.items():
+            if flow_kw is not None:  # positive from the link's from_router to its to_router
+                rows.append(TelemetryPoint("link", {"site": self.site_id, "link": link_id},
+                                           {"flow_kw": float(flow_kw)}, now))
         faults = sum(1 for v in report.device_faults.values() if v is not None)
         rows.append(TelemetryPoint("controller", {"site": self.site_id}, {
             "mode": state.mode.value, "cycle_s": float(report.duration_s),
-            "device_faults": faults, "stage_faults": len(report.stage_faults)}, now))
+            "device_faults": faults, "stage_faults": len(report.stage_faults),
+            "periods_pending": int(report.periods_pending),
+            "outbox_backlog_rows": int(self.sink.backlog()) if self.sink is not None else 0}, now))
         return rows
