@@ -25,6 +25,7 @@ from gridctl.config.devices import (
     PvInverterDevice,
     RouterDevice,
 )
+from gridctl.config.cityos import CityOs
 from gridctl.config.policy import Control, Emulation, Islanding, Market, Storage
 from gridctl.config.tariffs import Tariff
 
@@ -151,6 +152,7 @@ class SiteConfig(StrictModel):
     control: Control = Control()
     storage: Storage = Storage()
     emulation: Emulation = Emulation()
+    cityos: CityOs | None = None
     device_profiles_dir: str = Field(
         default="devices", description="folder of device profiles, relative to the site file"
     )

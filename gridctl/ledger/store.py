@@ -34,6 +34,7 @@ from typing import Any
 
 from influxdb_client import Point
 
+from gridctl.ledger.outbox import OutboxTarget
 from gridctl.settlement.codec import member_from_dict, member_to_dict, period_from_dict, period_to_dict
 from gridctl.settlement.model import PeriodReadings, PeriodSettlement
 from gridctl.sinks.schema import as_lines, settlement_points
@@ -72,6 +73,18 @@ CREATE TABLE IF NOT EXISTS outbox (
     created_utc TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS outbox_rejected (
+    id INTEGER PRIMARY KEY,
+    line TEXT NOT NULL,
+    created_utc TEXT NOT NULL,
+    rejected_utc TEXT NOT NULL,
+    reason TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS cityos_outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    line TEXT NOT NULL,
+    created_utc TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS cityos_outbox_rejected (
     id INTEGER PRIMARY KEY,
     line TEXT NOT NULL,
     created_utc TEXT NOT NULL,
@@ -565,41 +578,63 @@ class Ledger:
             self._enqueue(lines)
         return len(lines)
 
-    def _enqueue(self, lines: list[str]) -> None:
+    def _enqueue(self, lines: list[str], target: OutboxTarget = OutboxTarget.INFLUXDB) -> None:
         now = self._clock().isoformat()
-        self._db.executemany("INSERT INTO outbox (line, created_utc) VALUES (?, ?)", [(ln, now) for ln in lines])
+        self._db.executemany(f"INSERT INTO {target.table} (line, created_utc) VALUES (?, ?)",
+                             [(ln, now) for ln in lines])
 
     @_locked
-    def outbox_peek(self, limit: int) -> list[tuple[int, str]]:
-        """The oldest ``limit`` outbox rows ``(id, line)``."""
-        return list(self._db.execute("SELECT id, line FROM outbox ORDER BY id LIMIT ?", (limit,)))
-
-    @_locked
-    def outbox_delete(self, ids: list[int]) -> None:
-        """Remove acknowledged rows (call only after the server answered 204)."""
+    def enqueue_rows(self, target: OutboxTarget, rows: Iterable[str]) -> int:
+        """Queue ready-made rows (one entity or point each) for ``target``; returns how many."""
+        lines = list(rows)
         with self._transaction():
-            self._db.executemany("DELETE FROM outbox WHERE id = ?", [(i,) for i in ids])
+            self._enqueue(lines, target)
+        return len(lines)
 
     @_locked
-    def outbox_reject(self, row_id: int, reason: str) -> None:
-        """Move a row the server refuses as malformed (HTTP 400) to ``outbox_rejected``, kept for review."""
+    def outbox_peek(self, limit: int, target: OutboxTarget = OutboxTarget.INFLUXDB) -> list[tuple[int, str]]:
+        """The oldest ``limit`` outbox rows ``(id, line)`` of ``target``."""
+        return list(self._db.execute(f"SELECT id, line FROM {target.table} ORDER BY id LIMIT ?", (limit,)))
+
+    @_locked
+    def outbox_delete(self, ids: list[int], target: OutboxTarget = OutboxTarget.INFLUXDB) -> None:
+        """Remove acknowledged rows (call only after the server acknowledged them: 204, 2xx)."""
+        with self._transaction():
+            self._db.executemany(f"DELETE FROM {target.table} WHERE id = ?", [(i,) for i in ids])
+
+    @_locked
+    def outbox_reject(self, row_id: int, reason: str, target: OutboxTarget = OutboxTarget.INFLUXDB) -> None:
+        """Move a row the server refuses as malformed (HTTP 400) to the target's rejected table, kept for review."""
         with self._transaction():
             self._db.execute(
-                "INSERT INTO outbox_rejected SELECT id, line, created_utc, ?, ? FROM outbox WHERE id = ?",
-                (self._clock().isoformat(), reason, row_id),
+                f"INSERT INTO {target.rejected_table} SELECT id, line, created_utc, ?, ? FROM {target.table}"
+                " WHERE id = ?", (self._clock().isoformat(), reason, row_id),
             )
-            self._db.execute("DELETE FROM outbox WHERE id = ?", (row_id,))
+            self._db.execute(f"DELETE FROM {target.table} WHERE id = ?", (row_id,))
 
     @_locked
-    def outbox_rejected(self) -> list[tuple[int, str, str]]:
+    def outbox_rejected(self, target: OutboxTarget = OutboxTarget.INFLUXDB) -> list[tuple[int, str, str]]:
         """Rows refused by the server: ``(id, line, reason)``."""
-        return list(self._db.execute("SELECT id, line, reason FROM outbox_rejected ORDER BY id"))
+        return list(self._db.execute(f"SELECT id, line, reason FROM {target.rejected_table} ORDER BY id"))
 
     @_locked
-    def outbox_backlog(self) -> tuple[int, dt.datetime | None]:
-        """Number of queued rows and the creation time of the oldest (UTC) or None."""
-        count, oldest = self._db.execute("SELECT COUNT(*), MIN(created_utc) FROM outbox").fetchone()
+    def outbox_backlog(self, target: OutboxTarget = OutboxTarget.INFLUXDB) -> tuple[int, dt.datetime | None]:
+        """Number of queued rows of ``target`` and the creation time of the oldest (UTC) or None."""
+        count, oldest = self._db.execute(f"SELECT COUNT(*), MIN(created_utc) FROM {target.table}").fetchone()
         return count, (dt.datetime.fromisoformat(oldest) if oldest else None)
+
+    @_locked
+    def changed_periods_since(self, seq: int) -> tuple[list[dt.datetime], int]:
+        """Starts of the periods settled or corrected after entry ``seq``, and the last entry's seq.
+
+        What a feed that remembers the last ``seq`` it queued must queue next.
+        """
+        rows = self._db.execute(
+            f"SELECT DISTINCT period_start_utc FROM entries WHERE seq > ? AND {_SETTLEMENT_KINDS}"
+            " ORDER BY period_start_utc", (seq,),
+        ).fetchall()
+        head = self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM entries").fetchone()[0]
+        return [dt.datetime.fromisoformat(row[0]) for row in rows], head
 
     # -- state ---------------------------------------------------------------------------
     @_locked
