@@ -77,6 +77,29 @@ def test_replay_overwrites_instead_of_duplicating(influxdb, influx_database, tmp
     assert count(influxdb, influx_database, "price_jpy_per_kwh", "settlement_period") == 10
 
 
+def _forward(handler: http.server.BaseHTTPRequestHandler, request: urllib.request.Request) -> None:
+    """Send ``request`` upstream and answer ``handler``'s client with what came back."""
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            status, payload = response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        status, payload = exc.code, exc.read()
+    handler.send_response(status)
+    handler.send_header("Content-Length", str(len(payload)))
+    handler.end_headers()
+    handler.wfile.write(payload)
+
+
+def _serve(handler: type):
+    """Run ``handler`` on a loopback HTTP server; yields (its URL, the handler class)."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", handler
+    server.shutdown()
+    server.server_close()
+
+
 class _V2ToV1Proxy(http.server.BaseHTTPRequestHandler):
     """Test-only stand-in for an InfluxDB 2.x write endpoint.
 
@@ -102,15 +125,7 @@ class _V2ToV1Proxy(http.server.BaseHTTPRequestHandler):
             {"db": query["bucket"][0], "precision": query.get("precision", ["ns"])[0]}
         )
         request = urllib.request.Request(target, data=body, method="POST")
-        try:
-            with urllib.request.urlopen(request, timeout=10) as response:
-                status, payload = response.status, response.read()
-        except urllib.error.HTTPError as exc:
-            status, payload = exc.code, exc.read()
-        self.send_response(status)
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
+        _forward(self, request)
 
     def log_message(self, *args):
         pass
@@ -119,12 +134,7 @@ class _V2ToV1Proxy(http.server.BaseHTTPRequestHandler):
 @pytest.fixture
 def v2_proxy(influxdb):
     handler = type("Proxy", (_V2ToV1Proxy,), {"upstream": influxdb.url, "seen_auth": []})
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", handler
-    server.shutdown()
-    server.server_close()
+    yield from _serve(handler)
 
 
 def test_v2_transport_through_influxdb_client(influxdb, influx_database, v2_proxy, tmp_path):
@@ -273,15 +283,7 @@ class _RecordingProxy(http.server.BaseHTTPRequestHandler):
         for name in ("Authorization", "Content-Type"):
             if self.headers.get(name):
                 request.add_header(name, self.headers[name])
-        try:
-            with urllib.request.urlopen(request, timeout=10) as response:
-                status, payload = response.status, response.read()
-        except urllib.error.HTTPError as exc:
-            status, payload = exc.code, exc.read()
-        self.send_response(status)
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
+        _forward(self, request)
 
     def log_message(self, *args):
         pass
@@ -290,12 +292,7 @@ class _RecordingProxy(http.server.BaseHTTPRequestHandler):
 @pytest.fixture
 def auth_proxy(influxdb_auth):
     handler = type("Recorder", (_RecordingProxy,), {"upstream": influxdb_auth.url, "seen": []})
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", handler
-    server.shutdown()
-    server.server_close()
+    yield from _serve(handler)
 
 
 def test_v1_credentials_travel_in_the_header_not_the_url(influxdb_auth, auth_proxy, tmp_path):
