@@ -156,14 +156,20 @@ async def _refused_without_write_permission(make_daemon, tmp_path) -> None:
         await task
 
 
-async def test_cli_status_talks_to_the_running_daemon(make_daemon, tmp_path):
-    path = tmp_path / "gridctl.sock"
+async def _running(make_daemon, path, cycles: int):
+    """A daemon with its operator socket at ``path``, run until it has made ``cycles`` cycles."""
     daemon, _ledger = make_daemon(socket_path=path)
     task = asyncio.create_task(daemon.run(duration_s=None))
     for _ in range(300):
         await asyncio.sleep(0.01)
-        if path.exists() and daemon.cycle.count >= 2:
+        if path.exists() and daemon.cycle.count >= cycles:
             break
+    return daemon, task
+
+
+async def test_cli_status_talks_to_the_running_daemon(make_daemon, tmp_path):
+    path = tmp_path / "gridctl.sock"
+    daemon, task = await _running(make_daemon, path, cycles=2)
     cli = [sys.executable, "-c", "from gridctl.cli import main; main()"]
     try:
         shown = await asyncio.to_thread(subprocess.run, cli + ["status", "--socket", str(path)],
@@ -208,12 +214,7 @@ MALFORMED = [
 async def test_malformed_requests_get_one_line_answers_and_the_connection_survives(make_daemon, tmp_path):
     """Every bad request on ONE connection gets its one-line error; status still answers after."""
     path = tmp_path / "gridctl.sock"
-    daemon, _ledger = make_daemon(socket_path=path)
-    task = asyncio.create_task(daemon.run(duration_s=None))
-    for _ in range(300):
-        await asyncio.sleep(0.01)
-        if path.exists() and daemon.cycle.count >= 1:
-            break
+    daemon, task = await _running(make_daemon, path, cycles=1)
     try:
         reader, writer = await asyncio.open_unix_connection(str(path), limit=1 << 20)
         for line, needle in MALFORMED:
