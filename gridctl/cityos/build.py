@@ -96,7 +96,8 @@ def community_entity(feed: FeedSite) -> Entity:
         attributes=(
             Attribute("name", feed.name),
             Attribute("description", f"Neighbourhood microgrid of {feed.member_count} members sharing PV "
-                                     "peer to peer; 30-minute aggregates published as ACMeasurement"),
+                                     "peer to peer; 30-minute aggregates published as ACMeasurement (grid "
+                                     "exchange) and GreenEnergyMeasurement (PV production)"),
             Attribute("communityType", "PeerToPeerMicrogrid"),
             Attribute("dataProvider", DATA_PROVIDER),
             _location(feed),

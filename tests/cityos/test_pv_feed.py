@@ -8,9 +8,7 @@ and ``gridctl cityos export`` then run on that file through the CLI.
 import datetime as dt
 import json
 from decimal import Decimal as D
-from pathlib import Path
 
-import numpy as np
 import pytest
 
 from gridctl.cityos.validate import problems
