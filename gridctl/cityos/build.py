@@ -6,8 +6,13 @@ Entities (FIWARE Smart Data Models, schemas vendored in ``schemas/``):
 - ``ACMeasurement`` (dataModel.Energy) per period: the block's exchange with the utility grid,
   ``totalActiveEnergyImport`` / ``totalActiveEnergyExport`` [kWh] over ``[dateObservedFrom,
   dateObservedTo)``.
+- ``GreenEnergyMeasurement`` (dataModel.GreenEnergy) per period with PV data: the block's PV
+  production as ``solarPowerGenerated``, the average power over the period [kW, ``KWT``]
+  (the model has no energy attribute and no ``dateObserved``: the period is in the id, and in
+  the normalized form in ``observedAt``, its end).
 - With ``cityos.per_member`` only: an ``ACMeasurement`` per member and period at its grid meter,
-  under a pseudonymous id, located at the block (never at the home).
+  and a ``GreenEnergyMeasurement`` per member with PV, under a pseudonymous id, located at the
+  block (never at the home).
 
 Pure: no clock, file or network. Rendering to key-values or normalized form is
 :mod:`gridctl.cityos.render`.
@@ -19,12 +24,14 @@ import datetime as dt
 import zoneinfo
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 
 from gridctl.cityos.model import Attribute, AttributeKind, Entity, MemberExchange, PeriodAggregate
 from gridctl.config import SiteConfig
 
-#: UN/CEFACT common code of kilowatt-hour.
+#: UN/CEFACT common codes of kilowatt-hour and kilowatt.
 KWH = "KWH"
+KWT = "KWT"
 #: Who made the data (``dataProvider``).
 DATA_PROVIDER = "gridctl"
 #: ``phaseType`` of a member's grid connection: Japanese homes have single-phase three-wire
@@ -71,9 +78,13 @@ def build_entities(feed: FeedSite, periods: Sequence[PeriodAggregate],
     entities = [community_entity(feed)]
     for period in periods:
         entities.append(block_measurement(feed, period))
+        if period.pv_kwh is not None:
+            entities.append(block_pv_measurement(feed, period))
         if feed.per_member:
             entities.extend(member_measurement(feed, period, m, pseudonym(m.member_id))  # type: ignore[misc]
                             for m in period.members)
+            entities.extend(member_pv_measurement(feed, period, m, pseudonym(m.member_id))  # type: ignore[misc]
+                            for m in period.members if m.pv_kwh is not None)
     return entities
 
 
@@ -85,7 +96,8 @@ def community_entity(feed: FeedSite) -> Entity:
         attributes=(
             Attribute("name", feed.name),
             Attribute("description", f"Neighbourhood microgrid of {feed.member_count} members sharing PV "
-                                     "peer to peer; 30-minute aggregates published as ACMeasurement"),
+                                     "peer to peer; 30-minute aggregates published as ACMeasurement (grid "
+                                     "exchange) and GreenEnergyMeasurement (PV production)"),
             Attribute("communityType", "PeerToPeerMicrogrid"),
             Attribute("dataProvider", DATA_PROVIDER),
             _location(feed),
@@ -112,6 +124,49 @@ def member_measurement(feed: FeedSite, period: PeriodAggregate, member: MemberEx
         PHASE_TYPES[member.member_type], period,
         float(member.grid_import_kwh), float(member.grid_export_kwh),
         f"Grid exchange of a member ({member.member_type}) of {feed.name}",
+    )
+
+
+def block_pv_measurement(feed: FeedSite, period: PeriodAggregate) -> Entity:
+    """The block's PV production in one period (``period.pv_kwh`` must be known)."""
+    assert period.pv_kwh is not None
+    stamp = _period_stamp(feed, period.start_utc)
+    return _pv_measurement(feed, f"{feed.entity_id_prefix}GreenEnergyMeasurement:{feed.site_id}:block:{stamp}",
+                           period, period.pv_kwh, f"PV production of {feed.name}")
+
+
+def member_pv_measurement(feed: FeedSite, period: PeriodAggregate, member: MemberExchange,
+                          pseudonym: str) -> Entity:
+    """One member's PV production in one period, under its pseudonym (opt-in only)."""
+    assert member.pv_kwh is not None
+    stamp = _period_stamp(feed, period.start_utc)
+    return _pv_measurement(
+        feed, f"{feed.entity_id_prefix}GreenEnergyMeasurement:{feed.site_id}:member-{pseudonym}:{stamp}",
+        period, member.pv_kwh, f"PV production of a member ({member.member_type}) of {feed.name}")
+
+
+def average_kw(energy_kwh: Decimal, start_utc: dt.datetime, end_utc: dt.datetime) -> float:
+    """Average power [kW] of ``energy_kwh`` [kWh] delivered over ``[start, end)``."""
+    hours = Decimal((end_utc - start_utc).total_seconds()) / Decimal(3600)
+    return float(energy_kwh / hours)
+
+
+def _pv_measurement(feed: FeedSite, entity_id: str, period: PeriodAggregate, pv_kwh: Decimal,
+                    name: str) -> Entity:
+    end = period.end_utc
+    return Entity(
+        id=entity_id,
+        type="GreenEnergyMeasurement",
+        attributes=(
+            Attribute("name", name),
+            Attribute("description", f"Average PV power over the 30-minute period from "
+                                     f"{_utc(period.start_utc)} to {_utc(end)}, from the PV "
+                                     "inverters' energy counters"),
+            Attribute("dataProvider", DATA_PROVIDER),
+            _location(feed),
+            Attribute("solarPowerGenerated", average_kw(pv_kwh, period.start_utc, end),
+                      unit_code=KWT, observed_at=end),
+        ),
     )
 
 

@@ -47,9 +47,11 @@ def entities_from_ledger(site: SiteConfig, feed: FeedSite, ledger: Ledger, start
                          end_utc: dt.datetime | None, environ: dict[str, str] | None = None,
                          only: set[dt.datetime] | None = None) -> list[Entity]:
     """The feed's entities of the current settlements of every period in ``[start, end)``
-    (of those starting at a time in ``only``, when given)."""
+    (of those starting at a time in ``only``, when given); PV production from the ``pv``
+    channels of the readings each was settled from (hash-checked with the settlement)."""
     member_types = {node.id: node.member_type for node in site.nodes}
-    periods = [aggregate_period(s, member_types) for s, _ in ledger.settlements(start_utc, end_utc)
+    periods = [aggregate_period(s, member_types, ledger.readings(s.start_utc, revision))
+               for s, revision in ledger.settlements(start_utc, end_utc)
                if only is None or s.start_utc in only]
     return build_entities(feed, periods, pseudonymizer(site, environ) if feed.per_member else None)
 

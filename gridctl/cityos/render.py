@@ -13,10 +13,11 @@ from typing import Any
 
 from gridctl.cityos.model import AttributeKind, Entity
 
-#: JSON-LD contexts of the emitted entities: the two Smart Data Model subjects, then the core.
+#: JSON-LD contexts of the emitted entities: the three Smart Data Model subjects, then the core.
 CONTEXT = (
     "https://raw.githubusercontent.com/smart-data-models/dataModel.EnergyCommunity/master/context.jsonld",
     "https://raw.githubusercontent.com/smart-data-models/dataModel.Energy/master/context.jsonld",
+    "https://raw.githubusercontent.com/smart-data-models/dataModel.GreenEnergy/master/context.jsonld",
     "https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context-v1.8.jsonld",
 )
 FORMS = ("keyvalues", "normalized")

@@ -23,6 +23,7 @@ from gridctl.cityos.render import NotNormalizedError, simplify
 SCHEMA_FILES = {
     "EnergyCommunity": "EnergyCommunity.schema.json",
     "ACMeasurement": "ACMeasurement.schema.json",
+    "GreenEnergyMeasurement": "GreenEnergyMeasurement.schema.json",
 }
 COMMON_SCHEMA_FILE = "common-schema.json"
 

@@ -19,6 +19,10 @@ from decimal import Decimal
 #: Channel name of a member's grid meter; router link legs are ``link:<link id>``.
 GRID_CHANNEL = "grid"
 LINK_PREFIX = "link:"
+#: Channel of a member's PV production (the sum of its PV inverters' lifetime energy counters):
+#: ``import_kwh`` counts PV energy into the member, ``export_kwh`` is always 0. Optional, and
+#: recorded for publication only: the settlement and its checks never read it.
+PV_CHANNEL = "pv"
 
 
 def link_channel(link_id: str) -> str:

@@ -9,8 +9,9 @@ Format (CSV, UTF-8, one header line; lines starting with ``#`` are comments)::
 - ``timestamp``: ISO 8601 with a UTC offset (``Z`` or ``+09:00``), on a JST half hour: the
   counters read at that period boundary.
 - ``member_id``: a node id of the site file.
-- ``channel``: ``grid`` (the member's grid meter) or ``link:<link id>`` (the leg of the member's
-  router on that link).
+- ``channel``: ``grid`` (the member's grid meter), ``link:<link id>`` (the leg of the member's
+  router on that link) or ``pv`` (optional: the member's PV inverters' production counter, with
+  ``export_kwh`` 0; recorded for publication, ignored by the settlement).
 - ``import_kwh``: cumulative energy *into* the member (grid import; router inflow from the link)
   [kWh]; ``export_kwh``: cumulative energy *out of* it (grid export; router outflow) [kWh].
 

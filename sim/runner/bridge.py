@@ -15,7 +15,7 @@ import numpy as np
 from gridctl.config import SiteConfig
 from gridctl.controller.topology import site_index
 from gridctl.controller.types import DeviceHealth, NodeReading, SetpointKind, Setpoints, Snapshot
-from gridctl.settlement.model import GRID_CHANNEL, counter_kwh, link_channel
+from gridctl.settlement.model import GRID_CHANNEL, PV_CHANNEL, counter_kwh, link_channel
 from sim.plant.block import BlockPlant, PlantCommand, PlantState
 
 __all__ = ["Bridge"]
@@ -79,12 +79,16 @@ class Bridge:
         """Cumulative meter counters ``{(member, channel): (import_kwh, export_kwh)}``.
 
         Grid meters count import/export; each router link leg counts inflow (import) into and
-        outflow (export) out of its member's router.
+        outflow (export) out of its member's router; a node with PV inverters has a ``pv``
+        channel: the AC energy its PV delivered (after curtailment), what the inverters'
+        lifetime counters read in the daemon, and 0 out.
         """
         c, lc = state.counters, state.link_counters
         out = {}
         for i, node_id in enumerate(self.node_ids):
             out[(node_id, GRID_CHANNEL)] = (_kwh(c["grid_import_kwh"][i]), _kwh(c["grid_export_kwh"][i]))
+            if self._pv_ids[i]:
+                out[(node_id, PV_CHANNEL)] = (_kwh(c["pv_kwh"][i]), _kwh(0.0))
         for j, link_id in enumerate(self.plant.link_ids):
             a, b = self.node_ids[self.plant.link_from[j]], self.node_ids[self.plant.link_to[j]]
             out[(a, link_channel(link_id))] = (_kwh(lc["bwd_received_kwh"][j]), _kwh(lc["fwd_sent_kwh"][j]))

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from gridctl.config import load_site
-from gridctl.settlement.model import GRID_CHANNEL, link_channel
+from gridctl.settlement.model import GRID_CHANNEL, PV_CHANNEL, link_channel
 from sim.kpis import policy_kpis
 from sim.outages import parse_outage
 from sim.profiles import synthetic_profiles
@@ -91,6 +91,28 @@ def test_settlement_energy_equals_meter_deltas(day_with_outage):
         plant_sent = np.abs(s["link_flow_kw"][2 * p: 2 * p + 2]).sum() * h
         assert float(out_kwh) == pytest.approx(plant_sent, abs=1e-5)
         assert settlement.sold_kwh == settlement.bought_kwh + settlement.losses_kwh
+
+
+def test_recorded_pv_per_period_is_the_plants_pv_energy(day_with_outage, site):
+    """The ``pv`` channel of each period is the PV energy the plant delivered in it (after any
+    curtailment, as an inverter's counter reads), within the counters' 1 mWh quantum."""
+    _, result = day_with_outage
+    s, h = result.series, result.step_h
+    with_pv = {n.id for n in site.nodes if n.pv_inverters}
+    assert with_pv  # every Misono member has PV
+    day_kwh = 0.0
+    for p, (readings, settlement) in enumerate(result.settlements):
+        for i, node in enumerate(result.node_ids):
+            pv = readings.channel(node, PV_CHANNEL)
+            if node not in with_pv:
+                assert pv is None
+                continue
+            produced, out = pv.deltas_kwh()
+            assert out == 0
+            assert float(produced) == pytest.approx(s["pv_kw"][2 * p: 2 * p + 2, i].sum() * h, abs=2e-6)
+            day_kwh += float(produced)
+        assert PV_CHANNEL not in {f.split(":")[-1] for f in settlement.flags}  # settlement ignores it
+    assert day_kwh == pytest.approx(s["pv_kw"].sum() * h, abs=1e-4) and day_kwh > 10
 
 
 def test_same_seed_gives_identical_outputs(tmp_path):

@@ -44,7 +44,7 @@ from gridctl.daemon.stages.fleet import DriverFactory, Fleet
 from gridctl.daemon.stages.forecasting import HistoryForecaster
 from gridctl.daemon.stages.record import PeriodSink, Recorder, RecorderState
 from gridctl.daemon.stages.replan import ThreadPlanner
-from gridctl.daemon.stages.snapshot import expected_channels
+from gridctl.daemon.stages.snapshot import expected_channels, pv_channels
 from gridctl.daemon.stages.telemetry import TelemetryRecorder, TelemetrySink
 
 if TYPE_CHECKING:
@@ -96,7 +96,8 @@ class Daemon:
         state = self._restore_state(now)
         recorder_json = parts.store.get(RECORDER_KEY)
         recorder = Recorder(expected_channels(site), site.market.grace_period_s, parts.periods,
-                            RecorderState.from_json(recorder_json) if recorder_json else None)
+                            RecorderState.from_json(recorder_json) if recorder_json else None,
+                            optional_channels=pv_channels(site))
         self.fleet = Fleet(site, parts.factory)
         forecaster = HistoryForecaster(site)
         self.planner = ThreadPlanner(site, parts.solve, forecaster, clock)

@@ -90,11 +90,17 @@ class Recorder:
     sink : PeriodSink
     state : RecorderState or None
         Restored state (after a restart).
+    optional_channels : list of (member_id, channel)
+        Channels recorded with each period (missing ones as None) but never waited for: the
+        PV counters (:func:`gridctl.daemon.stages.snapshot.pv_channels`), which settlement
+        does not use.
     """
 
     def __init__(self, channels: list[tuple[str, str]], grace_s: float, sink: PeriodSink,
-                 state: RecorderState | None = None) -> None:
+                 state: RecorderState | None = None,
+                 optional_channels: list[tuple[str, str]] | None = None) -> None:
         self.channels = channels
+        self.optional_channels = list(optional_channels or [])
         self.grace = timedelta(seconds=grace_s)
         self.sink = sink
         self.state = state or RecorderState()
@@ -168,7 +174,7 @@ class Recorder:
         first = self.state.boundaries.get(start.isoformat(), {})
         last = self.state.boundaries.get((start + PERIOD).isoformat(), {})
         channels = []
-        for member, channel in self.channels:
+        for member, channel in [*self.channels, *self.optional_channels]:
             a = first.get(_key(member, channel), [None, None])
             b = last.get(_key(member, channel), [None, None])
             channels.append(ChannelReading(member, channel, _dec(a[0]), _dec(a[1]),

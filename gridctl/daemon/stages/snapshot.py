@@ -18,6 +18,7 @@ from gridctl.config import SiteConfig
 from gridctl.config.site import Node
 from gridctl.controller.topology import site_index
 from gridctl.controller.types import DeviceHealth, NodeReading, Snapshot
+from gridctl.settlement.model import PV_CHANNEL
 
 
 @dataclass(frozen=True)
@@ -29,9 +30,11 @@ class CounterSample:
     member_id : str
         Node whose meter or router leg this is.
     channel : str
-        ``grid`` (grid meter, else the router's grid leg) or ``link:<link id>`` (router leg).
+        ``grid`` (grid meter, else the router's grid leg), ``link:<link id>`` (router leg) or
+        ``pv`` (the node's PV inverters, summed).
     import_kwh, export_kwh : float or None
-        Cumulative kWh into / out of the member (supply-positive ``supplied`` / ``absorbed``).
+        Cumulative kWh into / out of the member (supply-positive ``supplied`` / ``absorbed``);
+        for ``pv`` the produced energy, and 0 out.
     """
 
     member_id: str
@@ -131,9 +134,11 @@ def build_snapshot(site: SiteConfig, readings: Mapping[str, DeviceReading | None
 
 
 def counter_samples(site: SiteConfig, readings: Mapping[str, DeviceReading | None]) -> list[CounterSample]:
-    """Cumulative counters of grid meters and router legs read in this poll (settlement input)."""
+    """Cumulative counters of grid meters, router legs and PV inverters read in this poll."""
     samples: list[CounterSample] = []
     for node in site.nodes:
+        if node.pv_inverters:
+            samples.append(_pv_sample(node, readings))
         grid_meter = next((m for m in node.meters if m.role == "grid"), None)
         grid_reading = readings.get(grid_meter.id) if grid_meter else None
         if grid_reading is not None and grid_reading.counters is not None:
@@ -151,6 +156,23 @@ def counter_samples(site: SiteConfig, readings: Mapping[str, DeviceReading | Non
             elif leg.kind == "grid" and grid_meter is None:
                 samples.append(_sample(node.id, "grid", lr.counters))
     return [s for s in samples if s.import_kwh is not None or s.export_kwh is not None]
+
+
+def _pv_sample(node: Node, readings: Mapping[str, DeviceReading | None]) -> CounterSample:
+    """The node's PV production counter: the sum of its inverters' lifetime energy (SunSpec
+    ``WH``) [kWh], None unless every inverter reported one in this poll (a partial sum would
+    make a false difference)."""
+    produced = _sum([(r.counters.supplied_kwh if (r := readings.get(d.id)) and r.counters else None)
+                     for d in node.pv_inverters])
+    return CounterSample(node.id, PV_CHANNEL, produced, None if produced is None else 0.0)
+
+
+def pv_channels(site: SiteConfig) -> list[tuple[str, str]]:
+    """The ``(member_id, "pv")`` channel of every node with PV inverters, in file order.
+
+    Recorded with each period when read, but never waited for: settlement does not use them.
+    """
+    return [(node.id, PV_CHANNEL) for node in site.nodes if node.pv_inverters]
 
 
 def _sample(member_id: str, channel: str, counters: EnergyCounters) -> CounterSample:
