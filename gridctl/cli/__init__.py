@@ -13,6 +13,7 @@ from gridctl import __version__
 from gridctl.cli import commands_config, commands_devices, commands_simulate
 from gridctl.cli import commands_settle
 from gridctl.cli import commands_run
+from gridctl.cli import commands_sweep
 
 app = typer.Typer(
     name="gridctl",
@@ -43,6 +44,7 @@ commands_devices.register(app)
 commands_simulate.register(app)
 commands_settle.register(app)
 commands_run.register(app)
+commands_sweep.register(app)
 
 
 def main() -> None:
