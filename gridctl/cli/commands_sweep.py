@@ -74,7 +74,7 @@ def sweep(
     try:
         with open_executor(spec, tls) as executor, Progress(*columns, console=console) as bar:
             task = bar.add_task("cases", total=len(loaded.tasks))
-            outcome = run_sweep(loaded, out, executor,
+            outcome = run_sweep(loaded, out, executor, spec.in_flight,
                                 lambda done, total: bar.update(task, completed=done))
     except (ImportError, OSError, TimeoutError) as exc:
         raise _fail(f"scheduler {spec}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}",

@@ -35,6 +35,12 @@ class SchedulerSpec:
     workers: int = 1
     address: str | None = None
 
+    @property
+    def in_flight(self) -> int:
+        """Cases to keep submitted at once: one each for the serial executor's run-at-submit,
+        twice the workers locally (no worker waits), 64 on a remote cluster of unknown size."""
+        return {"serial": 1, "remote": 64}.get(self.kind, 2 * self.workers)
+
     def __str__(self) -> str:
         return self.address if self.kind == "remote" else f"{self.kind}:{self.workers}"
 

@@ -12,7 +12,7 @@ import os
 import tempfile
 import time
 from collections.abc import Callable
-from concurrent.futures import Executor, as_completed
+from concurrent.futures import FIRST_COMPLETED, Executor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,29 +74,43 @@ def write_case(out_dir: Path, result: CaseResult, code_version: str) -> Path:
     return target
 
 
-def run_sweep(sweep: Sweep, out_dir: Path, executor: Executor,
+def run_sweep(sweep: Sweep, out_dir: Path, executor: Executor, in_flight: int = 1,
               progress: Callable[[int, int], None] | None = None) -> SweepOutcome:
-    """Run every case of ``sweep`` not yet stored under ``out_dir``; ``progress(done, total)``
-    is called in this process as cases finish (stored ones count as done from the start)."""
+    """Run every case of ``sweep`` not yet stored under ``out_dir``.
+
+    At most ``in_flight`` cases are submitted at a time (1 for the serial executor, whose
+    ``submit`` runs the case), so each case is stored as soon as it finishes.
+    ``progress(done, total)`` is called in this process as cases finish (stored ones count as
+    done from the start).
+    """
     t0 = time.perf_counter()
     done = {t.case_hash: r for t in sweep.tasks if (r := read_case(out_dir, t)) is not None}
     pending = [t for t in sweep.tasks if t.case_hash not in done]
     skipped, failures = len(done), []
     if progress is not None:
         progress(len(done), len(sweep.tasks))
-    futures = {executor.submit(run_case, task): task for task in pending}
-    for future in as_completed(futures):
-        task = futures[future]
-        try:
-            result = future.result()
-        except Exception as exc:  # noqa: BLE001 - one failing case never stops the sweep
-            lines = str(exc).strip().splitlines() or [type(exc).__name__]
-            failures.append(CaseFailure(task.index, task.case_hash, lines[0]))
-            continue
-        write_case(out_dir, result, sweep.code_version)
-        done[task.case_hash] = result
-        if progress is not None:
-            progress(len(done), len(sweep.tasks))
+    queue, running = iter(pending), {}
+
+    def fill() -> None:
+        while len(running) < max(1, in_flight) and (task := next(queue, None)) is not None:
+            running[executor.submit(run_case, task)] = task
+
+    fill()
+    while running:
+        finished, _ = wait(running, return_when=FIRST_COMPLETED)
+        for future in finished:
+            task = running.pop(future)
+            try:
+                result = future.result()
+            except Exception as exc:  # noqa: BLE001 - one failing case never stops the sweep
+                lines = str(exc).strip().splitlines() or [type(exc).__name__]
+                failures.append(CaseFailure(task.index, task.case_hash, lines[0]))
+                continue
+            write_case(out_dir, result, sweep.code_version)
+            done[task.case_hash] = result
+            if progress is not None:
+                progress(len(done), len(sweep.tasks))
+        fill()
     results = tuple(done[t.case_hash] for t in sweep.tasks if t.case_hash in done)
     return SweepOutcome(results=results, ran=len(done) - skipped, skipped=skipped,
                         failures=tuple(sorted(failures, key=lambda f: f.index)),
