@@ -119,5 +119,11 @@ def _dask_client(spec: SchedulerSpec, tls: DaskTls | None):  # noqa: ANN202 - di
     if tls is not None:
         security = Security(tls_ca_file=str(tls.ca_file), tls_client_cert=str(tls.cert_file),
                             tls_client_key=str(tls.key_file), require_encryption=True)
-    with Client(spec.address, security=security, timeout="10s") as client:
+    try:
+        client = Client(spec.address, security=security, timeout="10s")
+    except (OSError, TimeoutError):
+        raise
+    except Exception as exc:  # noqa: BLE001 - distributed raises many kinds; the CLI wants one line
+        raise OSError(f"cannot connect: {type(exc).__name__}: {exc}") from None
+    with client:
         yield client

@@ -6,7 +6,6 @@ import dataclasses
 
 import pytest
 
-from gridctl.config import ConfigError
 from sim.sweep.apply import CaseError, LoadedTariffSet, apply_case
 from sim.sweep.case import case_hash
 from sim.sweep.load import load_sweep
@@ -100,3 +99,15 @@ def test_apply_case_changes_the_site_and_keeps_it_valid(tmp_path):
     assert apply_case(base, CaseParams(), tariff_set).node("home-1").contract.buyback_tariff == "post-fit"
     with pytest.raises(CaseError, match="unknown export tariff 'fit-1999'"):
         apply_case(base, CaseParams(), LoadedTariffSet("x", None, TariffSet(buyback_tariff={"home-1": "fit-1999"})))
+
+
+def test_every_shipped_sweep_file_loads():
+    from pathlib import Path
+
+    files = sorted((Path(__file__).resolve().parents[2] / "configs" / "sweeps").glob("*.yaml"))
+    assert files
+    for path in files:
+        sweep = load_sweep(path)
+        assert sweep.tasks and sweep.metrics
+    misono = load_sweep(files[0].parent / "misono-battery.yaml")
+    assert len(misono.tasks) == 16 and misono.window.days == 2 and misono.window.replan_s == 3600
