@@ -64,6 +64,8 @@ def sweep(
     except ValueError as exc:
         raise _fail(str(exc), EXIT_USAGE) from None
     tls = _tls(tls_ca_file, tls_cert, tls_key)
+    if tls is not None and not (spec.address or "").startswith("tls://"):
+        raise _fail("--tls-* options need a --scheduler tls://host:port", EXIT_USAGE)
     out = out if out is not None else Path("var/sweeps") / sweep_file.stem
     try:
         out.mkdir(parents=True, exist_ok=True)

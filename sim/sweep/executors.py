@@ -95,8 +95,11 @@ def open_executor(spec: SchedulerSpec, tls: DaskTls | None = None) -> Iterator[E
     if spec.kind == "serial":
         yield SerialExecutor()
     elif spec.kind == "process":
-        with ProcessPoolExecutor(max_workers=spec.workers) as pool:
+        pool = ProcessPoolExecutor(max_workers=spec.workers)
+        try:
             yield pool
+        finally:  # on Ctrl-C, cases not yet started are dropped (they run again next time)
+            pool.shutdown(wait=True, cancel_futures=True)
     else:
         with _dask_client(spec, tls) as client:
             yield client.get_executor(pure=False)

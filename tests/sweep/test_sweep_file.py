@@ -111,3 +111,17 @@ def test_every_shipped_sweep_file_loads():
         assert sweep.tasks and sweep.metrics
     misono = load_sweep(files[0].parent / "misono-battery.yaml")
     assert len(misono.tasks) == 16 and misono.window.days == 2 and misono.window.replan_s == 3600
+
+
+def test_tls_options_need_a_tls_scheduler_and_all_three_files(tmp_path):
+    sweep = write_sweep(tmp_path)
+    ca = tmp_path / "ca.pem"
+    ca.write_text("not used")
+    result = run_cli(str(sweep), "--scheduler", "process:2", "--tls-ca-file", str(ca),
+                     "--tls-cert", str(ca), "--tls-key", str(ca))
+    assert result.exit_code == 2 and "need a --scheduler tls://host:port" in result.output
+    result = run_cli(str(sweep), "--scheduler", "tls://127.0.0.1:8786", "--tls-ca-file", str(ca))
+    assert result.exit_code == 2 and "go together" in result.output
+    result = run_cli(str(sweep), "--scheduler", "tls://127.0.0.1:8786", "--tls-ca-file", str(ca),
+                     "--tls-cert", str(tmp_path / "no.pem"), "--tls-key", str(ca))
+    assert result.exit_code == 2 and "no.pem: file not found" in result.output
