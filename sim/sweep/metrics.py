@@ -3,11 +3,17 @@
 Costs (Decimal strings in ``kpis.json``) become floats [JPY]; ``None`` means not defined for
 the case (``savings_vs_standalone_jpy`` without the stand-alone baseline, outage figures
 without an outage, ``self_sufficiency_pct`` without load).
+
+Block totals do not depend on the P2P mechanism (members' P2P payments cancel out); how the
+gain is shared does: ``min_member_savings_vs_grid_only_jpy`` is the smallest member's
+``grid_only_cost_jpy - energy_cost_jpy`` (its settled bills against buying everything from
+the grid) [JPY].
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from decimal import Decimal
 
 __all__ = ["CaseMetrics", "DEFAULT_METRICS", "METRIC_NAMES", "metrics_from_kpis"]
 
@@ -40,6 +46,7 @@ class CaseMetrics:
     forbidden_export_kwh: float
     export_while_shedding_kwh: float
     settlement_periods_failing_checks: float
+    min_member_savings_vs_grid_only_jpy: float
     outage_full_critical_service_h: float | None
     outage_min_stored_kwh: float | None
 
@@ -58,14 +65,17 @@ def _number(value: object) -> float | None:
 
 
 def metrics_from_kpis(policy_kpis: dict) -> CaseMetrics:
-    """The metrics of one policy's ``kpis.json`` entry (``block``, ``outages``); the first
-    outage's figures when there is one."""
+    """The metrics of one policy's ``kpis.json`` entry (``block``, ``members``, ``outages``);
+    the first outage's figures when there is one."""
     block = policy_kpis["block"]
     outages = policy_kpis.get("outages") or []
     values: dict[str, float | None] = {}
     for name in METRIC_NAMES:
         if name in _RULES:
             values[name] = _number(block["rule_violations"].get(name, 0.0))
+        elif name == "min_member_savings_vs_grid_only_jpy":
+            values[name] = float(min(Decimal(m["grid_only_cost_jpy"]) - Decimal(m["energy_cost_jpy"])
+                                     for m in policy_kpis["members"].values()))
         elif name in _OUTAGE:
             values[name] = _number(outages[0].get(_OUTAGE[name])) if outages else None
         else:
