@@ -22,8 +22,8 @@ window:
 grid:
   battery_scale: [0.5, 2.0]
   mechanism: [sdr, mmr]
-metrics: [total_cost_jpy, self_sufficiency_pct, peak_import_kw, battery_throughput_kwh,
-          rule_violations_kwh]
+metrics: [total_cost_jpy, min_member_savings_vs_grid_only_jpy, self_sufficiency_pct, peak_import_kw,
+          battery_throughput_kwh, rule_violations_kwh]
 """
 
 

@@ -20,7 +20,8 @@ def test_serial_process_pool_and_dask_give_identical_tables(tmp_path):
         tables[scheduler] = pd.read_csv(out / "results.csv")
     serial = tables["serial"]
     assert list(serial.columns) == ["case_hash", "policy", "battery_scale", "mechanism",
-                                    "total_cost_jpy", "self_sufficiency_pct", "peak_import_kw",
+                                    "total_cost_jpy", "min_member_savings_vs_grid_only_jpy",
+                                    "self_sufficiency_pct", "peak_import_kw",
                                     "battery_throughput_kwh", "rule_violations_kwh"]
     assert len(serial) == 4 and serial["case_hash"].is_unique
     assert set(serial["policy"]) == {"rolling"}
@@ -41,5 +42,5 @@ def test_plots_per_metric_and_varied_parameter(tmp_path):
     result = run_cli(str(sweep), "--out", str(out), "--scheduler", "process:2")
     assert result.exit_code == 0, result.output
     names = sorted(p.name for p in (out / "plots").glob("*.png"))
-    assert len(names) == 10 and "total_cost_jpy_vs_battery_scale.png" in names
+    assert len(names) == 12 and "total_cost_jpy_vs_battery_scale.png" in names
     assert all((out / "plots" / n).stat().st_size > 5000 for n in names)
