@@ -14,6 +14,7 @@ from gridctl.cli import commands_config, commands_devices, commands_simulate
 from gridctl.cli import commands_settle
 from gridctl.cli import commands_run
 from gridctl.cli import commands_cityos
+from gridctl.cli import commands_sweep
 
 app = typer.Typer(
     name="gridctl",
@@ -45,6 +46,7 @@ commands_simulate.register(app)
 commands_settle.register(app)
 commands_run.register(app)
 commands_cityos.register(app)
+commands_sweep.register(app)
 
 
 def main() -> None:

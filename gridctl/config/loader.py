@@ -7,9 +7,9 @@ cross-field checks deferred, then cross-checked here so every problem carries it
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
@@ -35,6 +35,8 @@ DEFAULT_PROFILES_DIR = "devices"
 #: Deepest nesting of collections a YAML input may have. Real site files nest less than 10
 #: levels; ruamel's recursive parser would overflow the stack at a few hundred.
 MAX_NESTING_DEPTH = 64
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
 
 _OPENING = (BlockMappingStartToken, BlockSequenceStartToken, FlowMappingStartToken,
             FlowSequenceStartToken)
@@ -179,6 +181,26 @@ def _dedupe(issues: list[ConfigIssue]) -> list[ConfigIssue]:
             seen.add(key)
             unique.append(issue)
     return unique
+
+
+def issue_at(path: Path, tree: Any, loc: tuple[str | int, ...], message: str) -> ConfigIssue:
+    """A :class:`ConfigIssue` for key path ``loc`` of a file read by :func:`read_yaml`, with its line."""
+    line, kept = _line_of(tree, loc)
+    return ConfigIssue(path, line, format_key_path(kept), message)
+
+
+def load_model(path: Path, model: type[ModelT]) -> tuple[ModelT, Any]:
+    """Read a YAML mapping and validate it as ``model``; raise ConfigError naming file:line:key.
+
+    Returns the model and the YAML tree (for :func:`issue_at` in later cross-checks).
+    """
+    tree = read_yaml(path)
+    if not isinstance(tree, CommentedMap):
+        raise ConfigError([ConfigIssue(path, 1, "", "the file must be a YAML mapping")])
+    try:
+        return model.model_validate(dict(tree)), tree
+    except ValidationError as exc:
+        raise ConfigError(_issues_from_validation(path, tree, exc)) from None
 
 
 def load_profiles(folder: Path) -> dict[str, DeviceProfile]:
