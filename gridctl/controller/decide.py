@@ -31,6 +31,7 @@ from gridctl.controller.setpoints import (
     correct_targets,
     make_setpoints,
     step_targets,
+    within_ratings,
 )
 from gridctl.controller.topology import SiteIndex, site_index
 from gridctl.controller.types import ControllerState, Decision, Mode, Setpoints, Snapshot
@@ -131,6 +132,7 @@ def decide(site: SiteConfig, state: ControllerState, snapshot: Snapshot,
         idle = tuple(f"node {idx.node_ids[n]}: PV or load not measured; battery idle"
                      for n in np.flatnonzero(unknown))
         used_fallback, step, head = True, None, (f"fallback: {why}",) + p_notes + idle
+    targets = within_ratings(idx, targets, snapshot)
     targets, rule_notes = enforce_rules(idx, targets, _context(site, idx, state, snapshot))
     setpoints, notes = make_setpoints(site, idx, targets, snapshot, now, tie_open)
     return Decision(setpoints, head + rule_notes + notes, used_fallback, step)

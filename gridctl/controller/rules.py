@@ -183,7 +183,11 @@ def _no_resale(idx: SiteIndex, t: StepTargets, ctx: NodeContext, known: np.ndarr
             return
         for n in np.flatnonzero(over):
             _trim_outflow(idx, t.link_flow_kw, int(n), float(excess[n]))
-            # what is no longer sent is not discharged either (it would reach the grid)
-            t.battery_kw[n] -= min(float(excess[n]), max(t.battery_kw[n], 0.0))
+            # The send is now the own surplus, PV and green discharge less load, so those stay
+            # as they are; grey discharge that backed the cut part has nowhere to go but the
+            # grid meter, so it stops. (Cutting green discharge too would shrink the surplus by
+            # as much as the send and never settle.)
+            grey_kw = max(t.battery_kw[n] - float(green[n]), 0.0)
+            t.battery_kw[n] -= min(float(excess[n]), grey_kw)
             notes.append(f"node {idx.node_ids[n]}: link send cut {excess[n]:.2f} kW (beyond "
                          "its own surplus: no resale of grid power)")

@@ -9,7 +9,7 @@ the battery ratings.  Every value is then clamped to its device's ratings and gi
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -146,6 +146,19 @@ def make_setpoints(site: SiteConfig, idx: SiteIndex, targets: StepTargets, snaps
                          "cannot be switched, so it stays connected")
     return Setpoints(at_utc=now, items=tuple(items), shed_tiers=shed,
                      grid_tie_open=grid_tie_open), tuple(notes)
+
+
+def within_ratings(idx: SiteIndex, targets: StepTargets, snapshot: Snapshot) -> StepTargets:
+    """``targets`` with each node's battery power inside what its healthy batteries can give
+    or take [kW]. The rules count on the battery power of the targets (a send backed by
+    discharge); power beyond the ratings would be clamped away at the device and the grid
+    would make up the difference, so it is clamped here, before the rules look."""
+    battery = targets.battery_kw.copy()
+    for n, devices in enumerate(idx.batteries):
+        healthy = [d for d in devices if snapshot.device_ok(d.id)]
+        battery[n] = np.clip(battery[n], -sum(d.rating.max_charge_kw for d in healthy),
+                             sum(d.rating.max_discharge_kw for d in healthy))
+    return replace(targets, battery_kw=battery)
 
 
 def _battery_setpoints(idx: SiteIndex, n: int, node_kw: float, snapshot: Snapshot,

@@ -22,6 +22,9 @@ from gridctl.controller import (
     step,
 )
 from gridctl.controller.origin import grey_step
+from gridctl.controller.rules import NodeContext, enforce_rules, link_net_in_kw
+from gridctl.controller.setpoints import StepTargets, within_ratings
+from gridctl.controller.topology import site_index
 from gridctl.controller.types import BillingState, NodeBilling
 from tests.controller.sitekit import plan_with, snapshot
 
@@ -183,3 +186,56 @@ def misono_demand(misono):
     nodes = [n if n.id != "store" else n.model_copy(update={"contract": n.contract.model_copy(
         update={"demand_charge_jpy_per_kw_month": 1800.0})}) for n in misono.nodes]
     return misono.model_copy(update={"nodes": nodes})
+
+
+def _chain_targets(site, idx, path, own_kw, battery_kw, pv_kw, load_kw):
+    """Targets sending each node's ``own_kw`` down ``path`` (node ids, last one receives all),
+    every relay forwarding what arrives."""
+    at = {nid: k for k, nid in enumerate(idx.node_ids)}
+    flow = np.zeros(len(idx.links))
+    carried = 0.0
+    for a, b in zip(path, path[1:]):
+        carried += own_kw[at[a]]
+        j, link = next((j, link) for j, link in enumerate(idx.links)
+                       if {link.from_node, link.to_node} == {at[a], at[b]})
+        flow[j] = carried if link.from_node == at[a] else -carried
+        carried *= link.efficiency
+    n_tiers = len(idx.tier_numbers)
+    return StepTargets(battery_kw=battery_kw, pv_limit_kw=np.full(idx.n_nodes, np.inf),
+                       link_flow_kw=flow, shed=np.zeros((idx.n_nodes, n_tiers), bool),
+                       pv_kw=pv_kw, load_kw=load_kw)
+
+
+def test_a_send_down_a_relay_chain_is_cut_to_the_own_surplus_the_devices_can_give(misono, now):
+    """home-3 and home-2 send PV plus full discharge toward the mall through home-1; the PV comes
+    in 0.2 kW short and the plan-following correction asks each battery for 0.2 kW more than its
+    rating. What the devices can give is the surplus: each send is cut to it, and by no more
+    (a cut that also stopped the green discharge backing the rest would chase itself down the
+    chain until the batteries stood idle)."""
+    idx = site_index(misono)
+    at = {nid: k for k, nid in enumerate(idx.node_ids)}
+    rating = np.array([sum(b.rating.max_discharge_kw for b in bats) for bats in idx.batteries])
+    pv_plan, load = np.zeros(idx.n_nodes), np.zeros(idx.n_nodes)
+    battery = np.zeros(idx.n_nodes)
+    for name in ("home-3", "home-2"):
+        k = at[name]
+        pv_plan[k], load[k], battery[k] = 1.0, 0.5, rating[k] + 0.2  # corrected past the rating
+    own_plan = pv_plan + np.minimum(battery, rating) - load
+    targets = _chain_targets(misono, idx, ["home-3", "home-2", "home-1", "mall"],
+                             np.where(pv_plan > 0, own_plan + 0.2, 0.0), battery, pv_plan, load)
+    pv_now = pv_plan - 0.2 * (pv_plan > 0)
+    ctx = NodeContext(load_kw=load, pv_kw=pv_now,
+                      battery_export_allowed=np.ones(idx.n_nodes, bool),
+                      demand_guard_kw=np.full(idx.n_nodes, np.inf), grid_available=True,
+                      tie_open=False)
+    held = within_ratings(idx, targets, snapshot(misono, now))
+    out, notes = enforce_rules(idx, held, ctx)
+    delivered = np.clip(out.battery_kw, 0.0, rating)  # what the devices can give
+    surplus = np.maximum(pv_now + delivered - load, 0.0)
+    send = -link_net_in_kw(idx, out.link_flow_kw)
+    assert np.all(send <= surplus + 1e-6), (send, surplus)
+    assert np.all(out.battery_kw <= rating + 1e-9)
+    for name in ("home-3", "home-2"):  # each still sends its whole surplus: PV + full discharge
+        k = at[name]
+        assert send[k] == pytest.approx(pv_now[k] + rating[k] - load[k], abs=1e-6)
+    assert any("no resale" in n for n in notes)
