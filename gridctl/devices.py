@@ -16,7 +16,6 @@ Typical daemon use::
 from __future__ import annotations
 
 import asyncio
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +26,7 @@ from drivers.profile import DeviceQuirks, ModbusEndpoint, OpcUaEndpoint, TlsSett
 from drivers.sunspec.devices import SunSpecBattery, SunSpecDevice, SunSpecMeter, SunSpecPvInverter
 from gridctl.config.devices import DeviceProfile, ModbusProtocol, OpcuaProtocol
 from gridctl.config.site import Node, SiteConfig
+from gridctl.credentials import read_secret
 
 Driver = SunSpecDevice | OpcUaRouter
 
@@ -90,8 +90,9 @@ def modbus_endpoint(modbus: ModbusProtocol, base_dir: Path) -> ModbusEndpoint:
 
 
 def opcua_endpoint(ua: OpcuaProtocol, base_dir: Path) -> OpcUaEndpoint:
-    """Driver endpoint for a config ``protocol.opcua`` block (password read from its env var)."""
-    password = os.environ.get(ua.identity.password_env) if ua.identity.password_env else None
+    """Driver endpoint for a config ``protocol.opcua`` block (the password from its systemd
+    credential, else its environment variable: :func:`gridctl.credentials.read_secret`)."""
+    password = read_secret(ua.identity.password_credential, ua.identity.password_env)
     return OpcUaEndpoint(
         endpoint_url=ua.endpoint_url, security_policy=ua.security_policy, security_mode=ua.security_mode,
         certificate_path=_path(base_dir, ua.certificate_path), private_key_path=_path(base_dir, ua.private_key_path),

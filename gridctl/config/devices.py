@@ -56,14 +56,21 @@ class OpcuaIdentity(StrictModel):
 
     kind: Literal["x509", "username", "anonymous"] = "x509"
     username: str | None = None
+    password_credential: str | None = Field(
+        default=None, pattern=r"^[A-Za-z0-9_.-]+$",
+        description="systemd credential id holding the password ($CREDENTIALS_DIRECTORY/ID); "
+                    "wins over password_env",
+    )
     password_env: str | None = Field(
         default=None, description="environment variable that holds the password (never the file)"
     )
 
     @model_validator(mode="after")
     def _username_needs_name(self) -> OpcuaIdentity:
-        if self.kind == "username" and not (self.username and self.password_env):
-            raise ValueError("identity kind 'username' needs username and password_env")
+        if self.kind == "username" and not (
+                self.username and (self.password_credential or self.password_env)):
+            raise ValueError("identity kind 'username' needs username and password_credential "
+                             "(or password_env)")
         return self
 
 

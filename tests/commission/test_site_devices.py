@@ -10,7 +10,8 @@ from drivers.errors import DeviceError
 from drivers.opcua.router import OpcUaRouter
 from drivers.sunspec.devices import SunSpecBattery, SunSpecMeter, SunSpecPvInverter
 from gridctl.config import load_site
-from gridctl.devices import SiteDevices, quirks_from_profile
+from gridctl.config.devices import OpcuaIdentity
+from gridctl.devices import SiteDevices, opcua_endpoint, quirks_from_profile
 from sim.emulators.site import build_site, clear_day_pv_kw
 from tests.fixtures.emulators import MISONO, write_site_config
 
@@ -86,3 +87,24 @@ def test_plausibility_bounds_come_from_ratings() -> None:
     assert devices.binding("home-1-pv").driver.quirks.plausible_power_kw == pytest.approx(9.0)
     assert devices.binding("home-1-battery").driver.quirks.plausible_power_kw == pytest.approx(8.0)
     assert devices.binding("home-1-meter").driver.quirks.plausible_power_kw == pytest.approx(12.0)
+
+
+def test_an_opcua_password_comes_from_its_credential_before_the_environment(tmp_path, monkeypatch) -> None:
+    """Secrets are systemd credentials (never Environment=, readable through systemctl show):
+    the router password is read from $CREDENTIALS_DIRECTORY/ID, the variable only outside it."""
+    site = load_site(MISONO)
+    router = next(d for _node, d in site.routers() if d.id == "home-1-dgr")
+    ua = router.protocol.opcua
+    identity = OpcuaIdentity(kind="username", username="gridctl", password_credential="home-1-dgr-password",
+                             password_env="GRIDCTL_TEST_ROUTER_PASSWORD")
+    ua = ua.model_copy(update={"identity": identity})
+    folder = tmp_path / "credentials"
+    folder.mkdir()
+    monkeypatch.setenv("GRIDCTL_TEST_ROUTER_PASSWORD", "from-the-environment")
+    monkeypatch.delenv("CREDENTIALS_DIRECTORY", raising=False)
+    assert opcua_endpoint(ua, tmp_path).password == "from-the-environment"
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(folder))
+    (folder / "home-1-dgr-password").write_text("s3cret\n", encoding="utf-8")
+    assert opcua_endpoint(ua, tmp_path).password == "s3cret"
+    with pytest.raises(ValueError, match="password_credential"):
+        OpcuaIdentity(kind="username", username="gridctl")
