@@ -96,7 +96,7 @@ def run(
 
 async def _run_daemon(site: SiteConfig, duration: float | None, console) -> int:
     from gridctl.daemon import build_daemon
-    from gridctl.ledger.store import LedgerError, LedgerFileError
+    from gridctl.ledger.files import LedgerError, LedgerFileError
 
     try:
         daemon, ledger = build_daemon(site)

@@ -1,8 +1,9 @@
 """Durable, append-only, hash-chained settlement ledger (SQLite) with outbox and state table."""
 
 from gridctl.ledger.book import SettlementBook, month_bounds_utc, settle_and_record
+from gridctl.ledger.files import LedgerError, LedgerFileError
 from gridctl.ledger.outbox import OutboxTarget, OutboxView
-from gridctl.ledger.store import Entry, Ledger, LedgerError, LedgerFileError, RecordResult
+from gridctl.ledger.store import Entry, Ledger, RecordResult
 from gridctl.ledger.verify import VerifyReport, verify_ledger
 
 __all__ = [

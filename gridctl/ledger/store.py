@@ -23,7 +23,6 @@ import datetime as dt
 import functools
 import hashlib
 import json
-import os
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -34,87 +33,24 @@ from typing import Any
 
 from influxdb_client import Point
 
+from gridctl.ledger.files import (
+    APPEND_ONLY,
+    ENTRIES_TABLE,
+    SCHEMA,
+    SETTLEMENT_KINDS,
+    LedgerError,
+    check_ledger_file,
+    connect,
+    create_new,
+    refuse_unusable_file,
+    what_is_wrong,
+)
 from gridctl.ledger.outbox import OutboxTarget
 from gridctl.settlement.codec import member_from_dict, member_to_dict, period_from_dict, period_to_dict
 from gridctl.settlement.model import PeriodReadings, PeriodSettlement
 from gridctl.sinks.schema import as_lines, settlement_points
 
 GENESIS_HASH = "0" * 64
-_ENTRIES_TABLE = """
-CREATE TABLE IF NOT EXISTS {table} (
-    seq INTEGER PRIMARY KEY,
-    period_start_utc TEXT NOT NULL,
-    revision INTEGER NOT NULL,
-    kind TEXT NOT NULL CHECK (kind IN ('period', 'member', 'opening')),
-    member_id TEXT NOT NULL,
-    sign INTEGER NOT NULL CHECK (sign IN (1, -1)),
-    body TEXT NOT NULL,
-    prev_hash TEXT NOT NULL,
-    hash TEXT NOT NULL UNIQUE,
-    UNIQUE (period_start_utc, revision, kind, member_id, sign)
-)"""
-_APPEND_ONLY = (
-    "CREATE TRIGGER IF NOT EXISTS {table}_append_only_u BEFORE UPDATE ON {table}"
-    " BEGIN SELECT RAISE(ABORT, 'ledger {table} are append-only'); END",
-    "CREATE TRIGGER IF NOT EXISTS {table}_append_only_d BEFORE DELETE ON {table}"
-    " BEGIN SELECT RAISE(ABORT, 'ledger {table} are append-only'); END",
-)
-_SCHEMA = _ENTRIES_TABLE.format(table="entries") + """;
-CREATE TABLE IF NOT EXISTS readings (
-    period_start_utc TEXT NOT NULL,
-    revision INTEGER NOT NULL,
-    sha256 TEXT NOT NULL,
-    body TEXT NOT NULL,
-    PRIMARY KEY (period_start_utc, revision)
-);
-CREATE TABLE IF NOT EXISTS outbox (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    line TEXT NOT NULL,
-    created_utc TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS outbox_rejected (
-    id INTEGER PRIMARY KEY,
-    line TEXT NOT NULL,
-    created_utc TEXT NOT NULL,
-    rejected_utc TEXT NOT NULL,
-    reason TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS cityos_outbox (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    line TEXT NOT NULL,
-    created_utc TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS cityos_outbox_rejected (
-    id INTEGER PRIMARY KEY,
-    line TEXT NOT NULL,
-    created_utc TEXT NOT NULL,
-    rejected_utc TEXT NOT NULL,
-    reason TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS state (
-    key TEXT PRIMARY KEY,
-    value TEXT NOT NULL,
-    updated_utc TEXT NOT NULL
-);
-"""
-_SCHEMA += "".join(f"{t.format(table=table)};\n" for table in ("entries", "readings") for t in _APPEND_ONLY)
-#: Entry kinds of a settled period (the ``opening`` kind is a month's opening balance).
-_SETTLEMENT_KINDS = "kind IN ('period', 'member')"
-
-
-class LedgerError(RuntimeError):
-    """The ledger cannot be opened or written (one-line message naming the file)."""
-
-
-class LedgerFileError(LedgerError):
-    """The file is not an intact gridctl ledger: bad input, refused before anything is written."""
-
-
-#: Columns of the hash-chained entries table: what identifies a gridctl ledger, of any age.
-_ENTRY_COLUMNS = frozenset({"seq", "period_start_utc", "revision", "kind", "member_id", "sign", "body",
-                            "prev_hash", "hash"})
-
-
 @dataclass(frozen=True)
 class RecordResult:
     """What :meth:`Ledger.record` did: ``new``, ``unchanged`` or ``corrected``, and the revision."""
@@ -154,42 +90,6 @@ def _utc_now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
-#: Mode of a new ledger file [octal]: it holds every member's billing data, so the owner only.
-#: SQLite gives its ``-wal`` and ``-shm`` files the database file's mode.
-LEDGER_MODE = 0o600
-
-
-def _create_private(path: Path) -> None:
-    """Create ``path`` empty with :data:`LEDGER_MODE` whatever the umask (an existing file is
-    left as it is: a clerk may open a copy that is not theirs)."""
-    with contextlib.suppress(FileExistsError):
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, LEDGER_MODE))
-
-
-def _create_new(path: Path) -> None:
-    """Make a new ledger at ``path`` that appears whole or not at all.
-
-    The schema is written into a private temporary file next to it, which is then linked into
-    place: a crash while creating leaves no empty or half-made file where the ledger belongs
-    (which the next start would refuse as "not a gridctl ledger"). If another process made the
-    ledger first, theirs stays.
-    """
-    scratch = path.with_name(f".{path.name}.{os.getpid()}.new")
-    scratch.unlink(missing_ok=True)
-    _create_private(scratch)
-    try:
-        db = sqlite3.connect(scratch, isolation_level=None)
-        try:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.executescript(_SCHEMA)
-        finally:
-            db.close()
-        with contextlib.suppress(FileExistsError):
-            os.link(scratch, path)
-    finally:
-        scratch.unlink(missing_ok=True)
-
-
 def _locked(method: Callable) -> Callable:
     """Serialise use of the connection: the daemon calls the ledger from worker threads.
 
@@ -203,53 +103,9 @@ def _locked(method: Callable) -> Callable:
             try:
                 return method(self, *args, **kwargs)
             except sqlite3.Error as exc:
-                raise LedgerError(f"{self.path}: {_what_is_wrong(exc)}") from None
+                raise LedgerError(f"{self.path}: {what_is_wrong(exc)}") from None
 
     return wrapper
-
-
-def _refuse_unusable_file(path: Path, existed: bool, read_only: bool) -> None:
-    """Refuse a missing file to read, and an empty one (a new ledger is made only where none is)."""
-    if read_only and not existed:
-        raise LedgerFileError(f"{path}: no such ledger")
-    try:
-        empty = existed and path.is_file() and path.stat().st_size == 0
-    except OSError as exc:
-        raise LedgerError(f"{path}: cannot open ledger: {exc.strerror}") from None
-    if empty:
-        raise LedgerFileError(f"{path}: not a gridctl ledger (empty file)")
-
-
-def _connect(path: Path, read_only: bool) -> sqlite3.Connection:
-    """A connection to ``path``; ``mode=ro`` (a ``file:`` URI) when reading only."""
-    target = f"{path.resolve().as_uri()}?mode=ro" if read_only else str(path)
-    return sqlite3.connect(target, uri=read_only, isolation_level=None, timeout=30.0,
-                           check_same_thread=False)
-
-
-def _check_ledger_file(db: sqlite3.Connection, path: Path) -> None:
-    """Every page readable (``quick_check``) and a ledger's entries table present, else refuse."""
-    try:
-        problems = [row[0] for row in db.execute("PRAGMA quick_check")]
-        columns = {row[1] for row in db.execute("PRAGMA table_info(entries)")}
-    except sqlite3.DatabaseError as exc:
-        raise LedgerFileError(f"{path}: {_what_is_wrong(exc)}") from None
-    if problems != ["ok"]:
-        raise LedgerFileError(f"{path}: ledger is damaged ({problems[0]})")
-    if not columns:
-        raise LedgerFileError(f"{path}: not a gridctl ledger (no entries table)")
-    if not _ENTRY_COLUMNS <= columns:
-        raise LedgerFileError(f"{path}: not a gridctl ledger (its entries table is another kind)")
-
-
-def _what_is_wrong(exc: sqlite3.Error) -> str:
-    """SQLite's complaint in the ledger's words."""
-    text = str(exc)
-    if "file is not a database" in text:
-        return "not a gridctl ledger (not an SQLite database)"
-    if "malformed" in text:
-        return f"ledger is damaged ({text})"
-    return text
 
 
 class Ledger:
@@ -288,18 +144,18 @@ class Ledger:
         self._depth = 0  # open transactions: 0 none, 1 BEGIN, more are savepoints inside it
         self._lock = threading.RLock()
         existed = self.path.exists()
-        _refuse_unusable_file(self.path, existed, read_only)
+        refuse_unusable_file(self.path, existed, read_only)
         try:
             if not read_only:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 if not existed:
-                    _create_new(self.path)
-            self._db = _connect(self.path, read_only)
-            _check_ledger_file(self._db, self.path)  # before anything writes to it
+                    create_new(self.path)
+            self._db = connect(self.path, read_only)
+            check_ledger_file(self._db, self.path)  # before anything writes to it
             if not read_only:
                 self._db.execute("PRAGMA journal_mode=WAL")
                 self._db.execute(f"PRAGMA synchronous={'FULL' if durable else 'OFF'}")
-                self._db.executescript(_SCHEMA)
+                self._db.executescript(SCHEMA)
                 self._allow_openings()
         except (sqlite3.Error, OSError) as exc:
             raise LedgerError(f"{self.path}: cannot open ledger: {exc}") from None
@@ -344,11 +200,11 @@ class Ledger:
         with self._transaction():
             if upgraded():  # another connection did it first
                 return
-            self._db.execute(_ENTRIES_TABLE.format(table="entries_upgrade"))
+            self._db.execute(ENTRIES_TABLE.format(table="entries_upgrade"))
             self._db.execute("INSERT INTO entries_upgrade SELECT * FROM entries")
             self._db.execute("DROP TABLE entries")  # and its triggers; an implicit delete fires none
             self._db.execute("ALTER TABLE entries_upgrade RENAME TO entries")
-            for trigger in _APPEND_ONLY:
+            for trigger in APPEND_ONLY:
                 self._db.execute(trigger.format(table="entries"))
 
     @contextlib.contextmanager
@@ -410,13 +266,13 @@ class Ledger:
     def _current_entries(self, period: str) -> list[Entry]:
         """The entries of the current (latest, not reversed) revision of ``period``, in order."""
         row = self._db.execute(
-            f"SELECT MAX(revision) FROM entries WHERE period_start_utc = ? AND sign = 1 AND {_SETTLEMENT_KINDS}",
+            f"SELECT MAX(revision) FROM entries WHERE period_start_utc = ? AND sign = 1 AND {SETTLEMENT_KINDS}",
             (period,),
         ).fetchone()
         if row is None or row[0] is None:
             return []
         return list(self._select(
-            f"WHERE period_start_utc = ? AND revision = ? AND sign = 1 AND {_SETTLEMENT_KINDS}", (period, row[0])
+            f"WHERE period_start_utc = ? AND revision = ? AND sign = 1 AND {SETTLEMENT_KINDS}", (period, row[0])
         ))
 
     @_locked
@@ -441,7 +297,7 @@ class Ledger:
     @_locked
     def settlements(self, start_utc: dt.datetime | None = None, end_utc: dt.datetime | None = None) -> list[tuple[PeriodSettlement, int]]:
         """Current settlement and revision of every period in ``[start, end)``, by period start."""
-        clauses, args = ["sign = 1", _SETTLEMENT_KINDS], []
+        clauses, args = ["sign = 1", SETTLEMENT_KINDS], []
         if start_utc is not None:
             clauses.append("period_start_utc >= ?")
             args.append(_iso(start_utc))
@@ -533,7 +389,7 @@ class Ledger:
         with self._transaction():
             if self._db.execute(f"SELECT 1 FROM entries WHERE kind = 'opening' AND {window}", (start, end)).fetchone():
                 raise LedgerError(f"{self.path}: the month starting {start} already has an opening balance")
-            if self._db.execute(f"SELECT 1 FROM entries WHERE {_SETTLEMENT_KINDS} AND {window}", (start, end)).fetchone():
+            if self._db.execute(f"SELECT 1 FROM entries WHERE {SETTLEMENT_KINDS} AND {window}", (start, end)).fetchone():
                 raise LedgerError(
                     f"{self.path}: the month starting {start} already has settlements;"
                     " an opening balance must be recorded before its first period"
@@ -630,7 +486,7 @@ class Ledger:
         What a feed that remembers the last ``seq`` it queued must queue next.
         """
         rows = self._db.execute(
-            f"SELECT DISTINCT period_start_utc FROM entries WHERE seq > ? AND {_SETTLEMENT_KINDS}"
+            f"SELECT DISTINCT period_start_utc FROM entries WHERE seq > ? AND {SETTLEMENT_KINDS}"
             " ORDER BY period_start_utc", (seq,),
         ).fetchall()
         head = self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM entries").fetchone()[0]

@@ -20,7 +20,7 @@ from enum import Enum
 
 from gridctl.daemon.clock import Clock
 from gridctl.daemon.lifecycle.ratelog import DEFAULT_INTERVAL_S, RateLimitedLog
-from gridctl.ledger.store import LedgerError
+from gridctl.ledger.files import LedgerError
 
 log = logging.getLogger(__name__)
 
