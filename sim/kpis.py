@@ -55,7 +55,7 @@ def _member_money(result: SimResult) -> dict[str, dict[str, Decimal]]:
         for line in settlement.members:
             m = out[line.member_id]
             m["bill"] += line.bill_jpy
-            m["counterfactual"] += line.counterfactual_jpy
+            m["counterfactual"] += line.grid_only_jpy
             m["bought"] += line.p2p_bought_kwh
             m["sold"] += line.p2p_sold_kwh
             price = line.import_price_jpy_per_kwh

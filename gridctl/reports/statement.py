@@ -89,7 +89,7 @@ def member_statement(
     yen = lambda v: round_with(v, 0, rules.yen_mode)  # noqa: E731
     paid, fee, received = _sum(lines, "p2p_paid_jpy"), _sum(lines, "fee_jpy"), _sum(lines, "p2p_received_jpy")
     payable = paid + fee - received
-    bill, counterfactual = _sum(lines, "bill_jpy"), _sum(lines, "counterfactual_jpy")
+    bill, counterfactual = _sum(lines, "bill_jpy"), _sum(lines, "grid_only_jpy")
     total = yen(payable)
     out = [
         Line("header", "member", "組合員", "Member", member_id),
@@ -105,7 +105,7 @@ def member_statement(
         Line("money", "p2p_received_jpy", "P2P販売代金", "P2P sales", yen(received), "JPY"),
         Line("money", "grid_import_jpy", "系統電力料金(参考)", "Grid energy charge (reference)", yen(_sum(lines, "grid_import_jpy")), "JPY"),
         Line("money", "grid_export_jpy", "系統買取額(参考)", "Grid buy-back (reference)", yen(_sum(lines, "grid_export_jpy")), "JPY"),
-        Line("money", "counterfactual_jpy", "系統のみの場合の請求額", "Grid-only bill", yen(counterfactual), "JPY"),
+        Line("money", "grid_only_jpy", "系統のみの場合の請求額", "Grid-only bill", yen(counterfactual), "JPY"),
         Line("money", "bill_jpy", "P2P取引後の請求額", "Bill with P2P", yen(bill), "JPY"),
         Line("money", "savings_jpy", "削減額", "Savings versus grid-only", yen(counterfactual - bill), "JPY"),
         Line("total", "total_payable_jpy", "P2P精算額(税込)", "P2P amount payable (tax incl.)", total, "JPY"),
@@ -171,7 +171,7 @@ def block_summary(month: str, periods: Sequence[PeriodSettlement], head_hash: st
         Line("money", "fee_jpy", "手数料総額", "Platform fees", fee, "JPY"),
         Line("money", "received_jpy", "P2P受取総額", "P2P received by sellers", received, "JPY"),
         Line("money", "savings_jpy", "組合員削減額合計", "Members' savings versus grid-only",
-             _sum(all_lines, "counterfactual_jpy") - _sum(all_lines, "bill_jpy"), "JPY"),
+             _sum(all_lines, "grid_only_jpy") - _sum(all_lines, "bill_jpy"), "JPY"),
         Line("money", "mean_price_jpy_per_kwh", "平均P2P価格", "Mean P2P price", mean, "JPY/kWh"),
         Line("reconciliation", "energy_check", "電力量照合", "Energy in = out",
              f"sold {sold} = bought {bought} + losses {losses} kWh: {'OK' if energy_ok else 'MISMATCH'}"),

@@ -36,9 +36,9 @@ def check_period(
     tolerance = money_quantum_jpy * (len(lines) + 2)
     irrational = [
         f"individual rationality: {line.member_id} pays {line.bill_jpy} JPY > grid-only "
-        f"{line.counterfactual_jpy} JPY"
+        f"{line.grid_only_jpy} JPY"
         for line in lines
-        if line.bill_jpy > line.counterfactual_jpy + tolerance
+        if line.bill_jpy > line.grid_only_jpy + tolerance
     ]
     return PeriodChecks(
         energy_balance_ok=not failures,

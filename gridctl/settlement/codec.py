@@ -33,6 +33,8 @@ def member_to_dict(line: MemberLine) -> dict[str, Any]:
 def member_from_dict(data: dict[str, Any]) -> MemberLine:
     """Inverse of :func:`member_to_dict`."""
     values: dict[str, Any] = {}
+    if "grid_only_jpy" not in data and "counterfactual_jpy" in data:  # ledgers made before the rename
+        data = {**data, "grid_only_jpy": data["counterfactual_jpy"]}
     for f in fields(MemberLine):
         raw = data[f.name]
         if f.name == "trades":

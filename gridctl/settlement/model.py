@@ -218,7 +218,7 @@ class MemberLine:
         The P2P energy and money by counterparty.
     bill_jpy : Decimal
         Grid import - grid export + P2P paid + fee - P2P received [JPY].
-    counterfactual_jpy : Decimal
+    grid_only_jpy : Decimal
         The bill of the same metered profile with the grid alone [JPY].
     """
 
@@ -239,13 +239,13 @@ class MemberLine:
     fee_jpy: Decimal
     trades: tuple[Trade, ...]
     bill_jpy: Decimal
-    counterfactual_jpy: Decimal
+    grid_only_jpy: Decimal
     rules: StatementRules = StatementRules()
 
     @property
     def savings_jpy(self) -> Decimal:
         """Counterfactual minus actual bill [JPY]; >= 0 when individually rational."""
-        return self.counterfactual_jpy - self.bill_jpy
+        return self.grid_only_jpy - self.bill_jpy
 
 
 @dataclass(frozen=True)

@@ -348,6 +348,6 @@ def _member_line(
         p2p_paid_jpy=paid, p2p_received_jpy=received, fee_jpy=fee_jpy,
         trades=trades,
         bill_jpy=grid_import_jpy - grid_export_jpy + paid + fee_jpy - received,
-        counterfactual_jpy=counterfactual,
+        grid_only_jpy=counterfactual,
         rules=prices.rules,
     )

@@ -62,7 +62,7 @@ def write_settlement_csv(out_dir: Path, result: SimResult) -> Path:
                 "export_price_jpy_per_kwh": line.export_price_jpy_per_kwh,
                 "p2p_price_jpy_per_kwh": st.price_jpy_per_kwh, "p2p_paid_jpy": line.p2p_paid_jpy,
                 "p2p_received_jpy": line.p2p_received_jpy, "fee_jpy": line.fee_jpy,
-                "bill_jpy": line.bill_jpy, "counterfactual_jpy": line.counterfactual_jpy,
+                "bill_jpy": line.bill_jpy, "grid_only_jpy": line.grid_only_jpy,
                 "checks_ok": st.checks.ok})
     path = out_dir / "settlement.csv"
     pd.DataFrame(rows).to_csv(path, index=False)

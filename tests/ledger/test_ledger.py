@@ -326,8 +326,8 @@ def test_verify_with_the_site_catches_a_consistent_rewrite(tmp_path):
     imported = D(line["grid_import_kwh"])
     line["import_price_jpy_per_kwh"] = str(price)
     line["grid_import_jpy"] = str((price * imported).quantize(D("0.0001")))
-    line["counterfactual_jpy"] = str(D(line["grid_import_jpy"]) - D(line["grid_export_jpy"]))
-    line["bill_jpy"] = line["counterfactual_jpy"]
+    line["grid_only_jpy"] = str(D(line["grid_import_jpy"]) - D(line["grid_export_jpy"]))
+    line["bill_jpy"] = line["grid_only_jpy"]
     db.execute("UPDATE entries SET body = ? WHERE seq = ?", (json.dumps(line, sort_keys=True, separators=(",", ":")), seq))
     _rebuild_chain(db)
     db.commit()

@@ -65,9 +65,9 @@ def test_mmr_without_losses(misono):
     assert s.price_jpy_per_kwh == D("23.29")
     assert (h2.p2p_paid_jpy, h2.fee_jpy, h1.p2p_received_jpy) == (D("46.58"), D("1.00"), D("46.58"))
     # home-2: 1.0*32.08 + 46.58 + 1.00 = 79.66 vs grid-only 3.0*32.08 = 96.24
-    assert (h2.bill_jpy, h2.counterfactual_jpy) == (D("79.66"), D("96.24"))
+    assert (h2.bill_jpy, h2.grid_only_jpy) == (D("79.66"), D("96.24"))
     # home-1: -0.5*15 - 46.58 = -54.08 vs grid-only -2.5*15 = -37.50: both save 16.58
-    assert (h1.bill_jpy, h1.counterfactual_jpy) == (D("-54.08"), D("-37.50"))
+    assert (h1.bill_jpy, h1.grid_only_jpy) == (D("-54.08"), D("-37.50"))
     assert h1.savings_jpy == h2.savings_jpy == D("16.58")
     assert s.checks.ok and s.flags == ()
 
