@@ -85,4 +85,13 @@ def period_from_dict(data: dict[str, Any], members: tuple[MemberLine, ...]) -> P
         ),
         flags=tuple(data["flags"]),
         readings_sha256=data["readings_sha256"],
+        **{name: _decimal_or_none(data.get(name)) for name in _PERIOD_BAND},
     )
+
+
+#: Period fields added later: absent (None) in the entries of older ledgers.
+_PERIOD_BAND = ("buy_limit_jpy_per_kwh", "sell_limit_jpy_per_kwh", "supply_kwh", "demand_kwh")
+
+
+def _decimal_or_none(raw: str | None) -> Decimal | None:
+    return None if raw is None else Decimal(raw)

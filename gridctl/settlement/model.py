@@ -303,6 +303,12 @@ class PeriodSettlement:
         Data-quality notes: missing or estimated channels, no gains from trade...
     readings_sha256 : str
         Hash of the readings settled.
+    buy_limit_jpy_per_kwh, sell_limit_jpy_per_kwh : Decimal or None
+        The period's ``lambda_b'`` (lowest buyer import price less the fee) and ``lambda_s'``
+        (highest seller export value per delivered kWh) [JPY/kWh]: the band a rational price
+        lies in. None in periods recorded before they were kept.
+    supply_kwh, demand_kwh : Decimal or None
+        The block's G and D: sums of the members' net surpluses and net deficits [kWh].
     """
 
     start_utc: dt.datetime
@@ -318,6 +324,10 @@ class PeriodSettlement:
     checks: PeriodChecks
     flags: tuple[str, ...] = field(default=())
     readings_sha256: str = ""
+    buy_limit_jpy_per_kwh: Decimal | None = None
+    sell_limit_jpy_per_kwh: Decimal | None = None
+    supply_kwh: Decimal | None = None
+    demand_kwh: Decimal | None = None
 
     def member(self, member_id: str) -> MemberLine:
         """The line of ``member_id`` (KeyError if absent)."""

@@ -128,7 +128,7 @@ def settle_period(
     fee = site.market.platform_fee_jpy_per_kwh
     shares = _shares(flows, sold, bought, flags)
     delivered = {s_: sum((row.get(s_, ZERO) for row in shares.values()), ZERO) for s_ in sold}
-    price = _clearing_price(site, prices, sold, bought, delivered, supply, demand, flags)
+    price, lam_b, lam_s = _clearing_price(site, prices, sold, bought, delivered, supply, demand, flags)
     if total_sold > 0 and total_bought == 0:
         flags.append("p2p_sent_but_not_received")
     trades = _trades(price, sold, bought, shares)
@@ -151,6 +151,10 @@ def settle_period(
         checks=checks,
         flags=tuple(flags),
         readings_sha256=readings.sha256(),
+        buy_limit_jpy_per_kwh=lam_b.quantize(PRICE_QUANTUM, rounding=ROUND_HALF_UP),
+        sell_limit_jpy_per_kwh=lam_s.quantize(PRICE_QUANTUM, rounding=ROUND_HALF_UP),
+        supply_kwh=supply,
+        demand_kwh=demand,
     )
 
 
@@ -248,8 +252,8 @@ def _link_energy(
 def _clearing_price(
     site: SiteConfig, prices: dict[str, _Prices], sold: dict[str, Decimal], bought: dict[str, Decimal],
     delivered: dict[str, Decimal], supply_kwh: Decimal, demand_kwh: Decimal, flags: list[str],
-) -> Decimal:
-    """The P2P price per delivered kWh, before the fee [JPY/kWh].
+) -> tuple[Decimal, Decimal, Decimal]:
+    """The P2P price per delivered kWh, before the fee, and the band ``(lambda_b', lambda_s')`` [JPY/kWh].
 
     A seller's export value per *delivered* kWh is ``lambda_s * sent / delivered`` (it carries
     the losses of the links its energy travelled).
@@ -270,16 +274,16 @@ def _clearing_price(
         clearing = uniform_price_auction(asks, bids, floor, cap)
         if not clearing.all_in_the_money:
             flags.append("auction_orders_out_of_the_money")
-        return clearing.price_jpy_per_kwh.quantize(PRICE_QUANTUM, rounding=ROUND_HALF_UP)
+        return clearing.price_jpy_per_kwh.quantize(PRICE_QUANTUM, rounding=ROUND_HALF_UP), lam_b, lam_s
     if lam_s > lam_b:
         flags.append("no_gains_from_trade")
-        return ((lam_b + lam_s) / 2).quantize(PRICE_QUANTUM, rounding=ROUND_HALF_UP)
+        return ((lam_b + lam_s) / 2).quantize(PRICE_QUANTUM, rounding=ROUND_HALF_UP), lam_b, lam_s
     price = p2p_price(market.mechanism, lam_b, lam_s, supply_kwh, demand_kwh)
     price = price.quantize(PRICE_QUANTUM, rounding=ROUND_HALF_UP)
     # Rounding the price must not push it outside the individually rational band.
     low = lam_s.quantize(PRICE_QUANTUM, rounding=ROUND_CEILING)
     high = lam_b.quantize(PRICE_QUANTUM, rounding=ROUND_FLOOR)
-    return max(low, min(high, price)) if low <= high else price
+    return (max(low, min(high, price)) if low <= high else price), lam_b, lam_s
 
 
 def _shares(
