@@ -183,6 +183,56 @@ def verify(
     )
 
 
+@settle_app.command("export")
+def export_periods(
+    ledger_path: Path = typer.Option(..., "--ledger", help="ledger file (read only: the daemon may be writing it)"),
+    start: str = typer.Option(..., "--from", help="first period start (ISO date or time; JST if no offset)"),
+    end: str = typer.Option(..., "--to", help="end of the range (exclusive)"),
+    fmt: str = typer.Option("csv", "--format", help="csv or parquet (columns: docs/settlement-export.md)"),
+    out: Path | None = typer.Option(None, "--out", help="file to write ('-': stdout, CSV only) "
+                                    "[default: settlement-periods_FROM_TO.FORMAT]"),
+    member: str | None = typer.Option(None, "--member", help="only this member's rows"),
+) -> None:
+    """Write one row per member per settled period in [--from, --to), at each period's current revision."""
+    from gridctl.cli.settle_export import EXPORT_FORMATS, STDOUT, write_rows
+    from gridctl.ledger import LedgerError
+    from gridctl.settlement.export import JST, ExportValueError, ledger_rows
+
+    if fmt not in EXPORT_FORMATS:
+        raise fail(f"--format '{fmt}' is not one of {', '.join(EXPORT_FORMATS)}", EXIT_CONFIG)
+    begin, finish = _time(start, "--from"), _time(end, "--to")
+    span = f"[{begin.astimezone(JST).isoformat()}, {finish.astimezone(JST).isoformat()})"
+    if begin >= finish:
+        raise fail(f"--from must be before --to, not {span}", EXIT_CONFIG)
+    if out == STDOUT and fmt != "csv":
+        raise fail("--out - (stdout) takes CSV only; give a file for parquet", EXIT_CONFIG)
+    target = out or Path(f"settlement-periods_{begin.astimezone(JST):%Y%m%dT%H%M}"
+                         f"_{finish.astimezone(JST):%Y%m%dT%H%M}.{fmt}")
+    with _existing_ledger(ledger_path, read_only=True) as ledger:
+        try:
+            settled = ledger.settlements(begin, finish)
+            rows = list(ledger_rows(settled, member))
+            head, site_id = ledger.head_hash(), ledger.site_id
+        except LedgerError as exc:
+            raise _ledger_failure(exc) from None
+        except ExportValueError as exc:
+            raise fail(f"{ledger_path}: {exc}", EXIT_RUNTIME) from None
+        except (ValueError, KeyError, TypeError, ArithmeticError) as exc:  # an unreadable entry body
+            raise fail(f"{ledger_path}: an entry in {span} cannot be exported ({exc!r}); "
+                       "run gridctl settle verify", EXIT_RUNTIME) from None
+    if not rows:
+        who = f" for member '{member}'" if member and settled else ""
+        raise fail(f"{ledger_path}: no settled periods{who} in {span}", EXIT_CONFIG)
+    metadata = {"gridctl.site_id": site_id, "gridctl.ledger_head_sha256": head,
+                "gridctl.range_jst": span}
+    try:
+        write_rows(rows, fmt, target, metadata)
+    except OSError as exc:
+        raise fail(f"{exc.filename or target}: {exc.strerror or exc}", EXIT_RUNTIME) from None
+    if target != STDOUT:
+        typer.echo(f"{target}: {len(rows)} rows, {len(settled)} periods {span}, {fmt}")
+
+
 @settle_app.command("report")
 def report(
     ledger_path: Path = typer.Option(..., "--ledger", help="ledger file"),
