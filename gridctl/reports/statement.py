@@ -223,7 +223,8 @@ def member_statement(
     out += _counterparty_lines(lines)
     out += [
         Line("reconciliation", "money_check", "金額照合", "Money check",
-             f"P2P paid {paid} + fee {fee} - P2P received {received} = {paid + fee - received} JPY "
+             f"P2P paid {format_amount(paid)} + fee {format_amount(fee)} - P2P received {format_amount(received)} "
+             f"= {format_amount(paid + fee - received)} JPY "
              f"(exact; printed {format_amount(total)} JPY)"),
         Line("reconciliation", "ledger_head_sha256", "台帳ハッシュ", "Ledger hash", head_hash),
     ]

@@ -67,10 +67,12 @@ def block_summary(
     out += _member_totals(periods, context, rules.yen_mode, fee)
     out += [
         Line("reconciliation", "energy_check", "電力量照合", "Energy in = out",
-             f"sold {sold} = bought {bought} + losses {losses} kWh: {'OK' if energy_ok else 'MISMATCH'}"),
+             f"sold {format_amount(sold)} = bought {format_amount(bought)} + losses {format_amount(losses)} kWh: "
+             f"{'OK' if energy_ok else 'MISMATCH'}"),
         Line("reconciliation", "money_check", "金額照合", "Money in = out",
              # the same figures as the lines above, so a clerk can add them up by hand
-             f"buyers pay {paid} + fee {fee} = sellers get {received} + fee {fee} JPY: "
+             f"buyers pay {format_amount(paid)} + fee {format_amount(fee)} = sellers get {format_amount(received)} "
+             f"+ fee {format_amount(fee)} JPY: "
              f"{'OK' if money_ok else 'MISMATCH'}"),
         Line("reconciliation", "ledger_head_sha256", "台帳ハッシュ", "Ledger hash", head_hash),
     ]

@@ -121,7 +121,7 @@ def test_pdf_renders_with_japanese_labels_and_chart(ledger, truth, tmp_path):
     first = reader.pages[0]
     text = first.extract_text()
     assert "月次サマリー" in text and "Block summary 2026-08" in text
-    assert str(truth["block"]["received_jpy"]) in text
+    assert f"{truth['block']['received_jpy']:,}" in text  # with thousands separators
     assert truth["head"][:16] in text.replace("\n", "")
     (image,) = first.images
     chart = Image.open(io.BytesIO(image.data))
