@@ -52,6 +52,15 @@ def _time(value: str | None, option: str) -> dt.datetime | None:
     return stamp.astimezone(dt.timezone.utc)
 
 
+def _date(value: str | None, option: str) -> dt.date | None:
+    if value is None:
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise fail(f"{option} '{value}' is not a date (YYYY-MM-DD)", EXIT_CONFIG) from None
+
+
 def _ledger_failure(exc: Exception) -> typer.Exit:
     """One line; a file that is not an intact ledger is bad input (exit 2), the rest exit 1."""
     from gridctl.ledger import LedgerFileError
@@ -240,14 +249,22 @@ def report(
     fmt: str = typer.Option("pdf", "--format", help="csv, xlsx or pdf"),
     out: Path = typer.Option(Path("."), "--out", help="output folder"),
     member: str | None = typer.Option(None, "--member", help="only this member's statement"),
+    config: Path | None = typer.Option(
+        None, "--config", "-c", help="site file: the invoice issuer, members' names and contracts"
+    ),
+    issue_date: str | None = typer.Option(
+        None, "--issue-date", help="YYYY-MM-DD printed on the statements [default: today in the site's time zone]"
+    ),
 ) -> None:
     """Write member statements and the block summary for MONTH (Japanese and English labels)."""
     from gridctl.ledger import LedgerError
-    from gridctl.reports import export
+    from gridctl.reports import export, invoice_context
 
+    site = _site(config) if config is not None else None
+    context = invoice_context(site, _date(issue_date, "--issue-date"))
     with _existing_ledger(ledger_path, read_only=True) as ledger:
         try:
-            files = export(ledger, month, fmt, out, member)
+            files = export(ledger, month, fmt, out, member, context)
         except LedgerError as exc:
             raise _ledger_failure(exc) from None
         except ValueError as exc:

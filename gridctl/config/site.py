@@ -26,6 +26,7 @@ from gridctl.config.devices import (
     RouterDevice,
 )
 from gridctl.config.cityos import CityOs
+from gridctl.config.invoice import Invoice
 from gridctl.config.policy import Control, Emulation, Islanding, Market, Storage
 from gridctl.config.tariffs import Tariff
 
@@ -56,6 +57,7 @@ class Contract(StrictModel):
     """A member's supply contract."""
 
     tariff: Identifier = Field(description="import tariff id")
+    contract_number: str = Field(default="", description="customer or contract number printed on statements")
     buyback_tariff: Identifier | None = Field(default=None, description="export tariff id")
     contract_amperes_a: int | None = Field(default=None, ge=10, le=60)
     contract_kw: PowerKw | None = Field(default=None, description="for low/high-voltage kW contracts")
@@ -153,6 +155,7 @@ class SiteConfig(StrictModel):
     storage: Storage = Storage()
     emulation: Emulation = Emulation()
     cityos: CityOs | None = None
+    invoice: Invoice | None = Field(default=None, description="issuer of the members' statements")
     device_profiles_dir: str = Field(
         default="devices", description="folder of device profiles, relative to the site file"
     )

@@ -1,77 +1,175 @@
-"""Render statements and the block summary as CSV, XLSX (openpyxl) and PDF (reportlab).
+"""Render statements and the block summary as CSV and XLSX (openpyxl); the PDF is in ``pdf.py``.
 
-Labels are Japanese and English. The PDF draws all its text, Japanese and English, in the
-IPAexGothic TrueType font embedded as a subset (``gridctl.reports.fonts``), so it reads the same in
-any viewer; the chart (P2P volume and mean price by day, bilingual labels, same font) is drawn with
-matplotlib's Agg backend and embedded as PNG. The XLSX chart is a native Excel chart.
+CSV (UTF-8 with BOM, for Excel) is the machine layout: one row per line with its section, key,
+labels, numeric value, unit, the printed text and the exact value where rounding changed it
+(docs/statements.md lists the columns). XLSX is for people: no keys, labels in Japanese and
+English, numbers as numbers with number formats, dates as dates, and the total, the members'
+sum, the residue and the savings as formulas over the cells they add up. The XLSX chart is a
+native Excel chart; the PDF's chart is drawn by :func:`chart_png`.
 """
 
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 from collections.abc import Sequence
 from decimal import Decimal
 from pathlib import Path
-from xml.sax.saxutils import escape
 
-from gridctl.reports.fonts import chart_fonts, pdf_font
-from gridctl.reports.statement import Document
+from gridctl.reports.fonts import chart_fonts
+from gridctl.reports.statement import Document, Line, format_amount
 
-CSV_HEADER = ("section", "key", "label_ja", "label_en", "value", "unit")
-TABLE_HEADER = ("区分<br/>Section", "項目<br/>Item (ja)", "Item<br/>項目 (en)", "値<br/>Value", "単位<br/>Unit")
-DAY_HEADER = ("day", "p2p_bought_kwh", "p2p_sold_kwh", "p2p_paid_jpy", "mean_price_jpy_per_kwh")
+CSV_HEADER = ("section", "key", "label_ja", "label_en", "value", "unit", "printed", "exact_value")
+DAY_HEADER = ("日付 / Day", "P2P購入 / P2P bought [kWh]", "P2P販売 / P2P sold [kWh]",
+              "P2P支払 / P2P paid [JPY]", "平均価格 / Mean price [JPY/kWh]")
+UNIT_LABELS = {"JPY": "円", "kWh": "kWh", "JPY/kWh": "円/kWh", "": ""}
+DATE_FORMAT = "yyyy-mm-dd"
+#: Section headings of the XLSX and PDF, in the order they are laid out.
+SECTIONS = {
+    "header": "記載事項 / Particulars",
+    "charges": "ご請求明細 / Charges",
+    "total": "",
+    "tax": "消費税 / Consumption tax",
+    "energy": "電力量 / Energy",
+    "prices": "料金単価 / Unit prices",
+    "reference": "参考: 系統のみとの比較 / Reference: versus grid only",
+    "counterparty": "取引相手別 / By counterparty",
+    "money": "金額 / Money",
+    "members": "組合員別精算額 / Members' totals",
+    "members_total": "",
+    "reconciliation": "照合 / Reconciliation",
+}
 
 
-def _stem(doc: Document) -> str:
+def stem(doc: Document) -> str:
+    """File name stem of a document."""
     return f"summary-{doc.month}" if doc.kind == "summary" else f"statement-{doc.member_id}-{doc.month}"
 
 
+def title(doc: Document) -> str:
+    """The document's bilingual title."""
+    if doc.kind == "summary":
+        return f"P2P電力取引 月次サマリー / Block summary {doc.month}"
+    payout = doc.value("total_payable_jpy") < 0  # type: ignore[operator]
+    return "支払通知書 / Payment notice" if payout else "請求書 / Invoice"
+
+
+def printed(line: Line) -> str:
+    """A line's value as printed, with its unit (円 for yen)."""
+    unit = UNIT_LABELS.get(line.unit, line.unit)
+    return f"{format_amount(line.value)} {unit}".rstrip()
+
+
 def write_csv(docs: Sequence[Document], out_dir: Path) -> list[Path]:
-    """One UTF-8 (with BOM, for Excel) CSV per document: labelled lines, then the daily table."""
+    """One CSV per document: labelled lines, then the daily table (section 'day')."""
     paths = []
     for doc in docs:
-        path = out_dir / f"{_stem(doc)}.csv"
+        path = out_dir / f"{stem(doc)}.csv"
         with path.open("w", encoding="utf-8-sig", newline="") as handle:
             writer = csv.writer(handle)
             writer.writerow(CSV_HEADER)
             for line in doc.lines:
-                writer.writerow([line.section, line.key, line.label_ja, line.label_en, str(line.value), line.unit])
+                value = line.value.isoformat() if isinstance(line.value, dt.date) else str(line.value)
+                writer.writerow([line.section, line.key, line.label_ja, line.label_en, value, line.unit,
+                                 printed(line), "" if line.exact is None else str(line.exact)])
             for d in doc.days:
-                writer.writerow(["day", d.day.isoformat(), "日別P2P購入電力量", "daily P2P bought", str(d.bought_kwh), "kWh"])
+                writer.writerow(["day", d.day.isoformat(), "日別P2P購入電力量", "daily P2P bought",
+                                 str(d.bought_kwh), "kWh", f"{format_amount(d.bought_kwh)} kWh", ""])
         paths.append(path)
     return paths
 
 
-def write_xlsx(docs: Sequence[Document], out_dir: Path, month: str) -> Path:
-    """One workbook: a sheet per document (lines, then the daily table with a native chart)."""
-    from openpyxl import Workbook
+def number_format(value: Decimal | int) -> str:
+    """Excel number format showing a value's own decimals with thousands separators."""
+    places = max(0, -value.as_tuple().exponent) if isinstance(value, Decimal) else 0  # type: ignore[operator]
+    return "#,##0" + ("." + "0" * places if places else "")
+
+
+#: Formula lines: key -> how its cell is computed from other rows of the sheet.
+_SUM_OF = {"total_payable_jpy": "charges", "members_total_jpy": "members"}
+
+
+def _formula(line: Line, rows: dict[str, int], section_rows: dict[str, list[int]]) -> str | None:
+    if line.key in _SUM_OF:
+        lines = section_rows[_SUM_OF[line.key]]
+        return f"=SUM(C{min(lines)}:C{max(lines)})"
+    if line.key == "savings_jpy" and {"grid_only_jpy", "bill_jpy"} <= rows.keys():
+        return f"=C{rows['grid_only_jpy']}-C{rows['bill_jpy']}"
+    if line.key == "rounding_residue_jpy":
+        return f"=C{rows['members_total_jpy']}-C{rows['printed_fee_jpy']}"
+    if line.key == "taxable_total_jpy":
+        return f"=C{rows['total_payable_jpy']}"
+    return None
+
+
+def _write_lines(sheet, doc: Document) -> None:  # noqa: ANN001 - an openpyxl worksheet
+    from openpyxl.styles import Font
+
+    rows: dict[str, int] = {}
+    section_rows: dict[str, list[int]] = {}
+    current = None
+    for line in doc.lines:
+        if line.section != current:
+            current = line.section
+            heading = SECTIONS.get(current, current)
+            if heading:
+                sheet.append([heading])
+                sheet.cell(row=sheet.max_row, column=1).font = Font(bold=True)
+        row = sheet.max_row + 1
+        rows[line.key] = row
+        section_rows.setdefault(line.section, []).append(row)
+        formula = _formula(line, rows, section_rows)
+        sheet.append([line.label_ja, line.label_en, formula or line.value, UNIT_LABELS.get(line.unit, line.unit)])
+        cell = sheet.cell(row=row, column=3)
+        if isinstance(line.value, dt.date):
+            cell.number_format = DATE_FORMAT
+        elif isinstance(line.value, Decimal | int):
+            cell.number_format = number_format(line.value)
+        if line.section in ("total", "members_total") or line.key == "total_payable_jpy":
+            for column in (1, 2, 3):
+                sheet.cell(row=row, column=column).font = Font(bold=True)
+
+
+def _write_days(sheet, doc: Document) -> None:  # noqa: ANN001 - an openpyxl worksheet
     from openpyxl.chart import BarChart, Reference
+    from openpyxl.styles import Font
+
+    sheet.append([])
+    sheet.append(["日別 / Daily"])
+    sheet.cell(row=sheet.max_row, column=1).font = Font(bold=True)
+    sheet.append(list(DAY_HEADER))
+    start = sheet.max_row
+    for d in doc.days:
+        sheet.append([d.day, d.bought_kwh, d.sold_kwh, d.paid_jpy, d.mean_price_jpy_per_kwh])
+        row = sheet.max_row
+        sheet.cell(row=row, column=1).number_format = DATE_FORMAT
+        for column, fmt in zip((2, 3, 4, 5), ("#,##0.000", "#,##0.000", "#,##0.00", "#,##0.00")):
+            sheet.cell(row=row, column=column).number_format = fmt
+    if doc.days:
+        chart = BarChart()
+        chart.title = "P2P volume by day [kWh]"
+        chart.add_data(Reference(sheet, min_col=2, min_row=start, max_row=start + len(doc.days)), titles_from_data=True)
+        chart.set_categories(Reference(sheet, min_col=1, min_row=start + 1, max_row=start + len(doc.days)))
+        sheet.add_chart(chart, "G2")
+
+
+def write_xlsx(docs: Sequence[Document], out_dir: Path, month: str) -> Path:
+    """One workbook: a sheet per document (title, lines by section, daily table with a chart)."""
+    from openpyxl import Workbook
     from openpyxl.styles import Font
 
     book = Workbook()
     book.remove(book.active)
     for doc in docs:
         sheet = book.create_sheet(title=("summary" if doc.kind == "summary" else doc.member_id)[:31])
-        sheet.append(list(CSV_HEADER))
-        for cell in sheet[1]:
-            cell.font = Font(bold=True)
-        for line in doc.lines:
-            value = line.value if isinstance(line.value, Decimal | int) else str(line.value)
-            sheet.append([line.section, line.key, line.label_ja, line.label_en, value, line.unit])
-        start = sheet.max_row + 2
-        sheet.cell(row=start, column=1, value="日別 / Daily")
-        sheet.append(list(DAY_HEADER))
-        for d in doc.days:
-            sheet.append([d.day.isoformat(), d.bought_kwh, d.sold_kwh, d.paid_jpy, d.mean_price_jpy_per_kwh])
-        if doc.days:
-            chart = BarChart()
-            chart.title = "P2P volume by day [kWh]"
-            data = Reference(sheet, min_col=2, min_row=start + 1, max_row=start + 1 + len(doc.days))
-            chart.add_data(data, titles_from_data=True)
-            chart.set_categories(Reference(sheet, min_col=1, min_row=start + 2, max_row=start + 1 + len(doc.days)))
-            sheet.add_chart(chart, "H2")
-        for column, width in zip("ABCDEF", (16, 22, 26, 34, 24, 8)):
+        sheet.append([title(doc)])
+        sheet.cell(row=1, column=1).font = Font(bold=True, size=14)
+        if doc.issuer is not None:
+            sheet.append([doc.issuer.name, f"登録番号 / Registration No. {doc.issuer.registration_number}"])
+        _write_lines(sheet, doc)
+        _write_days(sheet, doc)
+        for column, width in zip("ABCDE", (30, 40, 18, 8, 18)):
             sheet.column_dimensions[column].width = width
     path = out_dir / f"settlement-{month}.xlsx"
     book.save(path)
@@ -112,51 +210,8 @@ def chart_png(doc: Document) -> bytes:
     return buffer.getvalue()
 
 
-def _table_style(font: str):
-    from reportlab.lib import colors
-    from reportlab.platypus import TableStyle
-
-    return TableStyle([
-        ("FONT", (0, 0), (-1, -1), font, 7.5),
-        ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#dde6f0")),
-        ("GRID", (0, 0), (-1, -1), 0.25, colors.grey),
-        ("VALIGN", (0, 0), (-1, -1), "TOP"),
-    ])
-
-
 def write_pdf(docs: Sequence[Document], out_dir: Path, month: str) -> Path:
-    """One PDF: the summary with its chart first, then a page per member statement.
+    """One PDF: the summary first, then an invoice page per member (see ``pdf.py``)."""
+    from gridctl.reports.pdf import write_pdf as write
 
-    All text is set in the embedded IPAexGothic font (FileNotFoundError if it is not installed).
-    """
-    from reportlab.lib.pagesizes import A4
-    from reportlab.lib.styles import ParagraphStyle
-    from reportlab.lib.units import mm
-    from reportlab.platypus import Image, PageBreak, Paragraph, SimpleDocTemplate, Spacer, Table
-
-    font = pdf_font()
-    title = ParagraphStyle("title", fontName=font, fontSize=14, leading=18)
-    # Every body cell is a paragraph with CJK wrapping, which may break between any two
-    # characters: long counterparty sections and the 64-digit hash wrap inside their cells.
-    small = ParagraphStyle("small", fontName=font, fontSize=7.5, leading=9.5, wordWrap="CJK")
-    path = out_dir / f"settlement-{month}.pdf"
-    story: list = []
-    for index, doc in enumerate(docs):
-        if index:
-            story.append(PageBreak())
-        heading = (f"P2P電力取引 月次サマリー / Block summary {month}" if doc.kind == "summary"
-                   else f"P2P電力取引 精算書 / Statement {doc.member_id} {month}")
-        story += [Paragraph(heading, title), Spacer(1, 4 * mm)]
-        cells = [[Paragraph(head, small) for head in TABLE_HEADER]]
-        cells += [[Paragraph(escape(str(cell)), small) for cell in (ln.section, ln.label_ja, ln.label_en, ln.value, ln.unit)]
-                  for ln in doc.lines]
-        # 186 mm: the A4 width less both margins, so the grid never runs into the right margin.
-        table = Table(cells, colWidths=[33 * mm, 35 * mm, 50 * mm, 52 * mm, 16 * mm], repeatRows=1)
-        table.setStyle(_table_style(font))
-        story.append(table)
-        if doc.kind == "summary" and doc.days:
-            story += [Spacer(1, 4 * mm), Image(io.BytesIO(chart_png(doc)), width=180 * mm, height=81.6 * mm)]
-    # initialFontName: the page's default font is ours too, so no non-embedded Helvetica is listed.
-    SimpleDocTemplate(str(path), pagesize=A4, title=f"gridctl settlement {month}", initialFontName=font,
-                      leftMargin=12 * mm, rightMargin=12 * mm, topMargin=12 * mm, bottomMargin=12 * mm).build(story)
-    return path
+    return write(docs, out_dir, month)

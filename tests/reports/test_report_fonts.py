@@ -28,7 +28,7 @@ SITE_FILE = Path(__file__).resolve().parents[2] / "configs" / "misono.yaml"
 DPI = 100
 PX_PER_MM = DPI / 25.4
 MARGIN_MM = 12  # the PDF's left and right page margins
-COLUMNS_MM = (33, 35, 50, 52, 16)  # the statement table's column widths, left to right
+COLUMNS_MM = (120, 48, 18)  # the line tables' column widths, left to right: label, value, unit
 
 
 @pytest.fixture(scope="module")

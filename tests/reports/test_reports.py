@@ -3,7 +3,7 @@
 import csv
 import functools
 import io
-from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal as D
+from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal as D
 from pathlib import Path
 
 import pytest
@@ -53,8 +53,9 @@ def truth(ledger):
         mine = [m for m in lines if m.member_id == member]
         payable = sum(m.p2p_paid_jpy + m.fee_jpy - m.p2p_received_jpy for m in mine)
         members[member] = {
-            # Juryo-B and the business plan both round yen down and kWh half up to integers
-            "total_payable_jpy": payable.quantize(D(1), rounding=ROUND_FLOOR),
+            # Juryo-B and the business plan both cut yen fractions (of the magnitude: a payout
+            # of 3,380.6 is 3,380) and round kWh half up to integers
+            "total_payable_jpy": payable.quantize(D(1), rounding=ROUND_DOWN),
             "p2p_sold_kwh": sum(m.p2p_sold_kwh for m in mine).quantize(D(1), rounding=ROUND_HALF_UP),
             "periods": len(mine),
         }
@@ -94,13 +95,20 @@ def test_xlsx_opens_and_totals_equal_the_ledger(ledger, truth, tmp_path):
     (path,) = export(ledger, "2026-08", "xlsx", tmp_path)
     book = load_workbook(path)
     assert set(book.sheetnames) == {"summary", *truth["members"]}
-    summary = {row[1]: row[4] for row in book["summary"].iter_rows(min_row=2, values_only=True) if row[1]}
+    # no keys in the workbook: rows are found by their English label
+    summary = {row[1]: row[2] for row in book["summary"].iter_rows(min_row=2, values_only=True) if row[1]}
+    labels = {"sold_kwh": "P2P energy sold", "bought_kwh": "P2P energy bought", "losses_kwh": "Link losses",
+              "paid_jpy": "P2P paid by buyers", "fee_jpy": "Platform fees", "received_jpy": "P2P received by sellers"}
     for key, value in truth["block"].items():
-        assert D(str(summary[key])) == value, key
+        assert D(str(summary[labels[key]])) == value, key
     assert book["summary"]._charts, "the summary sheet carries its chart"
     for member, expected in truth["members"].items():
-        values = {row[1]: row[4] for row in book[member].iter_rows(min_row=2, values_only=True) if row[1]}
-        assert D(str(values["total_payable_jpy"])) == expected["total_payable_jpy"]
+        rows = list(book[member].iter_rows(min_row=2))
+        (total,) = [row[2] for row in rows if row[1].value in ("Amount due (tax incl.)", "Amount we pay you (tax incl.)")]
+        assert total.value.startswith("=SUM(C")  # a formula over the charge lines: add them up here
+        first, last = total.value[len("=SUM(C"):-1].split(":C")
+        cells = [book[member].cell(row=r, column=3).value for r in range(int(first), int(last) + 1)]
+        assert D(sum(cells)) == expected["total_payable_jpy"], member
 
 
 def test_pdf_renders_with_japanese_labels_and_chart(ledger, truth, tmp_path):
@@ -113,7 +121,7 @@ def test_pdf_renders_with_japanese_labels_and_chart(ledger, truth, tmp_path):
     first = reader.pages[0]
     text = first.extract_text()
     assert "月次サマリー" in text and "Block summary 2026-08" in text
-    assert str(truth["block"]["received_jpy"]) in text
+    assert f"{truth['block']['received_jpy']:,}" in text  # with thousands separators
     assert truth["head"][:16] in text.replace("\n", "")
     (image,) = first.images
     chart = Image.open(io.BytesIO(image.data))
