@@ -283,3 +283,39 @@ def test_an_empty_ledger_verifies_as_empty_and_fails_an_anchor(tmp_path):
                                 " (no key); 0 anchors held", f"head seq 0 sha256 {GENESIS_HASH}"]
     code, out, err = verify(path, "--anchor", f"3:{'a' * 64}")
     assert code == 1 and "entry 3 is missing" in err and err.count("\n") == 1
+
+
+def test_settle_run_and_the_daemon_seal_with_the_site_credential(tmp_path, monkeypatch):
+    """``storage.ledger_key_credential`` makes every writer seal; verify --config checks the seals."""
+    from typer.testing import CliRunner
+
+    from gridctl.cli import app
+    from gridctl.config import load_site
+    from gridctl.daemon.lifecycle.build import ledger_key
+    from gridctl.settlement.readings_csv import format_readings
+    from gridctl.settlement.sample import sample_month
+
+    text = (ROOT / "configs" / "misono.yaml").read_text(encoding="utf-8")
+    site_file = ROOT / "configs" / f".sealed-{os.getpid()}.yaml"  # beside devices/, which it names
+    site_file.write_text(text.replace("storage:\n", "storage:\n  ledger_key_credential: ledger-key\n", 1))
+    try:
+        site = load_site(site_file)
+        (tmp_path / "creds").mkdir()
+        (tmp_path / "creds" / "ledger-key").write_text(KEY.decode() + "\n")
+        monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path / "creds"))
+        assert ledger_key(site) == KEY  # what the daemon's ledger is opened with
+        readings = tmp_path / "r.csv"
+        rows = [r for r in sample_month(site, 2026, 8) if r[0].day == 3]
+        readings.write_text(format_readings(rows))
+        ledger = tmp_path / "ledger.sqlite"
+        result = CliRunner().invoke(app, ["settle", "run", "-c", str(site_file), "--ledger", str(ledger),
+                                          "--readings", str(readings)])
+        assert result.exit_code == 0, result.stderr
+        code, out, err = verify(ledger, "--config", str(site_file))
+        assert code == 0 and "seals checked, head sealed" in out, err  # the child reads the credential
+        code, out, err = verify(ledger, "--key-file", str(tmp_path / "creds" / "ledger-key"))
+        assert code == 0 and "seals checked, head sealed" in out, err
+        monkeypatch.delenv("CREDENTIALS_DIRECTORY")
+        assert ledger_key(site) is None
+    finally:
+        site_file.unlink()
