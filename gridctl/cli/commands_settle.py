@@ -114,7 +114,7 @@ def run(
     if readings is None and begin is None and finish is None:
         raise fail("give --readings FILE, or --from/--to to re-settle stored readings", EXIT_CONFIG)
     try:
-        with _sole_writer(path), Ledger(path, site.site.id) as ledger:
+        with _sole_writer(path), Ledger(path, site.site.id, key=_site_key(site)) as ledger:
             summary = settle_into_ledger(site, ledger, readings, begin, finish)
     except ReadingsFileError as exc:
         raise fail(str(exc), EXIT_CONFIG) from None
@@ -158,7 +158,7 @@ def opening(
         values[member.strip()] = kwh.strip()
     path = ledger_path or site.storage.ledger_path
     try:
-        with _sole_writer(path), Ledger(path, site.site.id) as ledger:
+        with _sole_writer(path), Ledger(path, site.site.id, key=_site_key(site)) as ledger:
             SettlementBook(site, ledger).record_opening_month_import(at, values, source)
     except ValueError as exc:
         raise fail(str(exc), EXIT_CONFIG) from None
@@ -172,24 +172,58 @@ def opening(
 def verify(
     ledger_path: Path = typer.Option(..., "--ledger", help="ledger file"),
     config: Path | None = typer.Option(
-        None, "--config", "-c", help="also settle every period again from its stored readings"
+        None, "--config", "-c",
+        help="also settle every period again from its stored readings; its storage.ledger_key_credential seals",
+    ),
+    key_file: Path | None = typer.Option(None, "--key-file", help="the ledger's sealing key: check every seal"),
+    anchors: list[str] = typer.Option(
+        [], "--anchor", help="SEQ:SHA256 of a head held elsewhere (InfluxDB ledger_head, a statement); repeatable"
     ),
 ) -> None:
-    """Walk the hash chain and recheck every period's energy, money and rationality."""
+    """Check the chain, seals, anchors, bodies, revisions, readings, continuity and every period.
+
+    Exit 0 ok (the last line is "head seq N sha256 H": hold it), 1 a problem (one line naming
+    the first bad entry or period), 2 not a gridctl ledger or bad options.
+    """
     from gridctl.ledger import LedgerError, verify_ledger
+    from gridctl.ledger.seal import LedgerKeyError, parse_anchor, read_key_file
 
     site = _site(config) if config is not None else None
     try:
+        held = [parse_anchor(a) for a in anchors]
+        key = read_key_file(key_file) if key_file is not None else _site_key(site)
+    except (ValueError, LedgerKeyError) as exc:
+        raise fail(str(exc), EXIT_CONFIG) from None
+    try:
         with _existing_ledger(ledger_path, read_only=True) as ledger:  # never changes the file
-            report = verify_ledger(ledger, site)
+            report = verify_ledger(ledger, site, key, held)
     except LedgerError as exc:
         raise _ledger_failure(exc) from None
     if not report.ok:
         raise fail(f"{ledger_path}: {report.problem}", EXIT_RUNTIME)
-    typer.echo(
-        f"{ledger_path}: ok: {report.entries_checked} entries, {report.periods_checked} periods, "
-        f"head {report.head_hash}"
-    )
+    if report.entries_checked == 0:
+        summary = "ok: empty ledger (nothing recorded yet): 0 entries"
+    else:
+        summary = (f"ok: {report.entries_checked} entries, {report.periods_checked} periods"
+                   f" ({report.gap_periods} declared as gaps)")
+    if report.seals_checked is not None:
+        seals = f"{report.seals_checked} seals checked, head sealed"
+    elif report.seals_stored:
+        seals = f"head not checked: {report.seals_stored} seals, give --key-file to check them"
+    else:
+        seals = "head not sealed (no key)"
+    typer.echo(f"{ledger_path}: {summary}; {seals}; {report.anchors_checked} anchors held")
+    typer.echo(f"head seq {report.head_seq} sha256 {report.head_hash}")
+
+
+def _site_key(site: SiteConfig | None) -> bytes | None:
+    """The sealing key of the site's ``storage.ledger_key_credential`` (None if absent or blank)."""
+    from gridctl.credentials import credential
+    from gridctl.ledger.seal import key_from_text
+
+    if site is None or not site.storage.ledger_key_credential:
+        return None
+    return key_from_text(credential(site.storage.ledger_key_credential))
 
 
 @settle_app.command("export")

@@ -209,6 +209,11 @@ class Storage(StrictModel):
     """Where settlements and telemetry go. Relative paths resolve from the working directory."""
 
     ledger_path: Path = Path("gridctl-ledger.sqlite")
+    ledger_key_credential: str | None = Field(
+        default=None,
+        description="systemd credential (file name under $CREDENTIALS_DIRECTORY) holding the key that seals"
+                    " the ledger's head (HMAC-SHA256); none: the ledger is not sealed",
+    )
     influxdb: Influx | None = None
     telemetry_period_s: float = Field(default=60.0, gt=0, le=3600)
     outbox_batch_size: int = Field(default=5000, ge=1, le=100000)

@@ -19,7 +19,7 @@ CREATE TABLE IF NOT EXISTS {table} (
     seq INTEGER PRIMARY KEY,
     period_start_utc TEXT NOT NULL,
     revision INTEGER NOT NULL,
-    kind TEXT NOT NULL CHECK (kind IN ('period', 'member', 'opening')),
+    kind TEXT NOT NULL CHECK (kind IN ('period', 'member', 'opening', 'gap')),
     member_id TEXT NOT NULL,
     sign INTEGER NOT NULL CHECK (sign IN (1, -1)),
     body TEXT NOT NULL,
@@ -65,14 +65,21 @@ CREATE TABLE IF NOT EXISTS cityos_outbox_rejected (
     rejected_utc TEXT NOT NULL,
     reason TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS seals (
+    seq INTEGER PRIMARY KEY,
+    head TEXT NOT NULL,
+    mac TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS state (
     key TEXT PRIMARY KEY,
     value TEXT NOT NULL,
     updated_utc TEXT NOT NULL
 );
 """
-SCHEMA += "".join(f"{t.format(table=table)};\n" for table in ("entries", "readings") for t in APPEND_ONLY)
-#: Entry kinds of a settled period (the ``opening`` kind is a month's opening balance).
+SCHEMA += "".join(f"{t.format(table=table)};\n" for table in ("entries", "readings", "seals")
+                  for t in APPEND_ONLY)
+#: Entry kinds of a settled period (``opening`` is a month's opening balance, ``gap`` a declared
+#: run of periods that were not settled).
 SETTLEMENT_KINDS = "kind IN ('period', 'member')"
 
 
@@ -152,11 +159,17 @@ def check_ledger_file(db: sqlite3.Connection, path: Path) -> None:
     except sqlite3.DatabaseError as exc:
         raise LedgerFileError(f"{path}: {what_is_wrong(exc)}") from None
     if problems != ["ok"]:
-        raise LedgerFileError(f"{path}: ledger is damaged ({problems[0]})")
+        raise LedgerFileError(f"{path}: ledger is damaged ({_first_line(problems)})")
     if not columns:
         raise LedgerFileError(f"{path}: not a gridctl ledger (no entries table)")
     if not _ENTRY_COLUMNS <= columns:
         raise LedgerFileError(f"{path}: not a gridctl ledger (its entries table is another kind)")
+
+
+def _first_line(problems: list[str]) -> str:
+    """The first thing ``quick_check`` found, as one line (it reports several, over lines)."""
+    lines = [ln.strip() for p in problems for ln in p.splitlines() if ln.strip() and not ln.startswith("***")]
+    return lines[0] if lines else "unreadable"
 
 
 def what_is_wrong(exc: sqlite3.Error) -> str:

@@ -46,9 +46,10 @@ from gridctl.ledger.files import (
     what_is_wrong,
 )
 from gridctl.ledger.outbox import OutboxTarget
+from gridctl.ledger.seal import Seal, seal_mac
 from gridctl.settlement.codec import member_from_dict, member_to_dict, period_from_dict, period_to_dict
 from gridctl.settlement.model import PeriodReadings, PeriodSettlement
-from gridctl.sinks.schema import as_lines, settlement_points
+from gridctl.sinks.schema import as_lines, ledger_head_point, settlement_points
 
 GENESIS_HASH = "0" * 64
 @dataclass(frozen=True)
@@ -126,6 +127,9 @@ class Ledger:
     read_only : bool, optional
         Open an existing ledger with SQLite's ``mode=ro`` (verification and reports): the file
         is never changed, no schema is made, and a read-only file can be read.
+    key : bytes, optional
+        The sealing key (:mod:`gridctl.ledger.seal`): every write transaction that adds entries
+        also appends a seal of the new head. None: nothing is sealed.
 
     Raises
     ------
@@ -137,8 +141,9 @@ class Ledger:
     """
 
     def __init__(self, path: str | Path, site_id: str = "", clock: Callable[[], dt.datetime] = _utc_now,
-                 durable: bool = True, read_only: bool = False) -> None:
+                 durable: bool = True, read_only: bool = False, key: bytes | None = None) -> None:
         self.path = Path(path)
+        self._key = key
         self.site_id = site_id
         self._clock = clock
         self._depth = 0  # open transactions: 0 none, 1 BEGIN, more are savepoints inside it
@@ -186,14 +191,14 @@ class Ledger:
         self.close()
 
     def _allow_openings(self) -> None:
-        """Upgrade a ledger made before opening balances, whose CHECK refuses the ``opening`` kind.
+        """Upgrade a ledger made before opening balances or gaps, whose CHECK refuses those kinds.
 
         SQLite cannot change a CHECK constraint in place: the entries are copied unchanged (same
         sequence numbers, hashes and chain) into a table with the new constraint.
         """
         def upgraded() -> bool:
             row = self._db.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'entries'").fetchone()
-            return "'opening'" in row[0]
+            return "'gap'" in row[0]
 
         if upgraded():
             return
@@ -246,22 +251,34 @@ class Ledger:
             for e in current:
                 self._append(period, e.revision, e.kind, e.member_id, -1, e.body_text)
         for kind, member, body in bodies:
-            self._append(period, revision, kind, member, 1, canonical(body))
+            seq, head = self._append(period, revision, kind, member, 1, canonical(body))
         self._db.execute(
             "INSERT INTO readings VALUES (?, ?, ?, ?)", (period, revision, readings.sha256(), readings.to_json())
         )
-        self._enqueue(settlement_points(settlement, self.site_id, revision))
+        self._enqueue(settlement_points(settlement, self.site_id, revision)
+                      + [ledger_head_point(self.site_id, seq, head, settlement.start_utc)])
         return RecordResult("corrected" if current else "new", revision)
 
-    def _append(self, period: str, revision: int, kind: str, member: str, sign: int, body_text: str) -> None:
+    def _append(self, period: str, revision: int, kind: str, member: str, sign: int, body_text: str) -> tuple[int, str]:
+        """Append one chained entry; returns its ``seq`` and hash."""
         row = self._db.execute("SELECT hash FROM entries ORDER BY seq DESC LIMIT 1").fetchone()
         prev = row[0] if row else GENESIS_HASH
         digest = entry_hash(prev, period, revision, kind, member, sign, body_text)
-        self._db.execute(
+        cursor = self._db.execute(
             "INSERT INTO entries (period_start_utc, revision, kind, member_id, sign, body, prev_hash, hash)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (period, revision, kind, member, sign, body_text, prev, digest),
         )
+        return cursor.lastrowid, digest
+
+    def _seal(self) -> None:
+        """Seal the head if entries were added since the last seal (inside the committing transaction)."""
+        head = self._db.execute("SELECT seq, hash FROM entries ORDER BY seq DESC LIMIT 1").fetchone()
+        if head is None:
+            return
+        sealed = self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM seals").fetchone()[0]
+        if head[0] > sealed:
+            self._db.execute("INSERT INTO seals VALUES (?, ?, ?)", (head[0], head[1], seal_mac(self._key, *head)))
 
     def _current_entries(self, period: str) -> list[Entry]:
         """The entries of the current (latest, not reversed) revision of ``period``, in order."""
@@ -274,6 +291,21 @@ class Ledger:
         return list(self._select(
             f"WHERE period_start_utc = ? AND revision = ? AND sign = 1 AND {SETTLEMENT_KINDS}", (period, row[0])
         ))
+
+    @_locked
+    def entry_rows(self) -> list[tuple[int, str, int, str, str, int, str, str, str]]:
+        """Every entry as stored, unparsed, in chain order: ``(seq, period_start_utc, revision,
+        kind, member_id, sign, body, prev_hash, hash)`` (verification reads a damaged body too)."""
+        return self._db.execute(
+            "SELECT seq, period_start_utc, revision, kind, member_id, sign, body, prev_hash, hash"
+            " FROM entries ORDER BY seq").fetchall()
+
+    @_locked
+    def seals(self) -> list[Seal]:
+        """Every seal in order ([] for a ledger made before seals)."""
+        if self._db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'seals'").fetchone() is None:
+            return []
+        return [Seal(*row) for row in self._db.execute("SELECT seq, head, mac FROM seals ORDER BY seq")]
 
     @_locked
     def entries(self) -> list[Entry]:
@@ -314,7 +346,10 @@ class Ledger:
         out = []
         for period in sorted(latest):
             group = latest[period]
-            block = next(e for e in group if e.kind == "period")
+            block = next((e for e in group if e.kind == "period"), None)
+            if block is None:
+                raise LedgerError(f"{self.path}: period {period} revision {group[0].revision} has no period entry"
+                                  " (run settle verify)")
             members = tuple(member_from_dict(e.body) for e in group if e.kind == "member")
             out.append((period_from_dict(block.body, members), block.revision))
         return out
@@ -351,6 +386,21 @@ class Ledger:
         for member, kwh in rows:
             totals[member] = totals.get(member, Decimal(0)) + Decimal(kwh)
         return totals
+
+    # -- gaps ----------------------------------------------------------------------------
+    @_locked
+    def record_gap(self, start_utc: dt.datetime, end_utc: dt.datetime, reason: str) -> None:
+        """Declare, chained, that the periods in ``[start, end)`` are not settled and why.
+
+        ``settle verify`` accepts a run of missing periods only where a gap declares it. The
+        daemon never needs one: after downtime it settles every missed period from the counters
+        at its ends (flagged where a reading is missing). For a ledger whose readings were lost.
+        """
+        start, end = _iso(start_utc), _iso(end_utc)
+        if not end_utc > start_utc or not reason.strip():
+            raise ValueError("a gap needs an end after its start and a reason")
+        with self._transaction():
+            self._append(start, 1, "gap", "", 1, canonical({"end_utc": end, "reason": reason}))
 
     # -- opening balances ----------------------------------------------------------------
     @_locked
@@ -550,6 +600,8 @@ class _Transaction:
         savepoint = f"nested_{ledger._depth}" if ledger._depth else None
         if exc_type is None:
             try:
+                if not savepoint and ledger._key is not None:
+                    ledger._seal()
                 ledger._db.execute(f"RELEASE {savepoint}" if savepoint else "COMMIT")
             except sqlite3.Error as commit_error:  # a full disk fails here, at the WAL write
                 if not savepoint and ledger._db.in_transaction:

@@ -1,4 +1,4 @@
-"""Verification of a ledger: the hash chain, the stored readings and every period's checks.
+"""Verification of a ledger: chain, seals, anchors, bodies, revisions, readings, continuity, periods.
 
 ``gridctl settle verify`` runs :func:`verify_ledger`; it needs no site file: the entries carry
 the prices used, so energy and money can be recomputed from the stored readings and kWh. The
@@ -9,14 +9,18 @@ of the month-to-date import, the very fold it was recorded with.
 
 from __future__ import annotations
 
-import hashlib
-from dataclasses import dataclass
 import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 
 from gridctl.config.site import SiteConfig
 from gridctl.ledger.book import SettlementBook, month_bounds_utc
-from gridctl.ledger.store import GENESIS_HASH, Ledger, entry_hash
+from gridctl.ledger.seal import Anchor, check_anchors, check_seals
+from gridctl.ledger.store import GENESIS_HASH, Ledger
+from gridctl.ledger.verify_structure import (
+    Problem, Shape, check_chain, check_continuity, check_readings, check_revisions, decode,
+)
 from gridctl.settlement.checks import check_period
 from gridctl.settlement.model import GRID_CHANNEL, LINK_PREFIX, MemberLine, PeriodReadings, PeriodSettlement
 from gridctl.settlement.settle import MONEY_QUANTUM, q_money, settle_period
@@ -26,20 +30,38 @@ ZERO = Decimal(0)
 
 @dataclass(frozen=True)
 class VerifyReport:
-    """Outcome of a verification: ``problem`` names the first bad entry or period, else None."""
+    """Outcome of a verification: ``problem`` names the first bad entry or period, else None.
+
+    ``head_seq`` and ``head_hash`` are the last entry's (0 and the genesis hash when empty);
+    ``seals_checked`` is None when no key was given (the head is then not proven by a seal);
+    ``gap_periods`` counts the periods declared as gaps.
+    """
 
     entries_checked: int
     periods_checked: int
     head_hash: str
     problem: str | None
+    head_seq: int = 0
+    seals_checked: int | None = None
+    seals_stored: int = 0
+    gap_periods: int = 0
+    anchors_checked: int = 0
 
     @property
     def ok(self) -> bool:
         return self.problem is None
 
 
-def verify_ledger(ledger: Ledger, site: SiteConfig | None = None) -> VerifyReport:
-    """Walk the chain, then recheck every current period; stop at the first problem.
+def verify_ledger(ledger: Ledger, site: SiteConfig | None = None, key: bytes | None = None,
+                  anchors: Sequence[Anchor] = ()) -> VerifyReport:
+    """Check everything the ledger promises; stop at the first problem.
+
+    In order: the hash chain; with ``key`` every seal and that the last seal is at the head;
+    every ``anchor``; every body decodes to what its kind must hold; revisions 1..n of each
+    period, every superseded revision reversed exactly once and no orphan reversal; every
+    revision's readings present, intact and the ones it was settled from; continuity (every
+    30-minute period from the first to the last settled, or inside a declared gap); each
+    current period's energy, money and checks from its readings and prices.
 
     With ``site``, every period is also settled again from its stored readings, with the
     month-to-date import folded from the ledger (the month's opening balance plus the current
@@ -47,40 +69,46 @@ def verify_ledger(ledger: Ledger, site: SiteConfig | None = None) -> VerifyRepor
     exactly: this catches a consistent rewrite of prices and amounts that still balances, and
     an altered opening balance.
     """
-    count, problem = _verify_chain(ledger)
+    rows = ledger.entry_rows()
+    head_seq, head = (rows[-1][0], rows[-1][-1]) if rows else (0, GENESIS_HASH)
+    seals = ledger.seals()
+    done = {"periods": 0, "gaps": 0}
+    try:
+        check_chain(rows)
+        hashes = {row[0]: row[-1] for row in rows}
+        if key is not None:
+            _raise(check_seals(seals, hashes, head_seq, key))
+        _raise(check_anchors(anchors, hashes))
+        shape = decode(rows)
+        check_revisions(shape)
+        readings = check_readings(shape, ledger.readings_rows())
+        done["gaps"] = check_continuity(shape)
+        if site is not None:
+            _raise(_verify_openings(ledger, site))
+        _verify_periods(shape, readings, SettlementBook(site, ledger) if site is not None else None, done)
+        problem = None
+    except Problem as exc:
+        problem = str(exc)
+    return VerifyReport(len(rows), done["periods"], head, problem, head_seq,
+                        len(seals) if key is not None else None, len(seals), done["gaps"], len(anchors))
+
+
+def _raise(problem: str | None) -> None:
     if problem:
-        return VerifyReport(count, 0, ledger.head_hash(), problem)
-    problem = _verify_readings(ledger) or (_verify_openings(ledger, site) if site is not None else None)
-    if problem:
-        return VerifyReport(count, 0, ledger.head_hash(), problem)
-    periods = 0
-    book = SettlementBook(site, ledger) if site is not None else None
-    for settlement, revision in ledger.settlements():
-        periods += 1
-        readings = ledger.readings(settlement.start_utc, revision)
+        raise Problem(problem)
+
+
+def _verify_periods(shape: Shape, stored: dict, book: SettlementBook | None, done: dict[str, int]) -> None:
+    for settlement, revision in shape.current():
+        done["periods"] += 1
+        readings = stored[settlement.start_utc, revision]
         problem = _verify_period(settlement, readings)
-        if book is not None and problem is None and readings is not None:
+        if book is not None and problem is None:
             mtd = book.month_to_date_import_kwh(settlement.start_utc)
             if settle_period(book.site, readings, mtd) != settlement:
                 problem = "settling the stored readings again gives a different result"
         if problem:
-            where = f"period {settlement.start_utc.isoformat()} revision {revision}"
-            return VerifyReport(count, periods, ledger.head_hash(), f"{where}: {problem}")
-    return VerifyReport(count, periods, ledger.head_hash(), None)
-
-
-def _verify_chain(ledger: Ledger) -> tuple[int, str | None]:
-    prev = GENESIS_HASH
-    count = 0
-    for e in ledger.entries():
-        count += 1
-        name = f"entry {e.seq} (period {e.period_start_utc}, {e.kind} {e.member_id or '-'}, revision {e.revision})"
-        if e.prev_hash != prev:
-            return count, f"{name}: chain broken (prev_hash does not match the entry before)"
-        if entry_hash(prev, e.period_start_utc, e.revision, e.kind, e.member_id, e.sign, e.body_text) != e.hash:
-            return count, f"{name}: hash mismatch (entry was altered)"
-        prev = e.hash
-    return count, None
+            raise Problem(f"period {settlement.start_utc.isoformat()} revision {revision}: {problem}")
 
 
 def _verify_openings(ledger: Ledger, site: SiteConfig) -> str | None:
@@ -99,16 +127,7 @@ def _verify_openings(ledger: Ledger, site: SiteConfig) -> str | None:
     return None
 
 
-def _verify_readings(ledger: Ledger) -> str | None:
-    for period, revision, sha, body in ledger.readings_rows():
-        if hashlib.sha256(PeriodReadings.from_json(body).to_json().encode()).hexdigest() != sha:
-            return f"readings of period {period} revision {revision}: hash mismatch (altered)"
-    return None
-
-
-def _verify_period(settlement: PeriodSettlement, readings: PeriodReadings | None) -> str | None:
-    if readings is None:
-        return "readings missing"
+def _verify_period(settlement: PeriodSettlement, readings: PeriodReadings) -> str | None:
     if readings.sha256() != settlement.readings_sha256:
         return "readings do not match the settlement's readings hash"
     checks = check_period(

@@ -21,6 +21,7 @@ SETTLEMENT_PERIOD = "settlement_period"
 SETTLEMENT_MEMBER = "settlement_member"
 TELEMETRY = "telemetry"
 HEALTH = "gridctl_health"
+LEDGER_HEAD = "ledger_head"
 
 
 def _ns(at: dt.datetime) -> int:
@@ -113,6 +114,19 @@ def telemetry_point(
     for name, value in fields.items():
         point.field(name, value)
     return point.time(_ns(at_utc), WritePrecision.NS).to_line_protocol()
+
+
+def ledger_head_point(site_id: str, seq: int, head_sha256: str, at_utc: dt.datetime) -> str:
+    """The ledger's head right after recording a period: an anchor for ``settle verify --anchor``.
+
+    Timed at the period's start like the period's other points (deterministic: a correction
+    overwrites it with the newer head). Any ``(seq, head_sha256)`` a third party holds is an
+    anchor; the one with the largest ``seq`` covers the most.
+    """
+    return (
+        Point(LEDGER_HEAD).tag("site", site_id).field("seq", int(seq)).field("head_sha256", head_sha256)
+        .time(_ns(at_utc), WritePrecision.NS).to_line_protocol()
+    )
 
 
 def health_point(site_id: str, nonce: str, at_utc: dt.datetime) -> str:

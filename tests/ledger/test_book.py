@@ -233,6 +233,9 @@ def test_a_rolled_back_batch_leaves_nothing_and_the_fold_follows(ledger):
         with pytest.raises(LedgerError, match="do not match"):
             ledger.record(settlement, readings(at(4), home_1="1"))
     assert [s.start_utc for s, _ in ledger.settlements()] == [at(0), at(2), at(3)]
+    report = verify_ledger(ledger, misono())  # the rolled-back period is a hole in the ledger
+    assert report.problem.startswith(f"period {at(1).isoformat()} is missing")
+    ledger.record_gap(at(1), at(2), "rolled back (test)")
     assert verify_ledger(ledger, misono()).ok
 
 

@@ -68,7 +68,7 @@ def test_record_then_record_again_is_idempotent(ledger):
     outbox = ledger.outbox_backlog()[0]
     assert ledger.record(s, r).outcome == "unchanged"
     assert len(list(ledger.entries())) == count == 1 + len(s.members)
-    assert ledger.outbox_backlog()[0] == outbox == 1 + len(s.members)
+    assert ledger.outbox_backlog()[0] == outbox == 2 + len(s.members)  # block, members, ledger head
 
 
 def test_correction_is_reversal_plus_new_revision(ledger):
@@ -244,7 +244,7 @@ def test_kill_9_while_recording_leaves_whole_periods(tmp_path):
         for e in store.entries():
             per_period[e.period_start_utc] = per_period.get(e.period_start_utc, 0) + 1
         assert set(per_period.values()) == {1 + n_members}
-        assert store.outbox_backlog()[0] == len(per_period) * (1 + n_members)
+        assert store.outbox_backlog()[0] == len(per_period) * (2 + n_members)  # + the ledger head
         # the interrupted run resumes: recording everything again adds only the missing periods
         before = len(per_period)
         results = store.record_many([(settle_period(misono(), p), p) for p in august_periods()[: before + 5]])

@@ -49,8 +49,11 @@ def test_v1_end_to_end_values_read_back(influxdb, influx_database, tmp_path):
     with Ledger(tmp_path / "l.sqlite", "misono") as ledger:
         ledger.record_many(items)
         shipper = OutboxShipper(ledger, V1Transport(influxdb.url, influx_database), batch_size=7)
-        assert shipper.drain() == 5 * (1 + len(misono().nodes))
+        assert shipper.drain() == 5 * (2 + len(misono().nodes))  # block, members, ledger head
         assert ledger.outbox_backlog() == (0, None)
+        head_seq, head = len(ledger.entries()), ledger.head_hash()
+    anchor = influxdb.rows("SELECT last(seq), last(head_sha256) FROM ledger_head WHERE site = 'misono'", influx_database)
+    assert (anchor[0]["last"], anchor[0]["last_1"]) == (head_seq, head)  # a third party holds the head
     s = items[2][0]
     when = s.start_utc.strftime("%Y-%m-%dT%H:%M:%SZ")
     (row,) = influxdb.rows(
@@ -181,7 +184,7 @@ def test_outage_500_periods_arrive_exactly_once(influxdb, influx_database, tmp_p
             await asyncio.to_thread(ledger.record_many, items[start:start + 50])
         await asyncio.sleep(0.5)
         status = shipper.status()
-        assert status.backlog_rows == 500 * (1 + members)
+        assert status.backlog_rows == 500 * (2 + members)  # block, members, ledger head
         assert status.consecutive_failures >= 1 and status.last_error
         assert status.oldest_age_s is not None and status.oldest_age_s >= 0
         influxdb.start()
@@ -246,7 +249,7 @@ def test_errors_are_one_line_and_keep_rows(tmp_path):
         with pytest.raises(SinkError) as info:
             shipper.ship_once()
         assert "\n" not in str(info.value) and info.value.transient
-        assert ledger.outbox_backlog()[0] == 8
+        assert ledger.outbox_backlog()[0] == 9  # block, 7 members, ledger head
         assert 0.5 <= shipper.retry_delay_s() <= 1.0  # the first delay, less a jitter
 
 
@@ -302,7 +305,7 @@ def test_v1_credentials_travel_in_the_header_not_the_url(influxdb_auth, auth_pro
     with Ledger(tmp_path / "l.sqlite", "misono") as ledger:
         ledger.record_many(settled_august()[:2])
         shipper = OutboxShipper(ledger, V1Transport(url, database, username=user, password=password))
-        assert shipper.drain() == 2 * (1 + len(misono().nodes))
+        assert shipper.drain() == 2 * (2 + len(misono().nodes))  # block, members, ledger head
     assert count(influxdb_auth, database, "bill_jpy", "settlement_member") == 2 * len(misono().nodes)
     assert handler.seen
     for request_line, authorization in handler.seen:

@@ -24,7 +24,9 @@ from gridctl.daemon.lifecycle.service import Daemon, Parts
 from gridctl.daemon.lifecycle.shipping import Shipper, shipper_for
 from gridctl.daemon.lifecycle.storage import STORAGE_ERRORS, StorageHealth, Store
 from gridctl.daemon.stages.telemetry import TelemetryPoint
+from gridctl.credentials import read_secret
 from gridctl.ledger.book import SettlementBook
+from gridctl.ledger.seal import key_from_text
 from gridctl.ledger.store import Ledger
 from gridctl.settlement.model import PeriodReadings, PeriodSettlement
 from gridctl.sinks.schema import telemetry_point
@@ -143,6 +145,15 @@ def opening_for(site: SiteConfig, ledger: Ledger):
     return opening
 
 
+def ledger_key(site: SiteConfig) -> bytes | None:
+    """The key that seals the ledger: the credential ``storage.ledger_key_credential``, if set."""
+    name = site.storage.ledger_key_credential
+    key = key_from_text(read_secret(name, None)) if name else None
+    if name and key is None:
+        log.warning("ledger key credential is not set; the ledger is not sealed credential=%s", name)
+    return key
+
+
 def build_daemon(site: SiteConfig, *, clock: Clock | None = None,
                  factory=None, solve=None, notifier: Notifier | None = None,
                  socket_path: Path | None | str = "config", ledger_path: Path | None = None,
@@ -165,7 +176,7 @@ def build_daemon(site: SiteConfig, *, clock: Clock | None = None,
     """
     clock = clock or SystemClock()
     ledger_path = Path(ledger_path or site.storage.ledger_path)
-    ledger = Ledger(ledger_path, site.site.id, clock=clock.now)
+    ledger = Ledger(ledger_path, site.site.id, clock=clock.now, key=ledger_key(site))
     if shipper == "config":
         shipper = shipper_for(site, ledger_path, clock.now)
     # Telemetry is queued only for a sink: InfluxDB configured (rows wait for a missing
