@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+from dataclasses import dataclass
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import holidays
 
+from gridctl.config.policy import AuctionRules
 from gridctl.config.site import SiteConfig
 from gridctl.config.tariffs import ExportTariff, ImportTariff, TimeOfUseWindow
 
@@ -35,6 +37,39 @@ def tariff_version(
         if tariff.id == tariff_id and tariff.valid_on(local_date):
             return tariff
     raise TariffLookupError(f"tariff '{tariff_id}' has no version valid on {local_date}")
+
+
+@dataclass(frozen=True)
+class MarketTerms:
+    """The market terms in force for a period.
+
+    ``effective_from`` is the site-local date of the change that set them (None: the terms
+    from the beginning); the fee is per delivered P2P kWh, paid by the buyer [JPY/kWh].
+    """
+
+    mechanism: str
+    platform_fee_jpy_per_kwh: Decimal
+    auction: AuctionRules
+    effective_from: dt.date | None = None
+
+
+def market_in_force(site: SiteConfig, period_start_utc: dt.datetime) -> MarketTerms:
+    """The market terms (mechanism, fee) in force at ``period_start_utc``: the site's
+    ``market`` fields with every change dated on or before the period's site-local day."""
+    _require_aware(period_start_utc)
+    day = period_start_utc.astimezone(ZoneInfo(site.site.timezone)).date()
+    market = site.market
+    terms = MarketTerms(market.mechanism, market.platform_fee_jpy_per_kwh, market.auction)
+    for change in market.changes:
+        if change.effective_from > day:
+            break
+        terms = MarketTerms(
+            change.mechanism or terms.mechanism,
+            terms.platform_fee_jpy_per_kwh if change.platform_fee_jpy_per_kwh is None
+            else change.platform_fee_jpy_per_kwh,
+            market.auction, change.effective_from,
+        )
+    return terms
 
 
 def _require_aware(at_utc: dt.datetime) -> None:
