@@ -138,8 +138,8 @@ def _energy_from_readings(line: MemberLine, readings: PeriodReadings, flags: tup
                 return None  # settled from the other end's estimate
             inflow, outflow = inflow + d[0], outflow + d[1]
     net = inflow - outflow
-    if (max(ZERO, net), max(ZERO, -net)) != (line.p2p_bought_kwh, line.p2p_sold_kwh):
-        return f"P2P kWh bought/sold {line.p2p_bought_kwh}/{line.p2p_sold_kwh} differ from the router legs"
+    if (max(ZERO, net), max(ZERO, -net)) != (line.link_bought_kwh, line.link_sold_kwh):
+        return f"link kWh bought/sold {line.link_bought_kwh}/{line.link_sold_kwh} differ from the router legs"
     return None
 
 
@@ -153,7 +153,7 @@ def _money_from_prices(line: MemberLine, settlement: PeriodSettlement) -> str | 
             return "P2P payment does not equal bought kWh x price"
         if q_money(settlement.fee_jpy_per_kwh * line.p2p_bought_kwh) != line.fee_jpy:
             return "platform fee does not equal bought kWh x fee"
-    bill = line.grid_import_jpy - line.grid_export_jpy + line.p2p_paid_jpy + line.fee_jpy - line.p2p_received_jpy
+    bill = line.bill_from_parts_jpy()
     if bill != line.bill_jpy:
         return f"bill {line.bill_jpy} JPY does not add up ({bill} JPY)"
     return None
