@@ -19,7 +19,7 @@ from gridctl.ledger.book import SettlementBook, month_bounds_utc
 from gridctl.ledger.store import GENESIS_HASH, Ledger, entry_hash
 from gridctl.settlement.checks import check_period
 from gridctl.settlement.model import GRID_CHANNEL, LINK_PREFIX, MemberLine, PeriodReadings, PeriodSettlement
-from gridctl.settlement.settle import MONEY_QUANTUM, q_money, settle_period
+from gridctl.settlement.settle import MONEY_QUANTUM, market_terms_differ, q_money, settle_period
 
 ZERO = Decimal(0)
 
@@ -62,7 +62,8 @@ def verify_ledger(ledger: Ledger, site: SiteConfig | None = None) -> VerifyRepor
         if book is not None and problem is None and readings is not None:
             mtd = book.month_to_date_import_kwh(settlement.start_utc)
             if settle_period(book.site, readings, mtd) != settlement:
-                problem = "settling the stored readings again gives a different result"
+                problem = (market_terms_differ(book.site, settlement)
+                           or "settling the stored readings again gives a different result")
         if problem:
             where = f"period {settlement.start_utc.isoformat()} revision {revision}"
             return VerifyReport(count, periods, ledger.head_hash(), f"{where}: {problem}")

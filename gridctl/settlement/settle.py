@@ -198,6 +198,25 @@ def settle_period(
     )
 
 
+def market_terms_differ(site: SiteConfig, settlement: PeriodSettlement) -> str | None:
+    """One line when ``settlement`` was made under other market terms than ``site`` has in
+    force for its period (mechanism, or fee unless it was waived), else None."""
+    terms = market_in_force(site, settlement.start_utc)
+    fee_differs = "fee_waived" not in settlement.flags and settlement.fee_jpy_per_kwh != terms.platform_fee_jpy_per_kwh
+    if settlement.mechanism == terms.mechanism and not fee_differs:
+        return None
+    stored = _terms_label(settlement.market_terms_from)
+    in_force = _terms_label("" if terms.effective_from is None else terms.effective_from.isoformat())
+    return (f"settled with {settlement.mechanism}, fee {settlement.fee_jpy_per_kwh} JPY/kWh ({stored}); "
+            f"the config has {terms.mechanism}, fee {terms.platform_fee_jpy_per_kwh} JPY/kWh in force ({in_force})")
+
+
+def _terms_label(effective_from: str | None) -> str:
+    if effective_from is None:
+        return "terms not recorded"
+    return f"market terms from {effective_from}" if effective_from else "market terms from the beginning"
+
+
 def _ratio(supply_kwh: Decimal, demand_kwh: Decimal) -> Decimal | None:
     """The SDR [-], quantized so it is stored as a plain decimal (never ``0E+6``)."""
     ratio = sdr_ratio(supply_kwh, demand_kwh)
