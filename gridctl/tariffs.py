@@ -121,6 +121,29 @@ def fuel_cost_adjustment_jpy_per_kwh(tariff: ImportTariff, local_day: dt.date) -
     return tariff.fuel_cost_adjustment_by_month.get(key, tariff.fuel_cost_adjustment_jpy_per_kwh)
 
 
+def fuel_adjustment_defaulted(tariff: ImportTariff, local_day: dt.date) -> bool:
+    """The tariff has a monthly fuel cost adjustment table without the month of ``local_day``
+    (so the flat ``fuel_cost_adjustment_jpy_per_kwh`` is used)."""
+    table = tariff.fuel_cost_adjustment_by_month
+    return bool(table) and f"{local_day:%Y-%m}" not in table
+
+
+def fuel_adjustment_gaps(tariff: ImportTariff) -> list[str]:
+    """Months (``YYYY-MM``) missing from the fuel cost adjustment table between its first and
+    last month."""
+    months = sorted(tariff.fuel_cost_adjustment_by_month)
+    if not months:
+        return []
+    year, month = (int(x) for x in months[0].split("-"))
+    gaps = []
+    while f"{year:04d}-{month:02d}" < months[-1]:
+        key = f"{year:04d}-{month:02d}"
+        if key not in tariff.fuel_cost_adjustment_by_month:
+            gaps.append(key)
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    return gaps
+
+
 def _with_tax(tariff: ImportTariff | ExportTariff, price: Decimal) -> Decimal:
     if tariff.prices_include_tax:
         return price

@@ -69,6 +69,7 @@ from gridctl.settlement.wheeling import Split, Wheeling, settle_wheeling, split_
 from gridctl.tariffs import (
     MarketTerms,
     export_price_jpy_per_kwh,
+    fuel_adjustment_defaulted,
     import_price_jpy_per_kwh,
     market_in_force,
     tariff_version,
@@ -92,6 +93,8 @@ class _Prices:
     import_tariff: str
     export_tariff: str
     rules: StatementRules
+    #: ``fuel_adjustment_default:<tariff>@<version>:<YYYY-MM>`` when the month is missing, else ''.
+    fuel_default_flag: str = ""
 
 
 @dataclass
@@ -146,6 +149,7 @@ def settle_period(
     terms = market_in_force(site, readings.start_utc)
     prices = {n.id: _member_prices(site, n.id, readings.start_utc, mtd.get(n.id, ZERO)) for n in site.nodes}
     energy, losses_kwh, flows = _metered_energy(site, readings, flags)
+    flags.extend(_price_flags(prices))
     sold = {m: e.sold_kwh for m, e in energy.items() if e.sold_kwh > 0}
     bought = {m: e.bought_kwh for m, e in energy.items() if e.bought_kwh > 0}
     total_sold = sum(sold.values(), ZERO)
@@ -179,7 +183,7 @@ def settle_period(
         price_jpy_per_kwh=clearing.price,
         seller_price_jpy_per_kwh=seller_price.quantize(PRICE_QUANTUM, rounding=ROUND_HALF_UP),
         fee_jpy_per_kwh=clearing.fee,
-        supply_demand_ratio=sdr_ratio(supply, demand),
+        supply_demand_ratio=_ratio(supply, demand),
         sold_kwh=total_sold,
         bought_kwh=total_bought,
         losses_kwh=losses_kwh,
@@ -239,7 +243,23 @@ def _member_prices(site: SiteConfig, member_id: str, start_utc: dt.datetime, mtd
         yen_mode=imp.rounding.yen_mode, tax_mode=imp.rounding.tax_mode,
         consumption_tax_pct=imp.consumption_tax_pct,
     )
-    return _Prices(import_price, export_price, f"{imp.id}@{imp.version}", export_label, rules)
+    fuel_flag = ""
+    if fuel_adjustment_defaulted(imp, local_day):
+        fuel_flag = f"fuel_adjustment_default:{imp.id}@{imp.version}:{local_day:%Y-%m}"
+    return _Prices(import_price, export_price, f"{imp.id}@{imp.version}", export_label, rules, fuel_flag)
+
+
+def _price_flags(prices: dict[str, _Prices]) -> list[str]:
+    """Fuel adjustments that fell back to the flat value (one flag per tariff version and month).
+
+    A member whose grid import crosses a monthly tier bound inside the period is priced at the
+    tier the period started in, for the whole period, and not flagged: the utility bills tiers
+    on the month's total kWh, so the monthly bill does not depend on it; the period's P2P price
+    and grid-only bill both use this one marginal price, so the rationality promise holds; and
+    a flag would depend on the month-to-date fold, so correcting an earlier period would change
+    later periods that kept their price. See docs/settlement-rules.md.
+    """
+    return sorted({p.fuel_default_flag for p in prices.values() if p.fuel_default_flag})
 
 
 def _router_owners(site: SiteConfig) -> dict[str, str]:
