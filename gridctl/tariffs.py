@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+from dataclasses import dataclass
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import holidays
 
+from gridctl.config.policy import AuctionRules
 from gridctl.config.site import SiteConfig
 from gridctl.config.tariffs import ExportTariff, ImportTariff, TimeOfUseWindow
 
@@ -35,6 +37,39 @@ def tariff_version(
         if tariff.id == tariff_id and tariff.valid_on(local_date):
             return tariff
     raise TariffLookupError(f"tariff '{tariff_id}' has no version valid on {local_date}")
+
+
+@dataclass(frozen=True)
+class MarketTerms:
+    """The market terms in force for a period.
+
+    ``effective_from`` is the site-local date of the change that set them (None: the terms
+    from the beginning); the fee is per delivered P2P kWh, paid by the buyer [JPY/kWh].
+    """
+
+    mechanism: str
+    platform_fee_jpy_per_kwh: Decimal
+    auction: AuctionRules
+    effective_from: dt.date | None = None
+
+
+def market_in_force(site: SiteConfig, period_start_utc: dt.datetime) -> MarketTerms:
+    """The market terms (mechanism, fee) in force at ``period_start_utc``: the site's
+    ``market`` fields with every change dated on or before the period's site-local day."""
+    _require_aware(period_start_utc)
+    day = period_start_utc.astimezone(ZoneInfo(site.site.timezone)).date()
+    market = site.market
+    terms = MarketTerms(market.mechanism, market.platform_fee_jpy_per_kwh, market.auction)
+    for change in market.changes:
+        if change.effective_from > day:
+            break
+        terms = MarketTerms(
+            change.mechanism or terms.mechanism,
+            terms.platform_fee_jpy_per_kwh if change.platform_fee_jpy_per_kwh is None
+            else change.platform_fee_jpy_per_kwh,
+            market.auction, change.effective_from,
+        )
+    return terms
 
 
 def _require_aware(at_utc: dt.datetime) -> None:
@@ -84,6 +119,29 @@ def fuel_cost_adjustment_jpy_per_kwh(tariff: ImportTariff, local_day: dt.date) -
     """The fuel cost adjustment unit price for the month of ``local_day``."""
     key = f"{local_day:%Y-%m}"
     return tariff.fuel_cost_adjustment_by_month.get(key, tariff.fuel_cost_adjustment_jpy_per_kwh)
+
+
+def fuel_adjustment_defaulted(tariff: ImportTariff, local_day: dt.date) -> bool:
+    """The tariff has a monthly fuel cost adjustment table without the month of ``local_day``
+    (so the flat ``fuel_cost_adjustment_jpy_per_kwh`` is used)."""
+    table = tariff.fuel_cost_adjustment_by_month
+    return bool(table) and f"{local_day:%Y-%m}" not in table
+
+
+def fuel_adjustment_gaps(tariff: ImportTariff) -> list[str]:
+    """Months (``YYYY-MM``) missing from the fuel cost adjustment table between its first and
+    last month."""
+    months = sorted(tariff.fuel_cost_adjustment_by_month)
+    if not months:
+        return []
+    year, month = (int(x) for x in months[0].split("-"))
+    gaps = []
+    while f"{year:04d}-{month:02d}" < months[-1]:
+        key = f"{year:04d}-{month:02d}"
+        if key not in tariff.fuel_cost_adjustment_by_month:
+            gaps.append(key)
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    return gaps
 
 
 def _with_tax(tariff: ImportTariff | ExportTariff, price: Decimal) -> Decimal:

@@ -27,6 +27,20 @@ def _summary(path: Path, site: SiteConfig) -> str:
             f"({detail}), {len(routers)} routers, {len(site.links)} links")
 
 
+def _warnings(site: SiteConfig) -> list[str]:
+    """Valid but suspicious: months missing inside a fuel cost adjustment table."""
+    from gridctl.config.tariffs import ImportTariff
+    from gridctl.tariffs import fuel_adjustment_gaps
+
+    return [
+        f"tariffs[{t.id}@{t.version}].fuel_cost_adjustment_by_month: no value for {', '.join(gaps)} "
+        f"(periods there use fuel_cost_adjustment_jpy_per_kwh {t.fuel_cost_adjustment_jpy_per_kwh} "
+        "and are flagged fuel_adjustment_default)"
+        for t in site.tariffs
+        if isinstance(t, ImportTariff) and (gaps := fuel_adjustment_gaps(t))
+    ]
+
+
 @config_app.command("validate")
 def validate(files: list[Path] = typer.Argument(..., help="site files to check")) -> None:
     """Check each FILE; print a summary line, or every error as FILE:LINE: key.path: message."""
@@ -40,6 +54,8 @@ def validate(files: list[Path] = typer.Argument(..., help="site files to check")
                 typer.echo(str(issue), err=True)
             continue
         typer.echo(_summary(path, site))
+        for warning in _warnings(site):
+            typer.echo(f"{path}: warning: {warning}", err=True)
     if failed:
         raise typer.Exit(EXIT_CONFIG)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -32,16 +33,45 @@ class AuctionRules(StrictModel):
         return self
 
 
-class Market(StrictModel):
-    """P2P market rules. The settlement period is the Japanese 30-minute period (fixed)."""
+Mechanism = Literal["sdr", "mmr", "uniform_auction"]
 
-    mechanism: Literal["sdr", "mmr", "uniform_auction"] = "sdr"
+
+class MarketChange(StrictModel):
+    """A change of the market terms from a site-local date on; an absent field is unchanged."""
+
+    effective_from: dt.date = Field(description="first site-local day the change is in force")
+    mechanism: Mechanism | None = None
+    platform_fee_jpy_per_kwh: NonNegativeYenPerKwh | None = Field(
+        default=None, description="fee per P2P kWh, paid by the buyer [JPY/kWh]"
+    )
+
+
+class Market(StrictModel):
+    """P2P market rules. The settlement period is the Japanese 30-minute period (fixed).
+
+    ``mechanism`` and ``platform_fee_jpy_per_kwh`` are the terms from the beginning;
+    ``changes`` date later terms, like tariff versions (see ``gridctl.tariffs.market_in_force``).
+    """
+
+    mechanism: Mechanism = "sdr"
     platform_fee_jpy_per_kwh: NonNegativeYenPerKwh = Field(
         default=Decimal("0"), description="fee per P2P kWh, paid by the buyer [JPY/kWh]"
+    )
+    changes: list[MarketChange] = Field(
+        default_factory=list, description="dated changes of mechanism and fee, dates strictly increasing"
     )
     settlement_period_min: Literal[30] = 30
     grace_period_s: int = Field(default=120, ge=0, le=86400, description="wait for late counters")
     auction: AuctionRules = AuctionRules()
+
+    @field_validator("changes")
+    @classmethod
+    def _dates_increase(cls, value: list[MarketChange]) -> list[MarketChange]:
+        for before, after in zip(value, value[1:]):
+            if after.effective_from <= before.effective_from:
+                raise ValueError(f"effective_from must increase strictly: {after.effective_from} "
+                                 f"does not come after {before.effective_from}")
+        return value
 
 
 class ShedTier(StrictModel):

@@ -23,7 +23,7 @@ from gridctl.ledger.verify_structure import (
 )
 from gridctl.settlement.checks import check_period
 from gridctl.settlement.model import GRID_CHANNEL, LINK_PREFIX, MemberLine, PeriodReadings, PeriodSettlement
-from gridctl.settlement.settle import MONEY_QUANTUM, q_money, settle_period
+from gridctl.settlement.settle import MONEY_QUANTUM, market_terms_differ, q_money, settle_period
 
 ZERO = Decimal(0)
 
@@ -106,7 +106,8 @@ def _verify_periods(shape: Shape, stored: dict, book: SettlementBook | None, don
         if book is not None and problem is None:
             mtd = book.month_to_date_import_kwh(settlement.start_utc)
             if settle_period(book.site, readings, mtd) != settlement:
-                problem = "settling the stored readings again gives a different result"
+                problem = (market_terms_differ(book.site, settlement)
+                           or "settling the stored readings again gives a different result")
         if problem:
             raise Problem(f"period {settlement.start_utc.isoformat()} revision {revision}: {problem}")
 
@@ -157,8 +158,8 @@ def _energy_from_readings(line: MemberLine, readings: PeriodReadings, flags: tup
                 return None  # settled from the other end's estimate
             inflow, outflow = inflow + d[0], outflow + d[1]
     net = inflow - outflow
-    if (max(ZERO, net), max(ZERO, -net)) != (line.p2p_bought_kwh, line.p2p_sold_kwh):
-        return f"P2P kWh bought/sold {line.p2p_bought_kwh}/{line.p2p_sold_kwh} differ from the router legs"
+    if (max(ZERO, net), max(ZERO, -net)) != (line.link_bought_kwh, line.link_sold_kwh):
+        return f"link kWh bought/sold {line.link_bought_kwh}/{line.link_sold_kwh} differ from the router legs"
     return None
 
 
@@ -172,7 +173,7 @@ def _money_from_prices(line: MemberLine, settlement: PeriodSettlement) -> str | 
             return "P2P payment does not equal bought kWh x price"
         if q_money(settlement.fee_jpy_per_kwh * line.p2p_bought_kwh) != line.fee_jpy:
             return "platform fee does not equal bought kWh x fee"
-    bill = line.grid_import_jpy - line.grid_export_jpy + line.p2p_paid_jpy + line.fee_jpy - line.p2p_received_jpy
+    bill = line.bill_from_parts_jpy()
     if bill != line.bill_jpy:
         return f"bill {line.bill_jpy} JPY does not add up ({bill} JPY)"
     return None

@@ -36,6 +36,8 @@ def member_from_dict(data: dict[str, Any]) -> MemberLine:
     if "grid_only_jpy" not in data and "counterfactual_jpy" in data:  # ledgers made before the rename
         data = {**data, "grid_only_jpy": data["counterfactual_jpy"]}
     for f in fields(MemberLine):
+        if f.name not in data and f.name in _MEMBER_LATER:
+            continue  # an entry of an older ledger: the field's default (0)
         raw = data[f.name]
         if f.name == "trades":
             values[f.name] = tuple(
@@ -86,11 +88,19 @@ def period_from_dict(data: dict[str, Any], members: tuple[MemberLine, ...]) -> P
         flags=tuple(data["flags"]),
         readings_sha256=data["readings_sha256"],
         **{name: _decimal_or_none(data.get(name)) for name in _PERIOD_BAND},
+        **{name: Decimal(data.get(name, "0")) for name in _PERIOD_WHEELING},
+        market_terms_from=data.get("market_terms_from"),
     )
 
 
 #: Period fields added later: absent (None) in the entries of older ledgers.
 _PERIOD_BAND = ("buy_limit_jpy_per_kwh", "sell_limit_jpy_per_kwh", "supply_kwh", "demand_kwh")
+#: Period and member fields of wheeling, added later: absent (0) in the entries of older ledgers.
+_PERIOD_WHEELING = ("wheeled_kwh", "wheeling_shortfall_jpy", "platform_credit_jpy")
+_MEMBER_LATER = frozenset({
+    "wheeled_sent_kwh", "wheeled_received_kwh", "wheeling_paid_jpy", "wheeling_received_jpy",
+    "platform_credit_jpy",
+})
 
 
 def _decimal_or_none(raw: str | None) -> Decimal | None:

@@ -166,8 +166,10 @@ class PeriodReadings:
 class Trade:
     """One member's P2P exchange with one counterparty in a period (pro-rata of the pool).
 
-    ``bought_kwh`` is energy received at this member's router [kWh]; ``sold_kwh`` energy sent
-    from it [kWh]; ``paid_jpy`` and ``received_jpy`` the money [JPY].
+    ``bought_kwh`` is P2P-priced energy received at this member's router [kWh]; ``sold_kwh``
+    P2P-priced energy sent from it [kWh]; ``paid_jpy`` and ``received_jpy`` the money [JPY].
+    The ``wheeled_*`` and ``wheeling_*`` fields are the same for wheeled energy (grid energy a
+    relaying member passed on, see :mod:`gridctl.settlement.wheeling`); 0 in older ledgers.
     """
 
     counterparty: str
@@ -175,6 +177,10 @@ class Trade:
     sold_kwh: Decimal = Decimal(0)
     paid_jpy: Decimal = Decimal(0)
     received_jpy: Decimal = Decimal(0)
+    wheeled_bought_kwh: Decimal = Decimal(0)
+    wheeled_sold_kwh: Decimal = Decimal(0)
+    wheeling_paid_jpy: Decimal = Decimal(0)
+    wheeling_received_jpy: Decimal = Decimal(0)
 
 
 @dataclass(frozen=True)
@@ -211,15 +217,27 @@ class MemberLine:
     grid_import_jpy, grid_export_jpy : Decimal
         Their value at the member's prices [JPY] (billed by the utility; for reference).
     p2p_bought_kwh, p2p_sold_kwh : Decimal
-        Net P2P energy received / sent at the member's router [kWh].
+        P2P-priced energy received / sent at the member's router [kWh]: a sale is never more
+        than the member's own net surplus of the period.
     p2p_paid_jpy, p2p_received_jpy, fee_jpy : Decimal
         P2P money paid, received, and the platform fee paid [JPY].
     trades : tuple of Trade
-        The P2P energy and money by counterparty.
+        The P2P and wheeling energy and money by counterparty.
     bill_jpy : Decimal
-        Grid import - grid export + P2P paid + fee - P2P received [JPY].
+        Grid import - grid export + P2P paid + fee - P2P received + wheeling paid - wheeling
+        received - platform credit [JPY].
     grid_only_jpy : Decimal
-        The bill of the same metered profile with the grid alone [JPY].
+        The grid-only bill of the member's own net metered energy [JPY]:
+        ``lambda_b * (I + bought - wheeled_sent) - lambda_s * (E + sold)`` (money-rounded per
+        term), see :mod:`gridctl.settlement.settle`.
+    wheeled_sent_kwh, wheeled_received_kwh : Decimal
+        Wheeled energy (grid energy relayed, not the member's own surplus) sent on / received
+        from the links [kWh]; 0 in older ledgers.
+    wheeling_paid_jpy, wheeling_received_jpy : Decimal
+        What a receiver pays for wheeled energy and what its relayer receives [JPY].
+    platform_credit_jpy : Decimal
+        What the platform credits the member so that it is no worse off than grid-only (a
+        wheeling shortfall, or a period with no gains from trade) [JPY], >= 0.
     """
 
     member_id: str
@@ -241,6 +259,33 @@ class MemberLine:
     bill_jpy: Decimal
     grid_only_jpy: Decimal
     rules: StatementRules = StatementRules()
+    wheeled_sent_kwh: Decimal = Decimal(0)
+    wheeled_received_kwh: Decimal = Decimal(0)
+    wheeling_paid_jpy: Decimal = Decimal(0)
+    wheeling_received_jpy: Decimal = Decimal(0)
+    platform_credit_jpy: Decimal = Decimal(0)
+
+    @property
+    def link_bought_kwh(self) -> Decimal:
+        """Net energy received on the member's links [kWh]: P2P-priced plus wheeled."""
+        return self.p2p_bought_kwh + self.wheeled_received_kwh
+
+    @property
+    def link_sold_kwh(self) -> Decimal:
+        """Net energy sent on the member's links [kWh]: P2P-priced plus wheeled."""
+        return self.p2p_sold_kwh + self.wheeled_sent_kwh
+
+    @property
+    def own_surplus_kwh(self) -> Decimal:
+        """The member's own net metered surplus [kWh] (negative: a deficit):
+        ``E - I + link sold - link bought``."""
+        return self.grid_export_kwh - self.grid_import_kwh + self.link_sold_kwh - self.link_bought_kwh
+
+    def bill_from_parts_jpy(self) -> Decimal:
+        """The bill as the sum of its parts [JPY] (what ``bill_jpy`` must equal)."""
+        return (self.grid_import_jpy - self.grid_export_jpy + self.p2p_paid_jpy + self.fee_jpy
+                - self.p2p_received_jpy + self.wheeling_paid_jpy - self.wheeling_received_jpy
+                - self.platform_credit_jpy)
 
     @property
     def savings_jpy(self) -> Decimal:
@@ -296,7 +341,8 @@ class PeriodSettlement:
     supply_demand_ratio : Decimal or None
         SDR of net positions (None when there is no net demand).
     sold_kwh, bought_kwh, losses_kwh : Decimal
-        Block totals of sent and received P2P energy and the metered link losses [kWh].
+        Block totals of energy sent and received on the links (P2P-priced and wheeled) and the
+        metered link losses [kWh].
     members : tuple of MemberLine
     checks : PeriodChecks
     flags : tuple of str
@@ -309,6 +355,15 @@ class PeriodSettlement:
         lies in. None in periods recorded before they were kept.
     supply_kwh, demand_kwh : Decimal or None
         The block's G and D: sums of the members' net surpluses and net deficits [kWh].
+    wheeled_kwh : Decimal
+        Wheeled energy delivered to members in the period [kWh] (part of ``bought_kwh``).
+    wheeling_shortfall_jpy : Decimal
+        Platform cost where a receiver's own import price capped its wheeling payment [JPY].
+    platform_credit_jpy : Decimal
+        Sum of the members' platform credits [JPY] (the shortfall included).
+    market_terms_from : str or None
+        Local date (ISO) from which the market terms used (mechanism, fee) are in force; ''
+        for the terms from the beginning; None in periods recorded before terms were dated.
     """
 
     start_utc: dt.datetime
@@ -328,6 +383,10 @@ class PeriodSettlement:
     sell_limit_jpy_per_kwh: Decimal | None = None
     supply_kwh: Decimal | None = None
     demand_kwh: Decimal | None = None
+    wheeled_kwh: Decimal = Decimal(0)
+    wheeling_shortfall_jpy: Decimal = Decimal(0)
+    platform_credit_jpy: Decimal = Decimal(0)
+    market_terms_from: str | None = None
 
     def member(self, member_id: str) -> MemberLine:
         """The line of ``member_id`` (KeyError if absent)."""

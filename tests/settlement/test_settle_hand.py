@@ -76,7 +76,7 @@ def test_sdr_without_losses(misono):
     # net positions: home-1 +2.5, home-2 -3.0: SDR = 5/6;
     # P_sell = 31.58*15 / (16.58*5/6 + 15) = 2842.2/172.9 = 16.43840... -> 16.4384
     s = settle_period(with_mechanism(misono, "sdr"), one_link("2.000", "2.000"))
-    assert s.supply_demand_ratio == D("2.5") / D("3.0")
+    assert s.supply_demand_ratio == D("0.833333")  # 2.5/3.0, stored to 1e-6
     assert s.price_jpy_per_kwh == D("16.4384")
     assert s.member("home-2").p2p_paid_jpy == D("32.8768")
     assert s.member("home-1").p2p_received_jpy == D("32.8768")
@@ -185,3 +185,62 @@ def test_link_used_both_ways_falls_back_to_pro_rata(misono):
                                            ("home-2", L12): (D("2.000"), D("0.500"))})
     s = settle_period(misono, readings)
     assert "counterparty_pro_rata" in s.flags and s.checks.ok
+
+
+LMH1 = link_channel("link-mall-home-1")
+
+
+def mall_relays(mall_import: str, sent: str):
+    """The mall imports from the grid and sends on its link to home-1 (which uses it all)."""
+    deltas = all_channels_idle() | {
+        ("mall", "grid"): (D(mall_import), D(0)),
+        ("mall", LMH1): (D(0), D(sent)),
+        ("home-1", LMH1): (D(sent), D(0)),
+    }
+    return PeriodReadings.from_deltas(NOON, deltas, base_kwh=D(100))
+
+
+def test_mall_relaying_grid_power_is_wheeling_not_a_sale(misono):
+    # Mall (business TOU, weekday noon: 34.20 + 3.98 - 1.50 = 36.68; post-FIT 8.50) imports 5.0
+    # and sends 3.0 to home-1 (32.08). Own net surplus -5 + 3 = -2 < 0: all 3.0 kWh are wheeling.
+    # Settled as a P2P sale (the old rule) the mall paid 183.40 - 3*20.04 = 123.28 against a
+    # "grid-only" of 183.40 - 3*8.50 = 157.90, while its own net energy (2 kWh) costs 73.36.
+    s = settle_period(with_mechanism(misono, "mmr"), mall_relays("5.0", "3.0"))
+    mall, h1 = s.member("mall"), s.member("home-1")
+    assert (mall.p2p_sold_kwh, mall.wheeled_sent_kwh) == (D(0), D("3.0"))
+    assert (h1.p2p_bought_kwh, h1.wheeled_received_kwh) == (D(0), D("3.0"))
+    assert mall.grid_only_jpy == D("73.36")  # 36.68 * (5 - 3)
+    # home-1 pays the mall's price capped at its own: min(36.68, 32.08) * 3 = 96.24, no fee;
+    # the platform credits the mall the rest: 36.68*3 - 96.24 = 13.80, so it is exactly whole
+    assert (h1.wheeling_paid_jpy, h1.fee_jpy, mall.wheeling_received_jpy) == (D("96.24"), D(0), D("96.24"))
+    assert mall.platform_credit_jpy == s.wheeling_shortfall_jpy == D("13.80")
+    assert mall.bill_jpy == D("73.36")  # 183.40 - 96.24 - 13.80
+    assert (h1.bill_jpy, h1.grid_only_jpy) == (D("96.24"), D("96.24"))
+    assert "wheeling_shortfall:mall" in s.flags
+    assert s.wheeled_kwh == D("3.0") and s.checks.ok
+
+
+def test_relayed_and_own_surplus_are_split_in_proportion(misono):
+    # Mall imports 1.0 and sends 3.0: own surplus -1 + 3 = 2 is sold P2P, 1.0 is wheeling.
+    # home-1 receives 3.0: 2.0 P2P at MMR (31.58 + 8.50)/2 = 20.04 -> 40.08 + fee 1.00, and
+    # 1.0 wheeled at min(36.68, 32.08) = 32.08. The mall: 36.68 - 40.08 - 32.08 - credit 4.60
+    # = -40.08 against grid-only 36.68*(1 - 1) - 8.50*2 = -17.00.
+    s = settle_period(with_mechanism(misono, "mmr"), mall_relays("1.0", "3.0"))
+    mall, h1 = s.member("mall"), s.member("home-1")
+    assert (mall.p2p_sold_kwh, mall.wheeled_sent_kwh) == (D("2.0"), D("1.0"))
+    assert (h1.p2p_bought_kwh, h1.wheeled_received_kwh) == (D("2.000000"), D("1.000000"))
+    assert s.price_jpy_per_kwh == D("20.04")
+    assert (h1.p2p_paid_jpy, h1.fee_jpy, h1.wheeling_paid_jpy) == (D("40.08"), D("1.00"), D("32.08"))
+    assert (mall.bill_jpy, mall.grid_only_jpy) == (D("-40.08"), D("-17.00"))
+    assert (h1.bill_jpy, h1.grid_only_jpy) == (D("73.16"), D("96.24"))
+    assert s.checks.ok
+
+
+def test_fee_above_the_gains_is_waived(misono):
+    # fee 20: lambda_b' = 32.08 - 20 = 12.08 < lambda_s' = 15, no price suits both with the fee;
+    # waived: MMR over [15, 32.08] = 23.54 and no fee, so both still gain
+    market = misono.market.model_copy(update={"mechanism": "mmr", "platform_fee_jpy_per_kwh": D(20)})
+    s = settle_period(misono.model_copy(update={"market": market}), one_link("2.000", "2.000"))
+    assert {"no_gains_from_trade", "fee_waived"} <= set(s.flags)
+    assert (s.price_jpy_per_kwh, s.fee_jpy_per_kwh, s.member("home-2").fee_jpy) == (D("23.54"), D(0), D(0))
+    assert s.checks.ok and all(m.savings_jpy >= 0 for m in s.members)
