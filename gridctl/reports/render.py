@@ -97,7 +97,8 @@ def _formula(line: Line, rows: dict[str, int], section_rows: dict[str, list[int]
     if line.key == "savings_jpy" and {"grid_only_jpy", "bill_jpy"} <= rows.keys():
         return f"=C{rows['grid_only_jpy']}-C{rows['bill_jpy']}"
     if line.key == "rounding_residue_jpy":
-        return f"=C{rows['members_total_jpy']}-C{rows['printed_fee_jpy']}"
+        credit = f"-C{rows['printed_credit_jpy']}" if "printed_credit_jpy" in rows else ""
+        return f"=C{rows['members_total_jpy']}-C{rows['printed_fee_jpy']}{credit}"
     if line.key == "taxable_total_jpy":
         return f"=C{rows['total_payable_jpy']}"
     return None

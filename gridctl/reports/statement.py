@@ -173,14 +173,54 @@ def _money(section: str, key: str, ja: str, en: str, exact: Decimal, mode: str, 
     return Line(section, key, ja, en, printed, JPY, None if printed == sign * exact else sign * exact)
 
 
-def charge_lines(paid: Decimal, fee: Decimal, received: Decimal, mode: str) -> list[Line]:
-    """The invoice lines, the rounding line where one is needed, and the total they add up to."""
+@dataclass(frozen=True)
+class Charges:
+    """A member's exact money of a month [JPY], as the statement's charge lines show it.
+
+    ``paid``/``received``: P2P purchases and sales; ``fee``: the platform fee;
+    ``wheeling_paid``/``wheeling_received``: grid energy relayed over a member's router, paid at
+    the relayer's own import price (docs/settlement-rules.md); ``platform_credit``: what the
+    platform covers so no member ends worse off than grid-only.
+    """
+
+    paid: Decimal = ZERO
+    fee: Decimal = ZERO
+    received: Decimal = ZERO
+    wheeling_paid: Decimal = ZERO
+    wheeling_received: Decimal = ZERO
+    platform_credit: Decimal = ZERO
+
+    @classmethod
+    def of(cls, lines: Sequence[MemberLine]) -> Charges:
+        """The sums of a member's period lines."""
+        return cls(*(_sum(lines, name) for name in (
+            "p2p_paid_jpy", "fee_jpy", "p2p_received_jpy", "wheeling_paid_jpy", "wheeling_received_jpy",
+            "platform_credit_jpy")))
+
+    @property
+    def total(self) -> Decimal:
+        """What the member owes the block (negative: what it is owed) [JPY], exact."""
+        return (self.paid + self.fee - self.received + self.wheeling_paid - self.wheeling_received
+                - self.platform_credit)
+
+
+def charge_lines(charges: Charges, mode: str) -> list[Line]:
+    """The invoice lines, the rounding line where one is needed, and the total they add up to.
+
+    Wheeling and platform-credit lines appear only where the month has such money.
+    """
     lines = [
-        _money("charges", "p2p_paid_jpy", "P2P購入代金", "P2P purchases", paid, mode),
-        _money("charges", "fee_jpy", "プラットフォーム手数料", "Platform fee", fee, mode),
-        _money("charges", "p2p_received_jpy", "P2P販売代金(差引)", "P2P sales (credited)", received, mode, -1),
+        _money("charges", "p2p_paid_jpy", "P2P購入代金", "P2P purchases", charges.paid, mode),
+        _money("charges", "fee_jpy", "プラットフォーム手数料", "Platform fee", charges.fee, mode),
+        _money("charges", "p2p_received_jpy", "P2P販売代金(差引)", "P2P sales (credited)", charges.received, mode, -1),
     ]
-    exact_total = paid + fee - received
+    optional = (
+        ("wheeling_paid_jpy", "託送電力代金", "Relayed grid energy", charges.wheeling_paid, 1),
+        ("wheeling_received_jpy", "託送電力受取(差引)", "Relayed grid energy (credited)", charges.wheeling_received, -1),
+        ("platform_credit_jpy", "プラットフォーム補填(差引)", "Platform credit", charges.platform_credit, -1),
+    )
+    lines += [_money("charges", key, ja, en, value, mode, sign) for key, ja, en, value, sign in optional if value]
+    exact_total = charges.total
     total = round_with(exact_total, 0, mode)
     residue = total - sum((line.value for line in lines), ZERO)  # type: ignore[misc]
     if residue:
@@ -208,8 +248,8 @@ def member_statement(
     context = context or InvoiceContext(issue_date=dt.date.today())
     lines = [p.member(member_id) for p in periods if any(m.member_id == member_id for m in p.members)]
     rules = lines[-1].rules if lines else StatementRules()
-    paid, fee, received = _sum(lines, "p2p_paid_jpy"), _sum(lines, "fee_jpy"), _sum(lines, "p2p_received_jpy")
-    charges = charge_lines(paid, fee, received, rules.yen_mode)
+    money = Charges.of(lines)
+    charges = charge_lines(money, rules.yen_mode)
     total = charges[-1].value
     first, last = month_bounds(month)
     party = context.party(member_id)
@@ -223,13 +263,23 @@ def member_statement(
     out += _counterparty_lines(lines)
     out += [
         Line("reconciliation", "money_check", "金額照合", "Money check",
-             f"P2P paid {format_amount(paid)} + fee {format_amount(fee)} - P2P received {format_amount(received)} "
-             f"= {format_amount(paid + fee - received)} JPY "
-             f"(exact; printed {format_amount(total)} JPY)"),
+             f"{_money_sum(money)} = {format_amount(money.total)} JPY (exact; printed {format_amount(total)} JPY)"),
         Line("reconciliation", "ledger_head_sha256", "台帳ハッシュ", "Ledger hash", head_hash),
     ]
     return Document("statement", member_id, month, tuple(out), _days(periods, context.tz, member_id),
                     party, context.issuer, context.issue_date, first, last, number, head_hash)
+
+
+def _money_sum(money: Charges) -> str:
+    """The exact sum behind a member's total, in words a clerk can add up."""
+    text = (f"P2P paid {format_amount(money.paid)} + fee {format_amount(money.fee)} - P2P received "
+            f"{format_amount(money.received)}")
+    if money.wheeling_paid or money.wheeling_received:
+        text += (f" + relayed paid {format_amount(money.wheeling_paid)} - relayed received "
+                 f"{format_amount(money.wheeling_received)}")
+    if money.platform_credit:
+        text += f" - platform credit {format_amount(money.platform_credit)}"
+    return text
 
 
 def _header(party: Party, context: InvoiceContext, first: dt.date, last: dt.date, number: str,

@@ -80,7 +80,7 @@ def test_csv_totals_equal_the_ledger(ledger, truth, tmp_path):
         assert D(rows[key]["value"]) == value, key
     assert rows["ledger_head_sha256"]["value"] == truth["head"]
     assert rows["energy_check"]["value"].endswith("OK") and rows["money_check"]["value"].endswith("OK")
-    assert rows["sold_kwh"]["label_ja"] == "P2P送電量"
+    assert rows["sold_kwh"]["label_ja"] == "連系線送電量"  # link totals: P2P-priced and relayed
     for member, expected in truth["members"].items():
         with (tmp_path / f"statement-{member}-2026-08.csv").open(encoding="utf-8-sig", newline="") as handle:
             mine = {r["key"]: r["value"] for r in csv.DictReader(handle) if r["section"] != "day"}
@@ -97,7 +97,7 @@ def test_xlsx_opens_and_totals_equal_the_ledger(ledger, truth, tmp_path):
     assert set(book.sheetnames) == {"summary", *truth["members"]}
     # no keys in the workbook: rows are found by their English label
     summary = {row[1]: row[2] for row in book["summary"].iter_rows(min_row=2, values_only=True) if row[1]}
-    labels = {"sold_kwh": "P2P energy sold", "bought_kwh": "P2P energy bought", "losses_kwh": "Link losses",
+    labels = {"sold_kwh": "Energy sent on the links", "bought_kwh": "Energy received from the links", "losses_kwh": "Link losses",
               "paid_jpy": "P2P paid by buyers", "fee_jpy": "Platform fees", "received_jpy": "P2P received by sellers"}
     for key, value in truth["block"].items():
         assert D(str(summary[labels[key]])) == value, key
