@@ -168,6 +168,45 @@ def opening(
                + ", ".join(f"{m} {v} kWh" for m, v in sorted(values.items())))
 
 
+@settle_app.command("gap")
+def gap(
+    config: Path = typer.Option(..., "--config", "-c", help="site file (time zone, ledger path, sealing key)"),
+    start: str = typer.Option(..., "--from", help="first period not settled (ISO; JST if no offset)"),
+    end: str = typer.Option(..., "--to", help="end of the gap (exclusive)"),
+    reason: str = typer.Option(..., "--reason", help="why these periods have no settlement (kept in the ledger)"),
+    ledger_path: Path | None = typer.Option(None, "--ledger", help="ledger file [default: storage.ledger_path]"),
+) -> None:
+    """Declare, chained in the ledger, that the periods in [--from, --to) are not settled and why.
+
+    For readings that are lost for good: `settle verify` then accepts those periods as a
+    declared gap instead of reporting them missing. A gap may not cover a settled period.
+    """
+    from gridctl.ledger import Ledger, LedgerError
+
+    site = _site(config)
+    begin, finish = _time(start, "--from"), _time(end, "--to")
+    assert begin is not None and finish is not None
+    for option, stamp in (("--from", begin), ("--to", finish)):
+        if stamp.minute % 30 or stamp.second or stamp.microsecond:
+            raise fail(f"{option} {stamp.isoformat()} is not the start of a 30-minute period", EXIT_CONFIG)
+    if finish <= begin or not reason.strip():
+        raise fail("a gap needs --to after --from and a --reason", EXIT_CONFIG)
+    path = ledger_path or site.storage.ledger_path
+    if not path.is_file():
+        raise fail(f"{path}: no such ledger", EXIT_CONFIG)
+    try:
+        with _sole_writer(path), Ledger(path, site.site.id, key=_site_key(site)) as ledger:
+            settled = ledger.settlements(begin, finish)
+            if settled:
+                raise fail(f"{path}: period {settled[0][0].start_utc.isoformat()} in the gap is settled",
+                           EXIT_CONFIG)
+            ledger.record_gap(begin, finish, reason.strip())
+    except LedgerError as exc:
+        raise _ledger_failure(exc) from None
+    periods = (finish - begin) // dt.timedelta(minutes=30)
+    typer.echo(f"{path}: gap of {periods} periods declared from {begin.isoformat()} to {finish.isoformat()}")
+
+
 @settle_app.command("verify")
 def verify(
     ledger_path: Path = typer.Option(..., "--ledger", help="ledger file"),

@@ -48,8 +48,11 @@ class PeriodMemberRow:
 
     Energies [kWh] are counter differences at the member's meters and router legs, >= 0;
     money [JPY] is tax-inclusive at the ledger's 0.0001 JPY quantum; prices [JPY/kWh].
-    ``bill_jpy`` = grid import - grid export + P2P paid + fee - P2P received at the member's
-    prices (negative: the member is owed); ``grid_only_jpy`` is the grid-only counterfactual.
+    ``bill_jpy`` = grid import - grid export + P2P paid + fee - P2P received + wheeling paid -
+    wheeling received - platform credit at the member's prices (negative: the member is owed);
+    ``grid_only_jpy`` is the grid-only bill of the member's own net metered energy. P2P kWh are
+    the P2P-priced (own-surplus) kWh; grid energy relayed over a router is in the ``wheeled_*``
+    columns (docs/settlement-rules.md).
     The period's band and block totals are None for periods recorded before they were kept.
     """
 
@@ -71,6 +74,11 @@ class PeriodMemberRow:
     p2p_paid_jpy: Decimal
     p2p_received_jpy: Decimal
     fee_jpy: Decimal
+    wheeled_sent_kwh: Decimal
+    wheeled_received_kwh: Decimal
+    wheeling_paid_jpy: Decimal
+    wheeling_received_jpy: Decimal
+    platform_credit_jpy: Decimal
     bill_jpy: Decimal
     grid_only_jpy: Decimal
     import_tariff: str
@@ -80,6 +88,7 @@ class PeriodMemberRow:
     lambda_s_prime_jpy_per_kwh: Decimal | None = _period(lambda p, m, r: p.sell_limit_jpy_per_kwh)
     supply_kwh: Decimal | None = _period(lambda p, m, r: p.supply_kwh)
     demand_kwh: Decimal | None = _period(lambda p, m, r: p.demand_kwh)
+    market_terms_from: str | None = _period(lambda p, m, r: p.market_terms_from)
     flags: tuple[str, ...] = _period(lambda p, m, r: p.flags)
 
 

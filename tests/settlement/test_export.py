@@ -79,11 +79,15 @@ def expected_rows(path, member=None):
                 "p2p_seller_price_jpy_per_kwh": s.seller_price_jpy_per_kwh, "fee_jpy_per_kwh": s.fee_jpy_per_kwh,
                 "grid_import_jpy": m.grid_import_jpy, "grid_export_jpy": m.grid_export_jpy,
                 "p2p_paid_jpy": m.p2p_paid_jpy, "p2p_received_jpy": m.p2p_received_jpy, "fee_jpy": m.fee_jpy,
+                "wheeled_sent_kwh": m.wheeled_sent_kwh, "wheeled_received_kwh": m.wheeled_received_kwh,
+                "wheeling_paid_jpy": m.wheeling_paid_jpy, "wheeling_received_jpy": m.wheeling_received_jpy,
+                "platform_credit_jpy": m.platform_credit_jpy,
                 "bill_jpy": m.bill_jpy, "grid_only_jpy": m.grid_only_jpy, "import_tariff": m.import_tariff,
                 "export_tariff": m.export_tariff, "mechanism": s.mechanism,
                 "lambda_b_prime_jpy_per_kwh": s.buy_limit_jpy_per_kwh,
                 "lambda_s_prime_jpy_per_kwh": s.sell_limit_jpy_per_kwh,
-                "supply_kwh": s.supply_kwh, "demand_kwh": s.demand_kwh, "flags": list(s.flags),
+                "supply_kwh": s.supply_kwh, "demand_kwh": s.demand_kwh, "market_terms_from": s.market_terms_from,
+                "flags": list(s.flags),
             })
     return rows
 
