@@ -244,3 +244,14 @@ def test_fee_above_the_gains_is_waived(misono):
     assert {"no_gains_from_trade", "fee_waived"} <= set(s.flags)
     assert (s.price_jpy_per_kwh, s.fee_jpy_per_kwh, s.member("home-2").fee_jpy) == (D("23.54"), D(0), D(0))
     assert s.checks.ok and all(m.savings_jpy >= 0 for m in s.members)
+
+
+def test_energy_received_that_no_seller_sent_is_settled_without_a_trade(misono):
+    # home-1's leg meters 1.0 kWh in while the mall's leg sent nothing (a meter fault): no seller,
+    # so no trade and no payment; flagged negative loss; home-1 is no worse off than grid-only.
+    deltas = all_channels_idle() | {("home-1", LMH1): (D("1.0"), D(0))}
+    s = settle_period(misono, PeriodReadings.from_deltas(NOON, deltas, base_kwh=D(100)))
+    h1 = s.member("home-1")
+    assert "negative_loss:link-mall-home-1" in s.flags
+    assert (h1.p2p_bought_kwh, h1.p2p_paid_jpy, h1.trades) == (D("1.0"), D(0), ())
+    assert h1.bill_jpy <= h1.grid_only_jpy and s.checks.ok
