@@ -95,7 +95,7 @@ def split_link_energy(
         wheeled_sent={m: q for m, q in wheeled.items() if q > 0},
         pool_bought=pool_bought,
         wheeled_received={b: q for b, q in received.items() if q > 0},
-        pool_shares={b: pool_w[b] for b in pool_bought},
+        pool_shares={b: pool_w.get(b, {}) for b in pool_bought},
         wheeled_shares={b: wheel_w[b] for b in received if received[b] > 0},
     )
 
