@@ -4,12 +4,17 @@
    in a child process; the real daemon in this process polls, decides, writes and records.
 2. A synthetic 300-device site (100 homes x PV, battery, meter on SunSpec Modbus), same way.
 3. The daemon's memory over an accelerated run (scripted plant, manual clock: days of
-   cycles, plans, settlements and telemetry in minutes): its own heap by tracemalloc
-   (allocations with daemon code in their stack, the test plant excluded, the plant's write
-   log bounded) and the process RSS, to show memory stays flat.
+   cycles, plans, settlements and telemetry in minutes): the process RSS and CPU time after
+   the imports, after the build and after each simulated day, to show memory stays flat;
+   with ``--trace`` also its own heap by tracemalloc (allocations with daemon code in their
+   stack, the test plant excluded, the plant's write log bounded) and the top growth by
+   traceback (tracemalloc triples the run time and adds its own tables to the RSS).
+   ``--site synthetic`` runs it on the 300-device site; ``--poll-s`` and ``--replan-s``
+   trade events per simulated day for run time.
 
     .venv/bin/python bench/daemon.py                 # all three, defaults
     .venv/bin/python bench/daemon.py --seconds 60 --days 2
+    .venv/bin/python bench/daemon.py --only memory --site synthetic --days 30 --poll-s 300 --replan-s 3600
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import argparse
 import asyncio
 import copy
 import logging
+import resource
 import statistics
 import sys
 import tempfile
@@ -42,6 +48,16 @@ def rss_mb() -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024.0
     return float("nan")
+
+
+def cpu_s() -> float:
+    """CPU time of this process so far, user + system [s] (the solver's worker thread included)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+#: RSS right after the imports above [MB].
+RSS_IMPORTS_MB = rss_mb()
 
 
 def pct(values: list[float], q: float) -> float:
@@ -81,7 +97,8 @@ def synthetic_site(folder: Path, homes: int) -> Path:
 
 async def measure(site, seconds: float, folder: Path) -> dict:
     daemon, ledger = build_daemon(site, ledger_path=folder / "bench-ledger.sqlite",
-                                  socket_path=folder / "bench.sock", shipper=None)
+                                  socket_path=folder / "bench.sock", shipper=None,
+                                  runtime_dir=folder)
     reports = []
     task = asyncio.create_task(daemon.run(on_cycle=reports.append))
     start = time.monotonic()
@@ -137,35 +154,71 @@ def heap_mb(snapshot: tracemalloc.Snapshot) -> float:
     return sum(stat.size for stat in snapshot.statistics("filename")) / 2**20
 
 
-def bench_memory(days: float) -> None:
-    """Memory of the daemon over an accelerated run: its own heap (tracemalloc) and the RSS."""
-    from gridctl.daemon import ManualClock
-    from tests.daemon.conftest import START, Plant, fast_site, scripted_factory
+def memory_site(kind: str, folder: Path, poll_s: float, replan_s: int):
+    """Misono or the synthetic 300-device site, with the accelerated run's control periods."""
+    from tests.daemon.conftest import fast_site
 
-    site = fast_site(poll_period_s=60.0, setpoint_expiry_s=180.0, replan_period_s=900,
-                     horizon_h=24.0)
+    control = {"poll_period_s": poll_s, "setpoint_expiry_s": 3 * poll_s,
+               "replan_period_s": replan_s, "horizon_h": 24.0}
+    if kind == "misono":
+        return fast_site(**control)
+    site = load_site(synthetic_site(folder, 100))
+    return site.model_copy(update={"control": site.control.model_copy(update=control)})
+
+
+def bench_memory(days: float, kind: str = "misono", poll_s: float = 60.0, replan_s: int = 900,
+                 trace: bool = False) -> None:
+    """Memory of the daemon over an accelerated run: RSS per simulated day, optionally its heap."""
+    from gridctl.daemon import ManualClock
+    from tests.daemon.conftest import START, Plant, scripted_factory
+
     clock = ManualClock(START)
     plant = Plant(clock=clock, writes=deque(maxlen=PLANT_WRITE_LOG))
-    cycles = int(days * 1440)
-    tracemalloc.start(TRACE_FRAMES)
+    per_day = int(round(86400 / poll_s))
+    cycles = int(days * per_day)
+    if trace:
+        tracemalloc.start(TRACE_FRAMES)
     with tempfile.TemporaryDirectory() as tmp:
+        site = memory_site(kind, Path(tmp), poll_s, replan_s)
+        print(f"memory run ({kind}, {len(site.all_devices())} devices, poll {poll_s:g} s, re-plan "
+              f"{replan_s} s, horizon {site.control.horizon_h:g} h): RSS after imports "
+              f"{RSS_IMPORTS_MB:.0f} MB", flush=True)
         daemon, ledger = build_daemon(site, clock=clock, factory=scripted_factory(plant),
                                       ledger_path=Path(tmp) / "ledger.sqlite", socket_path=None,
-                                      shipper=None)
+                                      shipper=None, runtime_dir=Path(tmp))
+        print(f"  after build: RSS {rss_mb():.0f} MB", flush=True)
         marks: list[tuple[int, float, tracemalloc.Snapshot]] = []
+        days_rss: list[float] = []
+        started, cpu0 = time.monotonic(), cpu_s()
 
         def on_cycle(report) -> None:
-            if daemon.cycle.count in (100, cycles // 2, cycles - 1):
-                marks.append((daemon.cycle.count, rss_mb(), daemon_heap(tracemalloc.take_snapshot())))
+            n = daemon.cycle.count
+            if trace and n in (100, cycles // 2, cycles - 1):
+                marks.append((n, rss_mb(), daemon_heap(tracemalloc.take_snapshot())))
+            if n in (1, 10) or n % per_day == 0:
+                label = f"day {n // per_day}" if n % per_day == 0 else f"cycle {n}"
+                if n % per_day == 0:
+                    days_rss.append(rss_mb())
+                print(f"  {label}: RSS {rss_mb():.0f} MB, {daemon.planner.stats.finished} plans, "
+                      f"{time.monotonic() - started:.0f} s wall, {cpu_s() - cpu0:.0f} s CPU",
+                      flush=True)
 
-        started = time.monotonic()
         asyncio.run(daemon.run(duration_s=days * 86400, on_cycle=on_cycle))
         periods = len(ledger.settlements())
         ledger.close()
-    tracemalloc.stop()
-    print(f"accelerated run: {days:g} days in {time.monotonic() - started:.0f} s (tracemalloc on), "
+    if trace:
+        tracemalloc.stop()
+    print(f"accelerated run: {days:g} days in {time.monotonic() - started:.0f} s wall, "
+          f"{cpu_s() - cpu0:.0f} s CPU (tracemalloc {'on' if trace else 'off'}), "
           f"{daemon.cycle.count} cycles, {daemon.planner.stats.finished} plans, {periods} periods "
           f"settled; plant write log bounded to {PLANT_WRITE_LOG}", flush=True)
+    if len(days_rss) >= 3:
+        half = len(days_rss) // 2
+        growth = (days_rss[-1] - days_rss[half]) / (len(days_rss) - 1 - half)
+        print(f"RSS growth from day {half + 1} to day {len(days_rss)}: {growth:+.2f} MB per "
+              f"simulated day", flush=True)
+    if not marks:
+        return
     print("daemon heap (allocations from gridctl/optimizer/drivers, plant excluded): "
           + ", ".join(f"{heap_mb(snap):.2f} MB after {n} cycles" for n, _rss, snap in marks)
           + "; process RSS (with tracemalloc's own tables) "
@@ -174,7 +227,7 @@ def bench_memory(days: float) -> None:
         (n1, _r1, mid), (n2, _r2, last) = marks[1], marks[2]
         print(f"daemon heap growth over the second half ({n2 - n1} cycles): "
               f"{heap_mb(last) - heap_mb(mid):+.3f} MB; largest changes:", flush=True)
-        for stat in last.compare_to(mid, "lineno")[:3]:
+        for stat in last.compare_to(mid, "traceback")[:5]:
             frame = stat.traceback[0]
             print(f"  {stat.size_diff / 1024:+.1f} KiB {stat.count_diff:+d} blocks "
                   f"{Path(frame.filename).name}:{frame.lineno}", flush=True)
@@ -185,12 +238,17 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=40.0, help="measured run per site [s]")
     parser.add_argument("--days", type=float, default=2.0, help="accelerated run length [days]")
     parser.add_argument("--only", choices=("misono", "synthetic", "memory"))
+    parser.add_argument("--site", choices=("misono", "synthetic"), default="misono",
+                        help="site of the accelerated memory run")
+    parser.add_argument("--poll-s", type=float, default=60.0, help="memory run: poll period [s]")
+    parser.add_argument("--replan-s", type=int, default=900, help="memory run: re-plan period [s]")
+    parser.add_argument("--trace", action="store_true", help="memory run: tracemalloc heap and growth")
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         if args.only in (None, "memory"):
-            bench_memory(args.days)
+            bench_memory(args.days, args.site, args.poll_s, args.replan_s, args.trace)
         if args.only in (None, "misono"):
             misono = folder / "misono"
             misono.mkdir()

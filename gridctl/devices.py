@@ -18,17 +18,20 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Union
 
 from drivers.capabilities import DeviceReading
 from drivers.errors import DeviceError, PermanentDeviceError
-from drivers.opcua.router import OpcUaRouter
 from drivers.profile import DeviceQuirks, ModbusEndpoint, OpcUaEndpoint, TlsSettings
 from drivers.sunspec.devices import SunSpecBattery, SunSpecDevice, SunSpecMeter, SunSpecPvInverter
 from gridctl.config.devices import DeviceProfile, ModbusProtocol, OpcuaProtocol
 from gridctl.config.site import Node, SiteConfig
 from gridctl.credentials import read_secret
 
-Driver = SunSpecDevice | OpcUaRouter
+if TYPE_CHECKING:  # asyncua (about 35 MB) loads only for a site with OPC UA devices
+    from drivers.opcua.router import OpcUaRouter
+
+Driver = Union[SunSpecDevice, "OpcUaRouter"]
 
 _SUNSPEC_CLASSES: dict[str, type[SunSpecDevice]] = {
     "pv_inverter": SunSpecPvInverter,
@@ -130,6 +133,8 @@ def build_binding(site: SiteConfig, node: Node, device, base_dir: Path | None = 
     profile = site.device_profiles.get(device.profile)
     revert_s = profile.revert_timeout_s if profile else 60.0
     if device.protocol.opcua is not None:
+        from drivers.opcua.router import OpcUaRouter
+
         driver: Driver = OpcUaRouter(opcua_endpoint(device.protocol.opcua, base), name=device.id)
     else:
         bound = plausible_power_kw(node, device)

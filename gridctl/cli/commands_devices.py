@@ -20,8 +20,6 @@ from drivers.errors import DeviceError
 from drivers.profile import ModbusEndpoint
 from gridctl.cli.common import load_site_or_exit
 from gridctl.commission.checks import FAIL, describe_error, overall
-from gridctl.commission.probe import ProbeOptions, probe_all
-from gridctl.commission.report import write_reports
 from gridctl.commission.scan import parse_target, scan
 from gridctl.devices import SiteDevices
 
@@ -128,6 +126,11 @@ def probe_command(
     report: Path | None = typer.Option(None, "--report", help="write FILE.md and FILE.json"),
 ) -> None:
     """Connect to each device, identify it, check values, signs, counters and fail-safe."""
+    # Imported here: the probe loads the OPC UA client, which `gridctl run` of a Modbus-only
+    # site need not carry (the CLI module is imported by every command).
+    from gridctl.commission.probe import ProbeOptions, probe_all
+    from gridctl.commission.report import write_reports
+
     _quiet_libraries()
     site = load_site_or_exit(config)
     known = [n.id for n in site.nodes]

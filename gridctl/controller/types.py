@@ -108,12 +108,18 @@ class NodeReading:
     def __post_init__(self) -> None:
         # A NaN or infinite reading is a missing reading: make it None once, here, so that
         # no arithmetic downstream can be poisoned by it.
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if f.name == "grid_available" or value is None:
+        for name in _NUMERIC_READINGS:
+            value = getattr(self, name)
+            if value is None:
                 continue
             value = float(value)
-            object.__setattr__(self, f.name, value if math.isfinite(value) else None)
+            object.__setattr__(self, name, value if math.isfinite(value) else None)
+
+
+#: The numeric fields of :class:`NodeReading` (all but ``grid_available``), listed once.
+_NUMERIC_READINGS = tuple(f.name for f in fields(NodeReading) if f.name != "grid_available")
+#: A node that was not read (all readings ``None``); frozen, so one instance serves all.
+_UNREAD = NodeReading()
 
 
 @dataclass(frozen=True)
@@ -161,7 +167,7 @@ class Snapshot:
 
     def node(self, node_id: str) -> NodeReading:
         """Readings of ``node_id``; all-``None`` when the node was not read."""
-        return self.nodes.get(node_id, NodeReading())
+        return self.nodes.get(node_id, _UNREAD)
 
     def device_ok(self, device_id: str) -> bool:
         """True when ``device_id`` was read and reported healthy."""

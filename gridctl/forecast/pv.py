@@ -7,20 +7,24 @@ clear-sky output over the last hours, relaxing towards a typical ratio ``r_0`` a
 time grows (cloud persistence fades within hours).
 
 The clear-sky model is Solis (simplified), which needs no data files, so the functions here
-stay pure computation.
+stay pure computation.  pandas and pvlib are imported where the clear sky is computed, not with
+the module: the daemon takes its :class:`ClearSkyTable` from a child process
+(:mod:`gridctl.daemon.stages.clearsky`) and so never loads them (about 120 MB).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
-import pvlib
 
 from gridctl.config import SiteConfig
 from gridctl.forecast.history import MeasurementHistory
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["ClearSkyTable", "clear_sky_pv_kw", "clear_sky_ratio", "forecast_pv_kw"]
 
@@ -51,6 +55,8 @@ def clear_sky_pv_kw(site: SiteConfig, times_utc: pd.DatetimeIndex) -> np.ndarray
     times_utc : DatetimeIndex
         Tz-aware instants (use step mid-points for step averages).
     """
+    import pvlib
+
     info = site.site
     loc = pvlib.location.Location(info.latitude_deg, info.longitude_deg, tz="UTC",
                                   altitude=info.altitude_m)
@@ -72,6 +78,8 @@ def clear_sky_pv_kw(site: SiteConfig, times_utc: pd.DatetimeIndex) -> np.ndarray
 
 
 def _mid_points(start_utc: dt.datetime, step_s: float, n_steps: int) -> pd.DatetimeIndex:
+    import pandas as pd
+
     start = pd.Timestamp(start_utc).tz_convert("UTC") + pd.Timedelta(seconds=step_s / 2)
     return pd.date_range(start, periods=n_steps, freq=pd.Timedelta(seconds=step_s))
 

@@ -9,7 +9,7 @@ from gridctl.ledger.book import SettlementBook
 from gridctl.ledger.store import GENESIS_HASH, entry_hash
 from gridctl.settlement import settle_period
 from gridctl.settlement.codec import member_from_dict, member_to_dict
-from tests.settlement.test_settle_hand import _site, mall_relays, with_mechanism
+from tests.settlement.test_settle_hand import _site, mall_relays, one_link, with_mechanism
 
 
 def _rebuild_chain(db: sqlite3.Connection) -> None:
@@ -63,3 +63,18 @@ def test_member_lines_of_older_ledgers_read_wheeling_as_zero():
                         "wheeling_received_jpy", "platform_credit_jpy")}
     back = member_from_dict(old)
     assert back == home and back.platform_credit_jpy == D(0)
+
+
+def test_a_period_bought_over_links_with_no_seller_settles(tmp_path):
+    """Energy received over a link that no member sent (a leg counter ahead of its far end, as
+    the scripted plant of the daemon benchmark has) once raised KeyError in the wheeling split:
+    the daemon then kept that period, and every later one, pending for good."""
+    site = with_mechanism(_site(), "mmr")
+    with Ledger(tmp_path / "ledger.sqlite", "misono") as store:
+        settlement, _ = SettlementBook(site, store).settle(one_link("0", "1.0"))
+        h2 = settlement.member("home-2")
+        assert h2.p2p_bought_kwh + h2.wheeled_received_kwh == D("1.0")
+        assert h2.p2p_bought_kwh == D("1.0")
+        assert settlement.member("home-1").p2p_sold_kwh == D(0)
+        assert "negative_loss:link-home-1-home-2" in settlement.flags
+        assert verify_ledger(store, site).ok

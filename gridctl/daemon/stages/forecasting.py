@@ -5,7 +5,9 @@ bin averages per node) and forecasts from it: PV from clear sky times the recent
 ratio, load from recent same-weekday history or a typical day while the history is short.
 The daemon saves the last days of bin means into the ledger's state table every settlement
 period (:meth:`HistoryForecaster.export`) and loads them at start (:meth:`restore`), so a
-restart does not forget what the block has been doing.
+restart does not forget what the block has been doing.  The clear sky comes from a
+:class:`~gridctl.daemon.stages.clearsky.ClearSkySource` (a table built in a child process), so
+the daemon does not load pvlib and pandas.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import numpy as np
 
 from gridctl.config import SiteConfig
 from gridctl.controller.types import Forecast, Snapshot
+from gridctl.daemon.stages.clearsky import ClearSkySource
 
 #: Days of history saved across restarts [days] (a week covers each weekday once).
 SAVED_DAYS = 7
@@ -27,12 +30,14 @@ SAVED_DAYS = 7
 class HistoryForecaster:
     """Measurement history plus :func:`gridctl.forecast.forecast_for`."""
 
-    def __init__(self, site: SiteConfig) -> None:
+    def __init__(self, site: SiteConfig, clear_sky: ClearSkySource | None = None) -> None:
         from gridctl import forecast
 
         self._forecast = forecast
         self.site = site
         self.history = forecast.new_history(site)
+        #: Shared by the frozen copies: one table, renewed from the worker thread.
+        self.clear_sky = clear_sky or ClearSkySource(site)
 
     def observe(self, snapshot: Snapshot) -> None:
         """Add one snapshot's PV and load readings to the history."""
@@ -46,7 +51,8 @@ class HistoryForecaster:
 
     def forecast(self, now: dt.datetime) -> Forecast:
         """PV and load per node over the plan horizon starting at the step holding ``now``."""
-        return self._forecast.forecast_for(self.site, self.history, now)
+        table = self.clear_sky.table_for(now)
+        return self._forecast.forecast_for(self.site, self.history, now, table)
 
     def export(self, days: float = SAVED_DAYS) -> str | None:
         """The last ``days`` [days] of bin means as compact JSON (None while empty).

@@ -7,11 +7,18 @@ thread).  ``poll`` returns a finished plan at most once.  A solve that overruns 
 is abandoned: its plan is discarded when it eventually arrives, a fault is reported, and the
 controller keeps the last plan or the rule-based fallback.  No new solve starts while an
 abandoned one still occupies the worker.
+
+After each solve the worker hands the C heap's free pages back to the system
+(:func:`release_free_heap`): the solve's temporaries are freed in the worker thread's own
+malloc arena, which glibc otherwise keeps (measured at 100 homes: about 70 MB of RSS).
 """
 
 from __future__ import annotations
 
 import concurrent.futures
+import ctypes
+import ctypes.util
+import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,6 +31,24 @@ from gridctl.daemon.clock import Clock
 log = logging.getLogger(__name__)
 
 
+@functools.cache
+def _malloc_trim():
+    """glibc's ``malloc_trim``, or None on a C library without it (musl, macOS)."""
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return None
+
+
+def release_free_heap() -> bool:
+    """Return the free pages of every malloc arena to the system; True when it could."""
+    trim = _malloc_trim()
+    if trim is None:
+        return False
+    trim(0)
+    return True
+
+
 @dataclass
 class PlannerStats:
     """Counters of the worker (for status and benchmarks)."""
@@ -33,6 +58,8 @@ class PlannerStats:
     timed_out: int = 0
     failed: int = 0
     last_solve_s: float | None = None
+    #: Solves after which the free heap was handed back to the system.
+    heap_released: int = 0
 
 
 class ThreadPlanner:
@@ -68,9 +95,13 @@ class ThreadPlanner:
         site, solve, forecaster = self.site, self._solve, self.forecaster.frozen()
 
         def job() -> FinishedPlan:
-            forecast = forecaster.forecast(request.now)
-            problem = build_problem(site, request.state, request.snapshot, forecast, request.now)
-            return FinishedPlan(request, solve(problem))
+            try:
+                forecast = forecaster.forecast(request.now)
+                problem = build_problem(site, request.state, request.snapshot, forecast, request.now)
+                return FinishedPlan(request, solve(problem))
+            finally:
+                if release_free_heap():
+                    self.stats.heap_released += 1
 
         self._future = self._pool.submit(job)
         self.clock.track(self._future)
