@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 
 from gridctl.config.site import SiteConfig
@@ -105,11 +105,23 @@ def _verify_periods(shape: Shape, stored: dict, book: SettlementBook | None, don
         problem = _verify_period(settlement, readings)
         if book is not None and problem is None:
             mtd = book.month_to_date_import_kwh(settlement.start_utc)
-            if settle_period(book.site, readings, mtd) != settlement:
+            if _as_recorded(settle_period(book.site, readings, mtd), settlement) != settlement:
                 problem = (market_terms_differ(book.site, settlement)
                            or "settling the stored readings again gives a different result")
         if problem:
             raise Problem(f"period {settlement.start_utc.isoformat()} revision {revision}: {problem}")
+
+
+#: Period fields a ledger keeps since stop 18 (absent, read as None, in entries recorded before).
+_LATER_PERIOD_FIELDS = ("buy_limit_jpy_per_kwh", "sell_limit_jpy_per_kwh", "supply_kwh", "demand_kwh",
+                        "market_terms_from")
+
+
+def _as_recorded(fresh: PeriodSettlement, stored: PeriodSettlement) -> PeriodSettlement:
+    """``fresh`` without the fields an older entry never recorded, so a ledger made by an
+    earlier gridctl re-settles equal wherever the figures it did record are the same."""
+    older = {name: None for name in _LATER_PERIOD_FIELDS if getattr(stored, name) is None}
+    return replace(fresh, **older) if older else fresh
 
 
 def _verify_openings(ledger: Ledger, site: SiteConfig) -> str | None:
