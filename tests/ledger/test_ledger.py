@@ -19,6 +19,7 @@ from gridctl.ledger import Ledger, LedgerError, verify_ledger
 from gridctl.settlement import PeriodReadings, settle_period
 from gridctl.settlement.readings_csv import format_readings, parse_readings, periods_from_counters
 from gridctl.settlement.sample import sample_month
+from tests.ledger.tamper import rebuild_chain
 
 SITE_FILE = Path(__file__).resolve().parents[2] / "configs" / "misono.yaml"
 
@@ -298,18 +299,6 @@ def test_grid_import_counts_only_the_current_revision(ledger):
     assert imported["mall"] == s.member("mall").grid_import_kwh + 5
 
 
-def _rebuild_chain(db) -> None:
-    from gridctl.ledger.store import GENESIS_HASH, entry_hash
-
-    prev = GENESIS_HASH
-    for s, period, rev, kind, member, sign, text in db.execute(
-        "SELECT seq, period_start_utc, revision, kind, member_id, sign, body FROM entries ORDER BY seq"
-    ).fetchall():
-        digest = entry_hash(prev, period, rev, kind, member, sign, text)
-        db.execute("UPDATE entries SET prev_hash = ?, hash = ? WHERE seq = ?", (prev, digest, s))
-        prev = digest
-
-
 def test_verify_with_the_site_catches_a_consistent_rewrite(tmp_path):
     """Raising a price and every amount that depends on it keeps all balances; re-settling does not."""
     path = tmp_path / "ledger.sqlite"
@@ -329,7 +318,7 @@ def test_verify_with_the_site_catches_a_consistent_rewrite(tmp_path):
     line["grid_only_jpy"] = str(D(line["grid_import_jpy"]) - D(line["grid_export_jpy"]))
     line["bill_jpy"] = line["grid_only_jpy"]
     db.execute("UPDATE entries SET body = ? WHERE seq = ?", (json.dumps(line, sort_keys=True, separators=(",", ":")), seq))
-    _rebuild_chain(db)
+    rebuild_chain(db)
     db.commit()
     with Ledger(path) as store:
         assert verify_ledger(store).ok  # balances and chain alone cannot see it

@@ -8,7 +8,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from gridctl.cli import app
-from tests.settlement.test_wheeling_ledger import _rebuild_chain
+from tests.ledger.tamper import rebuild_chain
 
 SITE = str(Path(__file__).resolve().parents[2] / "configs" / "misono.yaml")
 LATER = ("buy_limit_jpy_per_kwh", "sell_limit_jpy_per_kwh", "supply_kwh", "demand_kwh", "market_terms_from",
@@ -28,7 +28,7 @@ def _as_an_older_gridctl_wrote_it(path: Path) -> None:
         data = {k: v for k, v in json.loads(body).items() if k not in LATER}
         db.execute("UPDATE entries SET body = ? WHERE seq = ?",
                    (json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False), seq))
-    _rebuild_chain(db)
+    rebuild_chain(db)
     db.commit()
     db.close()
 

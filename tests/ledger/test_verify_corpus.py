@@ -25,6 +25,7 @@ from gridctl.ledger.seal import seal_mac
 from gridctl.ledger.store import GENESIS_HASH, entry_hash
 from gridctl.settlement import settle_period
 
+from .tamper import rebuild_chain
 from .test_ledger import august_periods, misono
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -61,15 +62,6 @@ def verify(path: Path, *args: str) -> tuple[int, str, str]:
         capture_output=True, text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120,
     )
     return proc.returncode, proc.stdout, proc.stderr
-
-
-def rebuild_chain(db: sqlite3.Connection) -> None:
-    prev = GENESIS_HASH
-    rows = db.execute("SELECT seq, period_start_utc, revision, kind, member_id, sign, body FROM entries ORDER BY seq")
-    for seq, period, rev, kind, member, sign, body in rows.fetchall():
-        digest = entry_hash(prev, period, rev, kind, member, sign, body)
-        db.execute("UPDATE entries SET prev_hash = ?, hash = ? WHERE seq = ?", (prev, digest, seq))
-        prev = digest
 
 
 def append(db: sqlite3.Connection, period: str, revision: int, kind: str, member: str, sign: int, body: str) -> None:

@@ -6,20 +6,10 @@ from decimal import Decimal as D
 
 from gridctl.ledger import Ledger, verify_ledger
 from gridctl.ledger.book import SettlementBook
-from gridctl.ledger.store import GENESIS_HASH, entry_hash
 from gridctl.settlement import settle_period
 from gridctl.settlement.codec import member_from_dict, member_to_dict
+from tests.ledger.tamper import rebuild_chain
 from tests.settlement.test_settle_hand import _site, mall_relays, one_link, with_mechanism
-
-
-def _rebuild_chain(db: sqlite3.Connection) -> None:
-    prev = GENESIS_HASH
-    for seq, period, rev, kind, member, sign, text in db.execute(
-        "SELECT seq, period_start_utc, revision, kind, member_id, sign, body FROM entries ORDER BY seq"
-    ).fetchall():
-        digest = entry_hash(prev, period, rev, kind, member, sign, text)
-        db.execute("UPDATE entries SET prev_hash = ?, hash = ? WHERE seq = ?", (prev, digest, seq))
-        prev = digest
 
 
 def test_wheeling_round_trips_and_verifies(tmp_path):
@@ -47,7 +37,7 @@ def test_verify_catches_wheeling_passed_off_as_a_sale(tmp_path):
     for trade in data["trades"]:
         trade["sold_kwh"], trade["wheeled_sold_kwh"] = trade["wheeled_sold_kwh"], "0"
     db.execute("UPDATE entries SET body = ? WHERE seq = ?", (json.dumps(data, sort_keys=True, separators=(",", ":")), seq))
-    _rebuild_chain(db)
+    rebuild_chain(db)
     db.commit()
     db.close()
     with Ledger(path) as store:
