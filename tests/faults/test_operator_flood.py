@@ -48,6 +48,11 @@ def hold_connections(path: Path, count: int, deadline_s: float) -> list[socket.s
     return held
 
 
+#: Descriptors the daemon holds while it spawns its clear-sky child (gridctl.daemon.stages.clearsky):
+#: both ends of the stdin, stdout and stderr pipes and of subprocess's exec-error pipe, until exec.
+CLEAR_SKY_CHILD_FDS = 8
+
+
 def test_thousand_idle_operator_connections_do_not_stop_control(tmp_path):
     ledger, progress, path = tmp_path / "ledger.sqlite", tmp_path / "progress.txt", tmp_path / "op.sock"
     log_path = tmp_path / "daemon.log"
@@ -74,7 +79,8 @@ def test_thousand_idle_operator_connections_do_not_stop_control(tmp_path):
         assert len(cycles) >= flooded + 5, (flooded, len(cycles))  # ~0.2 s each: 2.5 s passed
         assert all(healthy == 1 and bad == 0 for _c, healthy, bad in cycles[flooded:])
         assert status["cycles"] >= cycles[flooded - 1][0]
-        assert most <= baseline + MAX_CONNECTIONS + ACCEPT_BACKLOG + 8, (baseline, most)
+        # + the pipes of a clear-sky child process the planner may be running meanwhile
+        assert most <= baseline + MAX_CONNECTIONS + ACCEPT_BACKLOG + CLEAR_SKY_CHILD_FDS + 8, (baseline, most)
     finally:
         for sock in held:
             sock.close()
