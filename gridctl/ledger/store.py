@@ -46,6 +46,7 @@ from gridctl.ledger.files import (
     what_is_wrong,
 )
 from gridctl.ledger.outbox import OutboxTarget
+from gridctl.ledger.transaction import Transaction, iso, kwh_value
 from gridctl.ledger.seal import Seal, seal_mac
 from gridctl.settlement.codec import member_from_dict, member_to_dict, period_from_dict, period_to_dict
 from gridctl.settlement.model import PeriodReadings, PeriodSettlement
@@ -236,7 +237,7 @@ class Ledger:
     def _record_one(self, settlement: PeriodSettlement, readings: PeriodReadings) -> RecordResult:
         if readings.start_utc != settlement.start_utc or readings.sha256() != settlement.readings_sha256:
             raise LedgerError(f"{self.path}: settlement and readings of {settlement.start_utc} do not match")
-        period = _iso(settlement.start_utc)
+        period = iso(settlement.start_utc)
         bodies = [("period", "", period_to_dict(settlement))] + [
             ("member", m.member_id, member_to_dict(m)) for m in settlement.members
         ]
@@ -332,10 +333,10 @@ class Ledger:
         clauses, args = ["sign = 1", SETTLEMENT_KINDS], []
         if start_utc is not None:
             clauses.append("period_start_utc >= ?")
-            args.append(_iso(start_utc))
+            args.append(iso(start_utc))
         if end_utc is not None:
             clauses.append("period_start_utc < ?")
-            args.append(_iso(end_utc))
+            args.append(iso(end_utc))
         latest: dict[str, list[Entry]] = {}
         for e in self._select("WHERE " + " AND ".join(clauses), tuple(args)):
             group = latest.get(e.period_start_utc)
@@ -359,7 +360,7 @@ class Ledger:
         """The readings a revision of a period was settled from."""
         row = self._db.execute(
             "SELECT body FROM readings WHERE period_start_utc = ? AND revision = ?",
-            (_iso(period_start_utc), revision),
+            (iso(period_start_utc), revision),
         ).fetchone()
         return PeriodReadings.from_json(row[0]) if row else None
 
@@ -380,7 +381,7 @@ class Ledger:
             " WHERE kind = 'period' AND sign = 1 AND period_start_utc >= ? AND period_start_utc < ?"
             " GROUP BY period_start_utc) AS c USING (period_start_utc, revision)"
             " WHERE e.kind = 'member' AND e.sign = 1",
-            (_iso(start_utc), _iso(end_utc)),
+            (iso(start_utc), iso(end_utc)),
         )
         totals: dict[str, Decimal] = {}
         for member, kwh in rows:
@@ -396,7 +397,7 @@ class Ledger:
         daemon never needs one: after downtime it settles every missed period from the counters
         at its ends (flagged where a reading is missing). For a ledger whose readings were lost.
         """
-        start, end = _iso(start_utc), _iso(end_utc)
+        start, end = iso(start_utc), iso(end_utc)
         if not end_utc > start_utc or not reason.strip():
             raise ValueError("a gap needs an end after its start and a reason")
         with self._transaction():
@@ -431,10 +432,10 @@ class Ledger:
         ValueError
             No member, or a value that is not a non-negative number of kWh.
         """
-        values = {member: _kwh(member, value) for member, value in sorted(imports_kwh.items())}
+        values = {member: kwh_value(member, value) for member, value in sorted(imports_kwh.items())}
         if not values:
             raise ValueError("an opening balance needs at least one member")
-        start, end = _iso(month_start_utc), _iso(month_end_utc)
+        start, end = iso(month_start_utc), iso(month_end_utc)
         window = "period_start_utc >= ? AND period_start_utc < ? LIMIT 1"
         with self._transaction():
             if self._db.execute(f"SELECT 1 FROM entries WHERE kind = 'opening' AND {window}", (start, end)).fetchone():
@@ -461,7 +462,7 @@ class Ledger:
         rows = self._db.execute(
             "SELECT member_id, json_extract(body, '$.grid_import_kwh') FROM entries"
             " WHERE kind = 'opening' AND sign = 1 AND period_start_utc = ?",
-            (_iso(month_start_utc),),
+            (iso(month_start_utc),),
         )
         return {member: Decimal(kwh) for member, kwh in rows}
 
@@ -560,59 +561,5 @@ class Ledger:
                 (key, text, self._clock().isoformat()),
             )
 
-    def _transaction(self) -> _Transaction:
-        return _Transaction(self)
-
-
-def _iso(stamp: dt.datetime) -> str:
-    """The stored form of a period or month start: UTC ISO 8601."""
-    return stamp.astimezone(dt.timezone.utc).isoformat()
-
-
-def _kwh(member: str, value: Decimal | str) -> Decimal:
-    try:
-        kwh = Decimal(value)
-    except (ArithmeticError, TypeError, ValueError):
-        kwh = Decimal("NaN")
-    if not kwh.is_finite() or kwh < 0:
-        raise ValueError(f"opening import of '{member}' must be a non-negative number of kWh, not {value!r}")
-    return kwh
-
-
-class _Transaction:
-    """``BEGIN IMMEDIATE`` ... ``COMMIT`` (``ROLLBACK`` on any error), naming the file on failure.
-
-    Inside an open transaction (:meth:`Ledger.batch`) it is a savepoint instead, released on
-    success and rolled back on error, so the enclosing transaction goes on.
-    """
-
-    def __init__(self, ledger: Ledger) -> None:
-        self._ledger = ledger
-
-    def __enter__(self) -> None:
-        ledger = self._ledger
-        ledger._db.execute("BEGIN IMMEDIATE" if ledger._depth == 0 else f"SAVEPOINT nested_{ledger._depth}")
-        ledger._depth += 1
-
-    def __exit__(self, exc_type: type | None, exc: BaseException | None, tb: object) -> bool:
-        ledger = self._ledger
-        ledger._depth -= 1
-        savepoint = f"nested_{ledger._depth}" if ledger._depth else None
-        if exc_type is None:
-            try:
-                if not savepoint and ledger._key is not None:
-                    ledger._seal()
-                ledger._db.execute(f"RELEASE {savepoint}" if savepoint else "COMMIT")
-            except sqlite3.Error as commit_error:  # a full disk fails here, at the WAL write
-                if not savepoint and ledger._db.in_transaction:
-                    ledger._db.execute("ROLLBACK")  # nothing half-kept; the next write starts clean
-                raise LedgerError(f"{ledger.path}: {commit_error}") from commit_error
-            return False
-        if savepoint:
-            ledger._db.execute(f"ROLLBACK TO {savepoint}")
-            ledger._db.execute(f"RELEASE {savepoint}")
-        else:
-            ledger._db.execute("ROLLBACK")
-        if isinstance(exc, sqlite3.Error):
-            raise LedgerError(f"{ledger.path}: {exc}") from None
-        return False
+    def _transaction(self) -> Transaction:
+        return Transaction(self)
