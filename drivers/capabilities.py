@@ -11,6 +11,7 @@ positive when power flows from the leg into the router.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Protocol, runtime_checkable
 
 
@@ -30,6 +31,52 @@ class EnergyCounters:
 
     supplied_kwh: float | None
     absorbed_kwh: float | None
+
+
+@dataclass(frozen=True)
+class FixedPointCounters:
+    """Cumulative energy counters as a meter froze them at its last fixed metering point.
+
+    A Japanese low-voltage smart meter (ECHONET Lite 0x0288, EPC 0xEA/0xEB) keeps the
+    cumulative forward and reverse energy at every fixed 30-minute point (:00 and :30) with
+    the point's time; these, not a live sample taken some seconds off the boundary, are the
+    utility's billing values and become gridctl's settlement source where a node has them.
+
+    Attributes
+    ----------
+    at_utc : datetime
+        The fixed point the counters belong to (tz-aware, UTC), on a 30-minute boundary.
+    supplied_kwh : float or None
+        Cumulative energy supplied to the site at that point (grid import, forward) [kWh].
+    absorbed_kwh : float or None
+        Cumulative energy absorbed from the site at that point (grid export, reverse) [kWh].
+    """
+
+    at_utc: datetime
+    supplied_kwh: float | None
+    absorbed_kwh: float | None
+
+
+@dataclass(frozen=True)
+class SwitchState:
+    """One channel of a load switch (relay board output or ECHONET Lite object).
+
+    Attributes
+    ----------
+    channel : int
+        Channel number on the device, from 0 (an ECHONET Lite switch object has channel 0).
+    commanded_on : bool or None
+        The state the device holds as commanded (a relay coil, an ECHONET 0x80 set value): True
+        when the circuit is commanded connected (served). None when the device cannot tell.
+        A board that rebooted shows its power-on default here, not what gridctl wrote.
+    feedback_on : bool or None
+        The state the device measures (a contactor's auxiliary contact on a discrete input):
+        True when the circuit is actually connected. None without feedback.
+    """
+
+    channel: int
+    commanded_on: bool | None
+    feedback_on: bool | None
 
 
 @dataclass(frozen=True)
@@ -105,6 +152,10 @@ class DeviceReading:
         Grid state as seen by the device.
     legs : dict of str to LegReading
         Router legs (routers only).
+    fixed_counters : FixedPointCounters or None
+        The meter's counters at its last fixed 30-minute point (smart meters that keep them).
+    switches : tuple of SwitchState
+        Load switch channels (switches and relay boards only).
     notes : tuple of str
         Values found implausible or not implemented and therefore dropped (never passed on).
     """
@@ -114,6 +165,8 @@ class DeviceReading:
     soc_pct: float | None = None
     grid: GridState | None = None
     legs: dict[str, LegReading] = field(default_factory=dict)
+    fixed_counters: FixedPointCounters | None = None
+    switches: tuple[SwitchState, ...] = ()
     notes: tuple[str, ...] = ()
 
 
@@ -173,3 +226,24 @@ class ReadsRouterLegs(Protocol):
 class WritesLegPower(Protocol):
     async def write_leg_power_kw(self, leg_id: str, power_kw: float | None) -> None:
         """Set a leg's power setpoint [kW], positive into the router; None releases it."""
+
+
+@runtime_checkable
+class SwitchesLoads(Protocol):
+    """A load switch: relay board channels or an ECHONET Lite object switched through 0x80.
+
+    ``on`` means the circuit is connected (served); shedding a circuit is ``set_switch(ch,
+    False)``. The driver translates to the device's wiring (energised-to-shed or not).
+    """
+
+    async def set_switch(self, channel: int, on: bool) -> None:
+        """Command one channel connected (True) or disconnected (False)."""
+
+    async def read_switches(self) -> tuple[SwitchState, ...]:
+        """Commanded and measured state of every configured channel."""
+
+
+@runtime_checkable
+class ReadsFixedPointCounters(Protocol):
+    async def read_fixed_counters(self) -> FixedPointCounters | None:
+        """The meter's cumulative counters at its last fixed 30-minute point."""

@@ -140,3 +140,34 @@ class OpcUaEndpoint:
     username: str | None = None
     password: str | None = None
     timeout_s: float = 4.0
+
+
+#: The ECHONET Lite UDP port (unicast and multicast group 224.0.23.0).
+ECHONET_PORT = 3610
+
+
+@dataclass(frozen=True)
+class EchonetEndpoint:
+    """Where one ECHONET Lite object is.
+
+    Attributes
+    ----------
+    host : str
+        The node's IP address (unicast; ECHONET Lite has no host names on the wire).
+    port : int
+        UDP port of the node (3610; emulators on loopback may use others).
+    instance : int
+        Instance code of the object on the node (the third byte of its EOJ), 1-127.
+    timeout_s : float
+        Per-request timeout [s].
+    """
+
+    host: str
+    port: int = ECHONET_PORT
+    instance: int = 1
+    timeout_s: float = 2.0
+
+    @property
+    def label(self) -> str:
+        """``host:port#instance`` for messages."""
+        return f"{self.host}:{self.port}#{self.instance}"
