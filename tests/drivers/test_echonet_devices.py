@@ -317,3 +317,25 @@ async def test_meter_history_of_a_chosen_day(node, client, wall):
     got = await client.get(HOST, node.port, meter, [0xE2])
     day, slots = decode_value(0x0288, 0xE2, got[0xE2])
     assert day == 1 and set(slots) == {None}
+
+
+async def test_malformed_and_implausible_values_become_notes(client):
+    garbage = EmulatedObject(Eoj.of(0x027D, 1), {
+        0x80: EmulatedProperty(lambda: b"\x30"),
+        0xDA: EmulatedProperty(lambda: b"\x46"),
+        0xD3: EmulatedProperty(lambda: b"\x01\x00"),  # 2 bytes instead of 4
+        0xE4: EmulatedProperty(lambda: b"\x96"),  # 150 %
+        0xA9: EmulatedProperty(lambda: bytes.fromhex("7FFFFFFE")),
+    })
+    async with EchonetNode(HOST, 0, [garbage]) as node:
+        battery = EchonetBattery(endpoint(node), client)
+        await battery.connect()
+        reading = await battery.read_snapshot()
+    assert (reading.ac_power_kw, reading.soc_pct) == (None, None)
+    assert reading.counters.supplied_kwh is None
+    assert reading.notes == (
+        "class 0x027D EPC 0xD3 (instantaneous_charge_discharge_power): 2 bytes, expected 4, dropped",
+        "EPC 0xA9 (ac_cumulative_discharged): raw value 2147483646 above the specified maximum "
+        "999999999, dropped",
+        "SoC 150 % outside 0-100, dropped",
+    )
