@@ -8,8 +8,10 @@ the circuit is connected (served).
 
 The watchdog: at connect the driver writes the timeout into the board's watchdog register; a
 board that receives no Modbus write for that long resets every output to its power-on state.
-gridctl re-writes each switched channel every cycle, which keeps the watchdog fed while the
-controller lives and lets the loads fall back to their wiring's default when it dies.
+gridctl's controller commands every switched channel every cycle and the daemon re-writes them
+all at least every third of the timeout (and any channel the board holds wrongly at once),
+which keeps the watchdog fed while the controller lives and lets the loads fall back to their
+wiring's default when it dies.
 
 A board that rebooted (power loss, watchdog expiry) holds its power-on outputs: that shows in
 :attr:`SwitchState.commanded_on`, read back from the coils, and the shedding logic re-drives it.
