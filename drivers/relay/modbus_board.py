@@ -232,8 +232,8 @@ class ModbusRelayBoard:
     async def set_switches(self, states: Mapping[int, bool]) -> None:
         """Command several channels, one FC15 request per run of adjacent channels."""
         for first, values in _runs(states):
+            self._coil(first + len(values) - 1)  # the run's last channel exists too
             coil, bits = self._coil(first), [self.board.energised(on) for on in values]
-            self._coil(first + len(values) - 1)
             await self._call(lambda coil=coil, bits=bits: self._request(
                 f"writing coils {coil}..{coil + len(bits) - 1}",
                 lambda c: c.write_coils(coil, bits, device_id=self.endpoint.unit_id)))
