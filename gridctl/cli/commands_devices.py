@@ -45,7 +45,7 @@ def emulate(
     time_scale: float = typer.Option(1.0, "--time-scale", min=0.001, max=86400.0,
                                      help="simulated seconds per real second (energy and SoC)"),
 ) -> None:
-    """Serve every device of CONFIG (SunSpec Modbus and secure OPC UA routers) on its loopback port."""
+    """Serve every device of CONFIG (SunSpec Modbus, relay boards, secure OPC UA routers) on its loopback port."""
     _quiet_libraries()
     site = load_site_or_exit(config)
     # Imported here, not at module level: only this command needs the simulator package
@@ -59,10 +59,13 @@ def emulate(
             table.add_column(column)
         for dev_id, emu in emulated.sunspec.items():
             table.add_row(dev_id, "SunSpec Modbus", f"{emu.host}:{emu.port} unit {emu.unit_id}")
+        for dev_id, emu in emulated.relays.items():
+            table.add_row(dev_id, "Modbus relay board", f"{emu.host}:{emu.port} unit {emu.unit_id}")
         for dev_id, emu in emulated.routers.items():
             table.add_row(dev_id, "OPC UA", emu.endpoint_url)
         console.print(table)
-        console.print(f"ready: {len(emulated.sunspec) + len(emulated.routers)} devices; Ctrl-C to stop",
+        count = len(emulated.sunspec) + len(emulated.relays) + len(emulated.routers)
+        console.print(f"ready: {count} devices; Ctrl-C to stop",
                       highlight=False)
 
     async def main() -> None:

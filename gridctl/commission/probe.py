@@ -13,11 +13,12 @@ import asyncio
 import logging
 from dataclasses import dataclass, field
 
-from drivers.capabilities import DeviceReading
+from drivers.capabilities import DeviceReading, SwitchesLoads
 from drivers.errors import DeviceError
 from drivers.opcua.router import OpcUaRouter
 from drivers.sunspec.devices import SunSpecBattery, SunSpecDevice, SunSpecMeter, SunSpecPvInverter
 from gridctl.commission.checks import FAIL, PASS, SKIP, WARN, CheckResult, describe_error, within
+from gridctl.commission.switch_probe import probe_switches
 from gridctl.devices import DeviceBinding
 
 log = logging.getLogger(__name__)
@@ -80,6 +81,8 @@ async def _probe_one(binding: DeviceBinding, options: ProbeOptions) -> _Probe:
         p.add("connect", PASS, _connected_detail(driver))
         if isinstance(driver, OpcUaRouter):
             await _probe_router(p, driver)
+        elif isinstance(driver, SwitchesLoads):
+            await probe_switches(p.add, driver, options.active, options.reread_after_s)
         else:
             await _probe_sunspec(p, driver)
     except DeviceError as exc:
@@ -93,6 +96,8 @@ def _connected_detail(driver: SunSpecDevice | OpcUaRouter) -> str:
     if isinstance(driver, OpcUaRouter):
         ep = driver.endpoint
         return f"{ep.endpoint_url} ({ep.security_policy}/{ep.security_mode}, identity {ep.identity})"
+    if not isinstance(driver, SunSpecDevice):
+        return f"{driver.endpoint.label}"
     chain = ", ".join(str(m.model_id) for m in driver.client.chain)
     return f"{driver.client.name}, SunSpec base {driver.client.base_address}, models {chain}"
 

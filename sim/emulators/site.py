@@ -23,9 +23,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
 
-from gridctl.config.devices import BatteryDevice, MeterDevice, PvInverterDevice, RouterDevice
+from gridctl.config.devices import BatteryDevice, MeterDevice, PvInverterDevice, RelayBoardDevice, RouterDevice
 from gridctl.config.site import Node, SiteConfig
 from sim.emulators.certs import CLIENT_URI, SERVER_URI, make_certificate_at, trust
+from sim.emulators.relay_board import RelayBoardEmulator, RelayBoardSpec
 from sim.emulators.router_server import RouterEmulator, RouterLegState, RouterSecurity
 from sim.emulators.sunspec_map import Identity
 from sim.emulators.sunspec_server import DevicePhysics, SunSpecEmulator, SunSpecFaults
@@ -57,18 +58,21 @@ class EmulatedSite:
     config: SiteConfig
     sunspec: dict[str, SunSpecEmulator] = field(default_factory=dict)
     routers: dict[str, RouterEmulator] = field(default_factory=dict)
+    relays: dict[str, RelayBoardEmulator] = field(default_factory=dict)
+    #: Each node's served load now [kW] (its critical share at least), by node id.
+    load_kw: dict[str, Callable[[], float]] = field(default_factory=dict)
 
     async def start(self) -> None:
         """Start every device; Modbus first (fast), then the OPC UA routers side by side
         (each builds asyncua's standard address space in a worker thread: seconds apiece)."""
-        for emulator in self.sunspec.values():
+        for emulator in [*self.sunspec.values(), *self.relays.values()]:
             await emulator.start()
         await asyncio.gather(*(emulator.start() for emulator in self.routers.values()))
 
     async def stop(self) -> None:
         """Stop every device (concurrently: an OPC UA server takes about a second to stop)."""
         await asyncio.gather(*(router.stop() for router in self.routers.values()))
-        await asyncio.gather(*(emulator.stop() for emulator in self.sunspec.values()))
+        await asyncio.gather(*(emulator.stop() for emulator in [*self.sunspec.values(), *self.relays.values()]))
 
     def set_grid_connected(self, connected: bool) -> None:
         """Emulate an outage (False) or restoration (True) at every router."""
@@ -81,11 +85,22 @@ class _NodeModel:
 
     def __init__(self, node: Node, epoch0_s: float) -> None:
         self.node = node
-        self.load_kw = node.load.annual_kwh / 8760.0
+        self.average_load_kw = node.load.annual_kwh / 8760.0
+        #: The node's switched channels: (board, channel, True when energised disconnects).
+        self.switches: list[tuple[RelayBoardEmulator, int, bool]] = []
         self.pv: dict[str, SunSpecEmulator] = {}
         self.batteries: dict[str, SunSpecEmulator] = {}
         self.link_legs: list[RouterLegState] = []
         self._epoch0_s = epoch0_s
+
+    @property
+    def load_kw(self) -> float:
+        """Served load [kW]: the average, less the sheddable share behind disconnected channels."""
+        if not self.switches:
+            return self.average_load_kw
+        off = sum(board.circuit_energised(ch) == disconnects for board, ch, disconnects in self.switches)
+        sheddable = 1.0 - self.node.load.critical_share_pct / 100.0
+        return self.average_load_kw * (1.0 - sheddable * off / len(self.switches))
 
     def epoch_s(self, sim_s: float) -> float:
         return self._epoch0_s + sim_s
@@ -147,6 +162,11 @@ class SiteBuilder:
             for device in node.devices:  # meters need the node's PV and batteries
                 if isinstance(device, MeterDevice):
                     out.sunspec[device.id] = self._sunspec(device, model)
+                if isinstance(device, RelayBoardDevice):
+                    out.relays[device.id] = self._relay(device)
+            model.switches = [(out.relays[s.device], s.channel, self._disconnects(s.device))
+                              for s in node.load.switches if s.device in out.relays]
+            out.load_kw[node.id] = lambda model=model: model.load_kw
         trusted = self._pki()
         for node in self.site.nodes:
             for device in node.devices:
@@ -195,6 +215,25 @@ class SiteBuilder:
         rated = model.node.grid.import_limit_kw if model.node.grid is not None else 30.0
         return DevicePhysics(kind="meter", meter=CounterPair(0.0, 3000.0, 1000.0), meter_power_kw=model.grid_kw,
                              native_sign=native_sign, meter_rated_kw=max(rated, 1.0))
+
+    # -- relay boards ---------------------------------------------------------------------
+    def _relay(self, device: RelayBoardDevice) -> RelayBoardEmulator:
+        modbus = device.protocol.modbus
+        profile = self.site.device_profiles.get(device.profile)
+        if modbus is None or profile is None or profile.relay is None:
+            raise EmulationError(f"device {device.id}: a relay board needs a modbus block and a relay profile")
+        relay = profile.relay
+        spec = RelayBoardSpec(channels=relay.channels, coil_base=relay.coil_base,
+                              discrete_input_base=relay.discrete_input_base or 0,
+                              watchdog_register=relay.watchdog_register, watchdog_unit_s=relay.watchdog_unit_s,
+                              power_on_energised=relay.power_on_energised)
+        return RelayBoardEmulator(spec, host=modbus.host, port=modbus.port, unit_id=modbus.unit_id or 1)
+
+    def _disconnects(self, device_id: str) -> bool:
+        """True when an energised output of the board disconnects its circuit."""
+        device = next(d for _n, d in self.site.all_devices() if d.id == device_id)
+        relay = self.site.device_profiles[device.profile].relay
+        return relay is None or relay.energised_means == "disconnect"
 
     # -- routers --------------------------------------------------------------------------
     def _pki(self) -> Path:

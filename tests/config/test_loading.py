@@ -28,7 +28,7 @@ def test_every_device_profile_loads() -> None:
     profiles = load_profiles(CONFIGS / "devices")
     files = sorted((CONFIGS / "devices").glob("*.yaml"))
     assert len(profiles) == len(files) >= 4
-    assert {p.kind for p in profiles.values()} == {"pv_inverter", "battery", "meter", "router"}
+    assert {p.kind for p in profiles.values()} == {"pv_inverter", "battery", "meter", "router", "relay_board"}
 
 
 def test_reference_site_shape() -> None:

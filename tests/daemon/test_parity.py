@@ -21,6 +21,8 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import gridctl.daemon.stages.cycle as cycle_module
+import pytest
+
 from gridctl.config import load_site
 from gridctl.controller import FinishedPlan, PlanRequest, build_problem, initial_state
 from gridctl.daemon.lifecycle.build import LedgerPeriods
@@ -30,11 +32,13 @@ from gridctl.daemon.stages.snapshot import CounterSample, expected_channels, pv_
 from gridctl.daemon.stages.telemetry import TelemetryRecorder
 from gridctl.ledger import Ledger
 from optimizer import Dispatcher
+from sim.outages import parse_outage
 from sim.profiles import synthetic_profiles
 from sim.runner import Scenario, run_policy
 from sim.runner import policies
 from sim.runner.forecasting import HISTORY_DAYS, truth_forecaster
 from sim.runner.outputs import write_ledger
+from tests.fixtures.relay_site import write_relay_site
 
 REPO = Path(__file__).resolve().parents[2]
 START = dt.datetime(2026, 8, 1, 0, 0, tzinfo=dt.timezone(dt.timedelta(hours=9))).astimezone(dt.UTC)
@@ -52,6 +56,10 @@ class _Fleet:
         return {}, {}
 
     async def write_all(self, by_device, revert_s, now_s):
+        self.writes.append(by_device)
+        return {device: len(items) for device, items in by_device.items()}
+
+    async def write_switches(self, by_device, now_s):
         self.writes.append(by_device)
         return {device: len(items) for device, items in by_device.items()}
 
@@ -89,14 +97,14 @@ class _TruthPlanner:
         return done
 
 
-def _simulate(site, profiles, tmp_path, monkeypatch):
+def _simulate(site, profiles, tmp_path, monkeypatch, outages=()):
     monkeypatch.setattr(policies, "rolling_forecaster", truth_forecaster)
     steps = []
 
     def trace(k, now, snapshot, setpoints, counters):
         steps.append((now, snapshot, setpoints, counters))
 
-    scenario = Scenario(site, profiles, START, START + dt.timedelta(hours=HOURS))
+    scenario = Scenario(site, profiles, START, START + dt.timedelta(hours=HOURS), outages=outages)
     result = run_policy(scenario, "rolling", trace=trace)
     path = write_ledger(tmp_path / "sim", result)
     return scenario, result, steps, path
@@ -107,12 +115,25 @@ def _samples(counters: dict) -> list[CounterSample]:
             for (member, channel), (imp, exp) in counters.items()]
 
 
-async def test_daemon_cycle_and_simulator_loop_decide_and_settle_alike(tmp_path, monkeypatch):
-    site = load_site(REPO / "configs" / "misono.yaml")
+#: The relay variant: the store's and the mall's sheddable load behind relay boards, and an
+#: unwarned outage at night, so the switch state machine sheds and restores on both sides.
+OUTAGE = "2026-08-01T02:00/3h"
+
+
+@pytest.mark.parametrize("variant", ["sunspec", "relays"])
+async def test_daemon_cycle_and_simulator_loop_decide_and_settle_alike(tmp_path, monkeypatch, variant):
+    if variant == "relays":
+        site = load_site(write_relay_site(tmp_path))
+        outages = (parse_outage(OUTAGE, "Asia/Tokyo"),)
+    else:
+        site, outages = load_site(REPO / "configs" / "misono.yaml"), ()
     profiles = synthetic_profiles(site, START - dt.timedelta(days=HISTORY_DAYS),
                                   START + dt.timedelta(hours=HOURS + 1), 900.0, seed=3)
     (tmp_path / "sim").mkdir()
-    scenario, result, steps, sim_ledger_path = _simulate(site, profiles, tmp_path, monkeypatch)
+    scenario, result, steps, sim_ledger_path = _simulate(site, profiles, tmp_path, monkeypatch, outages)
+    if variant == "relays":  # the switches did switch: off in the outage, back on after it
+        commands = [[c.on for c in sp.switch_commands] for _now, _snap, sp, _c in steps]
+        assert all(len(c) == 5 for c in commands) and any(not all(c) for c in commands) and all(commands[-1])
     control_site = scenario.site_for_control
     billing, _ = policies.prior_billing(site, profiles, profiles.index_of(START), START)
 
