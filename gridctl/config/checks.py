@@ -11,7 +11,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from gridctl.config.devices import BatteryDevice, Protocol, PvInverterDevice, RouterDevice
+from gridctl.config.devices import (
+    SWITCH_KINDS,
+    BatteryDevice,
+    Protocol,
+    PvInverterDevice,
+    RelayBoardDevice,
+    RouterDevice,
+)
 from gridctl.config.errors import format_key_path
 from gridctl.config.site import SiteConfig
 from gridctl.config.tariffs import ExportTariff, ImportTariff
@@ -24,7 +31,7 @@ def cross_check(site: SiteConfig) -> list[Problem]:
     """All cross-field problems of ``site``, in file order (empty when the site is coherent)."""
     problems: list[Problem] = []
     checks = (_unique_ids, _unique_endpoints, _tariffs, _contracts, _profiles, _router_legs,
-              _links, _shed_tiers)
+              _links, _shed_tiers, _relay_channels, _load_switches)
     for check in checks:
         problems.extend(check(site))
     return problems
@@ -246,3 +253,59 @@ def _shed_tiers(site: SiteConfig) -> list[Problem]:
     return [(("nodes", i, "load", "shed_tier"),
              f"tier {node.load.shed_tier} is not in islanding.shed_order")
             for i, node in enumerate(site.nodes) if node.load.shed_tier not in tiers]
+
+
+def _switch_channels(device) -> int:  # noqa: ANN001 - config device union
+    """Channels a switch device offers (an ECHONET Lite switch object has channel 0 only)."""
+    rating = getattr(device, "rating", None)
+    return getattr(rating, "channels", 1)
+
+
+def _relay_channels(site: SiteConfig) -> list[Problem]:
+    """A board cannot use more channels than its profile says it has."""
+    problems: list[Problem] = []
+    for i, node in enumerate(site.nodes):
+        for j, device in enumerate(node.devices):
+            profile = site.device_profiles.get(device.profile)
+            if not isinstance(device, RelayBoardDevice) or profile is None or profile.relay is None:
+                continue
+            if device.rating.channels > profile.relay.channels:
+                problems.append((("nodes", i, "devices", j, "rating", "channels"),
+                                 f"{device.rating.channels} channels, but profile '{profile.id}' "
+                                 f"has {profile.relay.channels}"))
+    return problems
+
+
+def _load_switches(site: SiteConfig) -> list[Problem]:
+    """Every ``load.switches`` entry names a switch of its own node, each channel once."""
+    owner = {d.id: (n.id, d) for n, d in site.all_devices()}
+    seen: dict[tuple[str, int], Path] = {}
+    problems: list[Problem] = []
+    for i, node in enumerate(site.nodes):
+        for k, switch in enumerate(node.load.switches):
+            path: Path = ("nodes", i, "load", "switches", k)
+            found = owner.get(switch.device)
+            if found is None:
+                problems.append((path + ("device",), f"unknown device '{switch.device}'"))
+                continue
+            node_id, device = found
+            if node_id != node.id:
+                problems.append((path + ("device",), f"'{switch.device}' belongs to node "
+                                                     f"'{node_id}', not '{node.id}'"))
+                continue
+            if device.kind not in SWITCH_KINDS:
+                problems.append((path + ("device",), f"'{switch.device}' is a {device.kind}, "
+                                                     f"not a switch ({', '.join(SWITCH_KINDS)})"))
+                continue
+            channels = _switch_channels(device)
+            if switch.channel >= channels:
+                problems.append((path + ("channel",), f"channel {switch.channel} out of range: "
+                                                      f"'{switch.device}' has channels 0..{channels - 1}"))
+                continue
+            key = (switch.device, switch.channel)
+            if key in seen:
+                problems.append((path + ("channel",), f"channel {switch.channel} of '{switch.device}' "
+                                                      f"is already used at {format_key_path(seen[key])}"))
+                continue
+            seen[key] = path
+    return problems

@@ -161,6 +161,12 @@ class SwitchRating(StrictModel):
     channels: Literal[1] = Field(default=1, description="switched channels (an ECHONET object: 1)")
 
 
+class RelayRating(StrictModel):
+    """Relay board: how many output channels of the board this site uses."""
+
+    channels: int = Field(ge=1, le=64, description="output channels wired (0 .. channels-1)")
+
+
 class RouterRating(StrictModel):
     """Digital grid router converter rating."""
 
@@ -204,6 +210,18 @@ class SwitchDevice(_DeviceBase):
     rating: SwitchRating = SwitchRating()
 
 
+class RelayBoardDevice(_DeviceBase):
+    """Modbus TCP relay board switching sheddable circuits (coils, feedback inputs, watchdog)."""
+
+    kind: Literal["relay_board"]
+    rating: RelayRating
+
+
+#: Device kinds that switch loads (``SwitchesLoads``): a node's ``load.switches`` name them.
+#: ``switch`` is the ECHONET Lite switch object (channel 0 only).
+SWITCH_KINDS: tuple[str, ...] = ("relay_board", "switch")
+
+
 class RouterLeg(StrictModel):
     """One port of a digital grid router."""
 
@@ -235,7 +253,7 @@ class RouterDevice(_DeviceBase):
 
 
 Device = Annotated[
-    PvInverterDevice | BatteryDevice | MeterDevice | RouterDevice | SwitchDevice,
+    PvInverterDevice | BatteryDevice | MeterDevice | RouterDevice | RelayBoardDevice | SwitchDevice,
     Field(discriminator="kind"),
 ]
 
@@ -259,14 +277,45 @@ class SignFlips(StrictModel):
     energy_counters: bool = Field(default=False, description="import/export counters swapped")
 
 
+class RelayBoardProfile(StrictModel):
+    """Register map and wiring of a Modbus TCP relay board (device knowledge as data)."""
+
+    channels: int = Field(ge=1, le=64, description="output channels on the board")
+    coil_base: int = Field(default=0, ge=0, le=65535, description="coil of channel 0 (FC1/FC5/FC15)")
+    discrete_input_base: int | None = Field(
+        default=0, ge=0, le=65535,
+        description="discrete input of channel 0's contactor feedback (FC2); null: no feedback")
+    watchdog_register: int | None = Field(
+        default=None, ge=0, le=65535,
+        description="holding register of the comm-loss watchdog timeout; null: no watchdog")
+    watchdog_unit_s: float = Field(default=1.0, gt=0, le=60,
+                                   description="seconds per count of the watchdog register [s]")
+    watchdog_timeout_s: float = Field(
+        default=30.0, gt=0, le=3600,
+        description="timeout written at connect: without a Modbus write for this long the board "
+                    "resets its outputs to their power-on state [s]; gridctl re-writes every cycle")
+    energised_means: Literal["disconnect", "connect"] = Field(
+        default="disconnect",
+        description="what an energised output does to its circuit: 'disconnect' (normally-closed "
+                    "wiring, loads served when the board is dead) or 'connect' (normally-open)")
+    power_on_energised: bool = Field(
+        default=False, description="outputs energised at power-on and after a watchdog reset")
+
+    @model_validator(mode="after")
+    def _watchdog_fits(self) -> RelayBoardProfile:
+        if self.watchdog_register is not None and self.watchdog_timeout_s / self.watchdog_unit_s > 65535:
+            raise ValueError("watchdog_timeout_s does not fit the watchdog register")
+        return self
+
+
 class DeviceProfile(StrictModel):
     """Device knowledge as data (evcc-style template)."""
 
     id: Identifier
     vendor: str = Field(min_length=1)
     description: str = ""
-    kind: Literal["pv_inverter", "battery", "meter", "router", "switch"]
-    protocol: Literal["modbus_sunspec", "opcua_router", "echonet_lite"]
+    kind: Literal["pv_inverter", "battery", "meter", "router", "relay_board", "switch"]
+    protocol: Literal["modbus_sunspec", "opcua_router", "modbus_relay", "echonet_lite"]
     models_expected: list[SunSpecModelId] = Field(
         default_factory=list, description="SunSpec model ids"
     )
@@ -278,6 +327,7 @@ class DeviceProfile(StrictModel):
     quirks: ProfileQuirks = ProfileQuirks()
     echonet: EchonetProfile | None = Field(
         default=None, description="ECHONET Lite knowledge (protocol echonet_lite only)")
+    relay: RelayBoardProfile | None = Field(default=None, description="relay boards only")
 
     @model_validator(mode="after")
     def _protocol_fits_kind(self) -> DeviceProfile:
@@ -287,6 +337,10 @@ class DeviceProfile(StrictModel):
             raise ValueError("a switch profile uses protocol 'echonet_lite'")
         if (self.kind == "router") != (self.protocol == "opcua_router"):
             raise ValueError("routers use protocol 'opcua_router'; other kinds 'modbus_sunspec'")
+        if (self.kind == "relay_board") != (self.protocol == "modbus_relay"):
+            raise ValueError("relay boards use protocol 'modbus_relay', and only they")
+        if (self.kind == "relay_board") != (self.relay is not None):
+            raise ValueError("a relay_board profile needs a 'relay' block, and only it")
         missing = set(self.control_models) - set(self.models_expected)
         if missing:
             raise ValueError(f"control_models {sorted(missing)} are not in models_expected")

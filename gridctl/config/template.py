@@ -149,7 +149,7 @@ _NODE = """\
     name: Home {i}                  # CHANGE
     member_type: home
     contract: {{tariff: tepco-juryo-b, buyback_tariff: fit, contract_amperes_a: 50}}
-    load: {{annual_kwh: 4800, profile: h25, critical_share_pct: 15, shed_tier: 1}}
+    load: {{annual_kwh: 4800, profile: h25, critical_share_pct: 15, shed_tier: 1{switches}}}
     grid: {{import_limit_kw: 5.0, export_limit_kw: 4.5}}
     devices:
 {devices}      - id: home-{i}-dgr
@@ -202,7 +202,8 @@ def site_template(n_nodes: int, protocol: str = "sunspec") -> str:
         per = 5 if echonet else 4  # addresses per home: its devices and its router
         a = per * (i - 1) + 1
         devices = (_ECHONET_DEVICES if echonet else _SUNSPEC_DEVICES).format(i=i, a=a, b=a + 1, c=a + 2, e=a + 3)
-        parts.append(_NODE.format(i=i, d=a + per - 1, links=legs, devices=devices))
+        switches = f",\n           switches: [{{device: home-{i}-switch, channel: 0}}]" if echonet else ""
+        parts.append(_NODE.format(i=i, d=a + per - 1, links=legs, devices=devices, switches=switches))
     if ring:
         parts.append("\nlinks:                              # flow_kw > 0 from from_router to to_router\n")
         parts.extend(

@@ -65,6 +65,7 @@ def test_init_templates_echonet_homes_that_validate(tmp_path: Path) -> None:
         assert all(d.protocol.echonet is not None for k, d in kinds.items() if k != "router")
         assert kinds["router"].protocol.opcua is not None
         assert kinds["meter"].protocol.echonet.port == 3610
+        assert [(s.device, s.channel) for s in node.load.switches] == [(f"{node.id}-switch", 0)]
 
 
 def test_init_rejects_an_unknown_protocol_in_one_line(tmp_path: Path) -> None:

@@ -28,7 +28,7 @@ def test_every_device_profile_loads() -> None:
     profiles = load_profiles(CONFIGS / "devices")
     files = sorted((CONFIGS / "devices").glob("*.yaml"))
     assert len(profiles) == len(files) >= 4
-    assert {p.kind for p in profiles.values()} == {"pv_inverter", "battery", "meter", "router", "switch"}
+    assert {p.kind for p in profiles.values()} == {"pv_inverter", "battery", "meter", "router", "relay_board", "switch"}
     echonet = {p.id: p.echonet.class_code for p in profiles.values() if p.protocol == "echonet_lite"}
     assert echonet == {"generic-echonet-pv": 0x0279, "generic-echonet-battery": 0x027D,
                        "generic-echonet-smart-meter": 0x0288, "generic-echonet-switch": 0x05FD,
