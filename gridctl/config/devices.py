@@ -353,6 +353,9 @@ class DeviceProfile(StrictModel):
             raise ValueError("protocol 'echonet_lite' needs an 'echonet' block with class_code")
         if self.models_expected or self.control_models:
             raise ValueError("SunSpec models_expected/control_models do not apply to echonet_lite")
+        if self.signs != SignFlips():
+            raise ValueError("'signs' does not apply to echonet_lite: the drivers apply the "
+                             "specification's signs; use echonet.quirks.invert_power_sign")
         problem = self.echonet.class_problem(self.kind)
         if problem:
             raise ValueError(problem)

@@ -59,24 +59,30 @@ class EchonetProtocol(StrictModel):
 
 
 class EchonetQuirks(StrictModel):
-    """Where a maker's product departs from the ECHONET Lite specification.
+    """Where a maker's product departs from the ECHONET Lite specification (the keys of the
+    drivers' ``drivers.echonet.quirks.EchonetQuirks``; docs/echonet.md explains each).
 
-    Signs are not here: ``signs.power`` of the profile says whether the device's native power
-    (battery 0xD3, meter 0xE7, PV 0xE0) is the negative of gridctl's supply-positive power.
+    Signs: the drivers apply the specification's sign (battery 0xD3 charging positive, meter
+    0xE7 import positive) and turn it supply-positive; ``invert_power_sign`` is for a product
+    that reports the opposite. The profile's ``signs`` block does not apply to ECHONET Lite.
     """
 
-    set_without_ack: bool = Field(
-        default=False, description="the device answers SetC badly: write with SetI (no Set_Res)")
+    invert_power_sign: bool = Field(
+        default=False, description="signed power (battery 0xD3, meter 0xE7) reported opposite to the spec")
+    fixed_counters: bool = Field(
+        default=True, description="smart meter answers 0xEA/0xEB (fixed 30-minute counters)")
+    set_service: Literal["SetC", "SetI"] = Field(
+        default="SetC", description="SetC (acknowledged) or SetI for a device that answers SetC badly")
     replies_to_3610: bool = Field(
         default=False, description="the device replies only to port 3610, not to the sender's port")
     inter_request_delay_s: float = Field(default=0.0, ge=0, le=10,
-                                         description="pause between two requests [s]")
-    max_properties_per_request: int = Field(
+                                         description="pause before each request [s]")
+    max_epcs_per_get: int = Field(
         default=16, ge=1, le=64, description="most EPCs asked in one Get (some devices answer SNA above)")
-    fixed_counters: bool = Field(
-        default=True, description="smart meter keeps 0xEA/0xEB (fixed 30-minute counters)")
-    pv_limit_epc: Literal["A0_pct", "A1_w"] = Field(
-        default="A1_w", description="PV curtailment through 0xA0 (percent) or 0xA1 (watts)")
+    retries: int = Field(default=2, ge=0, le=5, description="extra attempts after a timeout")
+    backoff_s: float = Field(default=0.05, ge=0, le=5, description="first retry delay [s], doubled per attempt")
+    pv_limit: Literal["watts", "percent"] = Field(
+        default="watts", description="PV curtailment through 0xA1 (watts) or 0xA0 (percent of 0xE8)")
     battery_release_mode: Literal["auto", "standby"] = Field(
         default="auto", description="mode (0xDA) the battery returns to when gridctl releases it")
 

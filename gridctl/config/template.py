@@ -85,15 +85,15 @@ _SUNSPEC_PROFILES = """\
 """
 
 # ECHONET Lite class codes: 0x0279 household PV, 0x027D storage battery, 0x0288 low-voltage
-# smart meter, 0x05FD switch (JEM-A/HA terminal). Battery 0xD3 is charge-positive in the
-# specification, hence signs.power: true (flipped to gridctl's discharge-positive).
+# smart meter, 0x05FD switch (JEM-A/HA terminal). The drivers apply the specification's signs
+# (battery 0xD3 charge-positive); a product that departs from it gets echonet.quirks.
 _ECHONET_PROFILES = """\
   generic-echonet-pv:
     {id: generic-echonet-pv, vendor: Generic ECHONET Lite, kind: pv_inverter,
      protocol: echonet_lite, echonet: {class_code: 0x0279}}
   generic-echonet-battery:
     {id: generic-echonet-battery, vendor: Generic ECHONET Lite, kind: battery,
-     protocol: echonet_lite, echonet: {class_code: 0x027D}, signs: {power: true}}
+     protocol: echonet_lite, echonet: {class_code: 0x027D}}
   generic-echonet-smart-meter:
     {id: generic-echonet-smart-meter, vendor: Generic ECHONET Lite, kind: meter,
      protocol: echonet_lite, echonet: {class_code: 0x0288}}

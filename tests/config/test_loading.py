@@ -33,10 +33,9 @@ def test_every_device_profile_loads() -> None:
     assert echonet == {"generic-echonet-pv": 0x0279, "generic-echonet-battery": 0x027D,
                        "generic-echonet-smart-meter": 0x0288, "generic-echonet-switch": 0x05FD,
                        "example-echonet-battery-discharge-positive": 0x027D}
-    # the specification's 0xD3 is charge-positive: flipped in the generic profile, not in the
-    # example of a maker that inverts it
-    assert profiles["generic-echonet-battery"].signs.power
-    assert not profiles["example-echonet-battery-discharge-positive"].signs.power
+    # the drivers apply the specification's 0xD3 sign; only the example maker inverts it
+    assert not profiles["generic-echonet-battery"].echonet.quirks.invert_power_sign
+    assert profiles["example-echonet-battery-discharge-positive"].echonet.quirks.invert_power_sign
 
 
 def test_reference_site_shape() -> None:
