@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 import logging
 import signal
 from pathlib import Path
@@ -87,14 +88,25 @@ def emulate(
 # -- commission scan ----------------------------------------------------------------------
 @commission_app.command("scan")
 def scan_command(
-    target: str = typer.Argument(..., help="HOST[:PORT] of a SunSpec Modbus TCP device (port 502 by default)"),
+    targets: list[str] = typer.Argument(None, help="HOST[:PORT] of a SunSpec Modbus TCP device (port 502); "
+                                                   "with --echonet: ECHONET Lite nodes to ask by unicast (port 3610)"),
     unit: int = typer.Option(1, "--unit", min=0, max=247, help="Modbus unit id"),
     timeout_s: float = typer.Option(2.0, "--timeout", min=0.1, max=60.0, help="per-request timeout [s]"),
+    echonet: bool = typer.Option(False, "--echonet", help="find ECHONET Lite nodes instead of a SunSpec map"),
+    multicast: bool = typer.Option(False, "--multicast", help="with --echonet: also ask the group 224.0.23.0"),
+    as_json: bool = typer.Option(False, "--json", help="with --echonet: print JSON instead of a table"),
 ) -> None:
-    """Find the SunSpec base, list the models (name, length) and the identity."""
+    """Find the SunSpec base, list the models (name, length) and the identity; or, with
+    --echonet, the ECHONET Lite nodes: instance lists, maker codes and property maps."""
     _quiet_libraries()
+    if echonet:
+        _scan_echonet(targets or [], multicast, timeout_s, as_json)
+        return
+    if not targets or len(targets) != 1:
+        typer.echo("scan: give one HOST[:PORT] of a SunSpec device (or --echonet [HOST ...])", err=True)
+        raise typer.Exit(EXIT_USAGE)
     try:
-        host, port = parse_target(target)
+        host, port = parse_target(targets[0])
     except ValueError as exc:
         typer.echo(f"scan: {exc}", err=True)
         raise typer.Exit(EXIT_USAGE) from None
@@ -115,6 +127,46 @@ def scan_command(
     for m in result.models:
         table.add_row(str(m.model_id), m.name, str(m.length), str(m.address))
     console.print(table)
+
+
+def _epcs(epcs: tuple[int, ...]) -> str:
+    return " ".join(f"{e:02X}" for e in epcs) or "-"
+
+
+def _scan_echonet(targets: list[str], multicast: bool, timeout_s: float, as_json: bool) -> None:
+    from gridctl.commission.echonet_scan import parse_hosts, scan_echonet
+
+    if not targets and not multicast:
+        typer.echo("scan --echonet: give node addresses (HOST[:PORT]) or --multicast", err=True)
+        raise typer.Exit(EXIT_USAGE)
+    try:
+        hosts = parse_hosts(targets)
+    except ValueError as exc:
+        typer.echo(f"scan: {exc}", err=True)
+        raise typer.Exit(EXIT_USAGE) from None
+    try:
+        rows = asyncio.run(scan_echonet(hosts, multicast=multicast, timeout_s=timeout_s))
+    except DeviceError as exc:
+        typer.echo(f"scan --echonet: {describe_error(exc)}", err=True)
+        raise typer.Exit(EXIT_FAILED) from None
+    if as_json:
+        typer.echo(json.dumps([r.as_dict() for r in rows], indent=2))
+    else:
+        table = Table(title="ECHONET Lite objects")
+        for column in ("node", "EOJ", "class", "maker", "get (0x9F)", "set (0x9E)", "inf (0x9D)"):
+            table.add_column(column, overflow="fold")
+        for r in rows:
+            maker = "-" if r.maker_code is None else f"0x{r.maker_code:06X}"
+            table.add_row(f"{r.host}:{r.port}", r.eoj, r.class_name, maker, _epcs(r.get_epcs),
+                          _epcs(r.set_epcs), _epcs(r.inf_epcs))
+        Console().print(table)
+    asked = {f"{h}:{p}" for h, p in hosts}
+    silent = sorted(asked - {f"{r.host}:{r.port}" for r in rows})
+    for node in silent:
+        typer.echo(f"{node}: no ECHONET Lite answer within {timeout_s:g} s (node off, wrong address, "
+                   "or UDP 3610 blocked?)", err=True)
+    if silent or not rows:
+        raise typer.Exit(EXIT_FAILED)
 
 
 # -- commission probe ---------------------------------------------------------------------
