@@ -46,7 +46,8 @@ def emulate(
     time_scale: float = typer.Option(1.0, "--time-scale", min=0.001, max=86400.0,
                                      help="simulated seconds per real second (energy and SoC)"),
 ) -> None:
-    """Serve every device of CONFIG (SunSpec Modbus and secure OPC UA routers) on its loopback port."""
+    """Serve every device of CONFIG (SunSpec Modbus, relay boards, ECHONET Lite nodes and secure
+    OPC UA routers) on its loopback address and port."""
     _quiet_libraries()
     site = load_site_or_exit(config)
     # Imported here, not at module level: only this command needs the simulator package
@@ -60,11 +61,17 @@ def emulate(
             table.add_column(column)
         for dev_id, emu in emulated.sunspec.items():
             table.add_row(dev_id, "SunSpec Modbus", f"{emu.host}:{emu.port} unit {emu.unit_id}")
+        for dev_id, board in emulated.relay_boards.items():
+            table.add_row(dev_id, "Modbus relay board", f"{board.host}:{board.port} unit {board.unit_id}")
+        for dev_id, obj in emulated.echonet.items():
+            host, port = next(where for where, node in emulated.echonet_nodes.items()
+                              if node.objects.get(obj.object.eoj) is obj.object)
+            table.add_row(dev_id, "ECHONET Lite", f"{host}:{port} object {obj.object.eoj}")
         for dev_id, emu in emulated.routers.items():
             table.add_row(dev_id, "OPC UA", emu.endpoint_url)
         console.print(table)
-        console.print(f"ready: {len(emulated.sunspec) + len(emulated.routers)} devices; Ctrl-C to stop",
-                      highlight=False)
+        count = len(emulated.sunspec) + len(emulated.routers) + len(emulated.relay_boards) + len(emulated.echonet)
+        console.print(f"ready: {count} devices; Ctrl-C to stop", highlight=False)
 
     async def main() -> None:
         stop = asyncio.Event()

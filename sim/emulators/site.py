@@ -7,6 +7,12 @@ legs, positive into the router) and the router's legs mirror the same devices, w
 leg balancing. Certificates for the OPC UA routers are created where the
 configuration expects them (``emulation.certificate_dir`` and each router's paths).
 
+ECHONET Lite devices (PV, storage battery, smart meter, switch) are objects on one
+:class:`~sim.emulators.echonet_node.EchonetNode` per configured (host, port), coupled to the
+node's plant like the SunSpec ones; relay boards are Modbus TCP servers. The node's load drops
+by its sheddable share, split evenly over its ``load.switches`` channels, for every channel
+whose switch reads off (disconnected), so meters and router legs see a shed.
+
 Relative paths in the configuration are taken relative to ``base_dir`` (the working
 directory by default), the same rule the daemon applies.
 """
@@ -23,9 +29,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
 
-from gridctl.config.devices import BatteryDevice, MeterDevice, PvInverterDevice, RouterDevice
+from gridctl.config.devices import BatteryDevice, MeterDevice, PvInverterDevice, RelayBoardDevice, RouterDevice
 from gridctl.config.site import Node, SiteConfig
 from sim.emulators.certs import CLIENT_URI, SERVER_URI, make_certificate_at, trust
+from sim.emulators.echonet_devices import (
+    EchonetBatteryObject,
+    EchonetMeterObject,
+    EchonetPvObject,
+    EchonetSwitchObject,
+    PlantClock,
+)
+from sim.emulators.echonet_node import EchonetNode
+from sim.emulators.relay_board import RelayBoardEmulator, RelayBoardSpec
 from sim.emulators.router_server import RouterEmulator, RouterLegState, RouterSecurity
 from sim.emulators.sunspec_map import Identity
 from sim.emulators.sunspec_server import DevicePhysics, SunSpecEmulator, SunSpecFaults
@@ -57,17 +72,29 @@ class EmulatedSite:
     config: SiteConfig
     sunspec: dict[str, SunSpecEmulator] = field(default_factory=dict)
     routers: dict[str, RouterEmulator] = field(default_factory=dict)
+    #: ECHONET Lite nodes by (host, port), and each ECHONET device's object by device id.
+    echonet_nodes: dict[tuple[str, int], EchonetNode] = field(default_factory=dict)
+    echonet: dict[str, object] = field(default_factory=dict)
+    relay_boards: dict[str, RelayBoardEmulator] = field(default_factory=dict)
 
     async def start(self) -> None:
-        """Start every device; Modbus first (fast), then the OPC UA routers side by side
-        (each builds asyncua's standard address space in a worker thread: seconds apiece)."""
+        """Start every device; Modbus and ECHONET Lite first (fast), then the OPC UA routers
+        side by side (each builds asyncua's standard address space in a worker thread: seconds
+        apiece)."""
         for emulator in self.sunspec.values():
             await emulator.start()
+        for board in self.relay_boards.values():
+            await board.start()
+        for node in self.echonet_nodes.values():
+            await node.start()
         await asyncio.gather(*(emulator.start() for emulator in self.routers.values()))
 
     async def stop(self) -> None:
         """Stop every device (concurrently: an OPC UA server takes about a second to stop)."""
         await asyncio.gather(*(router.stop() for router in self.routers.values()))
+        for node in self.echonet_nodes.values():
+            await node.stop()
+        await asyncio.gather(*(board.stop() for board in self.relay_boards.values()))
         await asyncio.gather(*(emulator.stop() for emulator in self.sunspec.values()))
 
     def set_grid_connected(self, connected: bool) -> None:
@@ -81,11 +108,22 @@ class _NodeModel:
 
     def __init__(self, node: Node, epoch0_s: float) -> None:
         self.node = node
-        self.load_kw = node.load.annual_kwh / 8760.0
+        self.base_load_kw = node.load.annual_kwh / 8760.0
         self.pv: dict[str, SunSpecEmulator] = {}
         self.batteries: dict[str, SunSpecEmulator] = {}
         self.link_legs: list[RouterLegState] = []
+        #: One callable per ``load.switches`` entry: True while its circuit is connected.
+        self.switch_connected: list[Callable[[], bool]] = []
         self._epoch0_s = epoch0_s
+
+    @property
+    def load_kw(self) -> float:
+        """The node's load [kW]: its average, less the sheddable share behind open switches."""
+        if not self.switch_connected:
+            return self.base_load_kw
+        sheddable = 1.0 - self.node.load.critical_share_pct / 100.0
+        off = sum(1 for connected in self.switch_connected if not connected())
+        return self.base_load_kw * (1.0 - sheddable * off / len(self.switch_connected))
 
     def epoch_s(self, sim_s: float) -> float:
         return self._epoch0_s + sim_s
@@ -136,17 +174,26 @@ class SiteBuilder:
     def build(self) -> EmulatedSite:
         out = EmulatedSite(self.site)
         models: dict[str, _NodeModel] = {}
+        self._plant_clock = PlantClock(self.time_scale, self.clock, self.epoch0_s)
         for node in self.site.nodes:
             model = _NodeModel(node, self.epoch0_s)
             models[node.id] = model
             for device in node.devices:
                 if isinstance(device, (PvInverterDevice, BatteryDevice)):
-                    emu = self._sunspec(device, model)
+                    emu = self._echonet(device, model) if device.protocol.echonet else self._sunspec(device, model)
                     (model.pv if isinstance(device, PvInverterDevice) else model.batteries)[device.id] = emu
-                    out.sunspec[device.id] = emu
+                    (out.echonet if device.protocol.echonet else out.sunspec)[device.id] = emu
             for device in node.devices:  # meters need the node's PV and batteries
                 if isinstance(device, MeterDevice):
-                    out.sunspec[device.id] = self._sunspec(device, model)
+                    emu = self._echonet(device, model) if device.protocol.echonet else self._sunspec(device, model)
+                    (out.echonet if device.protocol.echonet else out.sunspec)[device.id] = emu
+                elif isinstance(device, RelayBoardDevice):
+                    out.relay_boards[device.id] = self._relay_board(device)
+                elif device.kind == "switch":
+                    out.echonet[device.id] = EchonetSwitchObject(
+                        instance=device.protocol.echonet.instance, clock=self._plant_clock)
+            self._couple_switches(node, model, out)
+        self._echonet_nodes(out)
         trusted = self._pki()
         for node in self.site.nodes:
             for device in node.devices:
@@ -195,6 +242,59 @@ class SiteBuilder:
         rated = model.node.grid.import_limit_kw if model.node.grid is not None else 30.0
         return DevicePhysics(kind="meter", meter=CounterPair(0.0, 3000.0, 1000.0), meter_power_kw=model.grid_kw,
                              native_sign=native_sign, meter_rated_kw=max(rated, 1.0))
+
+    # -- ECHONET Lite devices and relay boards ---------------------------------------------
+    def _echonet(self, device, model: _NodeModel):  # noqa: ANN001, ANN202 - config union, echonet object
+        """A plant-backed ECHONET Lite object (served on its node by :meth:`_echonet_nodes`)."""
+        physics = self._physics(device, model, native_sign=1)  # the spec's signs are on the wire
+        kw = {"instance": device.protocol.echonet.instance, "clock": self._plant_clock}
+        if isinstance(device, PvInverterDevice):
+            return EchonetPvObject(physics, **kw)
+        if isinstance(device, BatteryDevice):
+            return EchonetBatteryObject(physics, **kw)
+        return EchonetMeterObject(physics, **kw)
+
+    def _echonet_nodes(self, out: EmulatedSite) -> None:
+        """One node per configured (host, port), hosting its devices' objects."""
+        hosted: dict[tuple[str, int], dict] = {}
+        for node in self.site.nodes:
+            for device in node.devices:
+                el = device.protocol.echonet
+                if el is None:
+                    continue
+                obj = out.echonet[device.id].object
+                objects = hosted.setdefault((el.host, el.port), {})
+                if obj.eoj in objects:
+                    raise EmulationError(f"device {device.id}: object {obj.eoj} already served at "
+                                         f"{el.host}:{el.port}")
+                objects[obj.eoj] = obj
+        for (host, port), objects in hosted.items():
+            out.echonet_nodes[(host, port)] = EchonetNode(host, port, objects.values())
+
+    def _relay_board(self, device: RelayBoardDevice) -> RelayBoardEmulator:
+        modbus = device.protocol.modbus
+        profile = self.site.device_profiles.get(device.profile)
+        relay = profile.relay if profile is not None else None
+        if modbus is None or relay is None:
+            raise EmulationError(f"device {device.id}: a relay board needs a modbus block and a relay profile")
+        spec = RelayBoardSpec(channels=relay.channels, coil_base=relay.coil_base,
+                              discrete_input_base=relay.discrete_input_base,
+                              watchdog_register=relay.watchdog_register, watchdog_unit_s=relay.watchdog_unit_s,
+                              power_on_energised=relay.power_on_energised)
+        return RelayBoardEmulator(spec, host=modbus.host, port=modbus.port, unit_id=modbus.unit_id or 1)
+
+    def _couple_switches(self, node: Node, model: _NodeModel, out: EmulatedSite) -> None:
+        """Each ``load.switches`` entry gates an equal part of the node's sheddable load."""
+        for entry in node.load.switches:
+            board = out.relay_boards.get(entry.device)
+            if board is not None:
+                profile = self.site.device_profiles[next(d.profile for d in node.devices if d.id == entry.device)]
+                disconnects = profile.relay.energised_means == "disconnect"
+                model.switch_connected.append(
+                    lambda b=board, ch=entry.channel, d=disconnects: b.circuit_energised(ch) != d)
+            else:
+                switch = out.echonet[entry.device]
+                model.switch_connected.append(lambda sw=switch: sw.is_on)
 
     # -- routers --------------------------------------------------------------------------
     def _pki(self) -> Path:
