@@ -13,7 +13,9 @@ the setpoints to write.  :func:`step` is pure:
 3. plan intake: a finished plan is accepted when the mode is still the one it was made for;
 4. the re-plan decision (:func:`replan_due`): no plan, an old one, one about to run out, or
    something the plan does not know; never while a solve is outstanding;
-5. the decision for now (:func:`~gridctl.controller.decide.decide`).
+5. the decision for now (:func:`~gridctl.controller.decide.decide`);
+6. the load switches (:func:`~gridctl.controller.shedding.advance`): the decision's shed tiers
+   actuated, verified and restored through the nodes' switches.
 
 The daemon's planner solves in a worker thread and its :meth:`Planner.poll` never waits; the
 simulator's solves at once.  Everything else is the same code.
@@ -33,6 +35,7 @@ from gridctl.controller.decide import accept_plan, decide, plan_step_index
 from gridctl.controller.origin import grey_step
 from gridctl.controller.problem import plan_start_utc
 from gridctl.controller.rules import link_net_in_kw
+from gridctl.controller.shedding import advance as advance_switches
 from gridctl.controller.topology import site_index
 from gridctl.controller.transitions import transition
 from gridctl.controller.types import ControllerState, Decision, Mode, Snapshot, Transition
@@ -194,7 +197,13 @@ def step(site: SiteConfig, state: ControllerState, snapshot: Snapshot, now: dt.d
     if replan_due(site, state, now):
         request = PlanRequest(state, snapshot, now, plan_start_utc(site, now))
         state = replace(state, plan_requested_utc=now, replan_wanted=False)
-    return Step(state, decide(site, state, snapshot, now), tr, request, accepted)
+    decision = decide(site, state, snapshot, now)
+    switched = advance_switches(site, state.shedding, decision.setpoints, snapshot, now)
+    if switched.commands or switched.notes:
+        decision = replace(decision, setpoints=replace(decision.setpoints, switch_commands=switched.commands),
+                           notes=decision.notes + switched.notes)
+    state = replace(state, shedding=switched.state)
+    return Step(state, decision, tr, request, accepted)
 
 
 def run_cycle(site: SiteConfig, state: ControllerState, snapshot: Snapshot, now: dt.datetime,

@@ -26,6 +26,7 @@ from typing import Mapping
 
 import numpy as np
 
+from gridctl.controller.switches import ShedState, SwitchCommand, SwitchReading
 from optimizer import DispatchPlan
 
 __all__ = [
@@ -152,18 +153,22 @@ class Snapshot:
         Measured flow per link id [kW], positive from ``from_router`` to ``to_router``.
     devices : Mapping[str, DeviceHealth]
         Health per device id; a device without an entry is treated as unhealthy.
+    switches : Mapping[str, tuple of SwitchReading]
+        Channels of each switch device (relay board, ECHONET Lite switch) that was read.
     """
 
     at_utc: dt.datetime
     nodes: Mapping[str, NodeReading] = field(default_factory=dict)
     link_flow_kw: Mapping[str, float | None] = field(default_factory=dict)
     devices: Mapping[str, DeviceHealth] = field(default_factory=dict)
+    switches: Mapping[str, tuple[SwitchReading, ...]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         _require_utc("Snapshot", "at_utc", self.at_utc)
         object.__setattr__(self, "nodes", _frozen_map(self.nodes))
         object.__setattr__(self, "link_flow_kw", _frozen_map(self.link_flow_kw))
         object.__setattr__(self, "devices", _frozen_map(self.devices))
+        object.__setattr__(self, "switches", _frozen_map({k: tuple(v) for k, v in (self.switches or {}).items()}))
 
     def node(self, node_id: str) -> NodeReading:
         """Readings of ``node_id``; all-``None`` when the node was not read."""
@@ -323,6 +328,8 @@ class ControllerState:
         re-plan at the next cycle.
     device_faults : frozenset of str
         Devices unhealthy in the last snapshot (a change asks for a re-plan).
+    shedding : ShedState
+        The load-switch state machine's memory (:mod:`gridctl.controller.shedding`).
     """
 
     mode: Mode
@@ -339,6 +346,7 @@ class ControllerState:
     plan_requested_utc: dt.datetime | None = None
     replan_wanted: bool = False
     device_faults: frozenset[str] = frozenset()
+    shedding: ShedState = field(default_factory=ShedState)
 
     def __post_init__(self) -> None:
         for name in ("mode_since_utc", "plan_start_utc", "plan_made_at_utc",
@@ -495,16 +503,20 @@ class Setpoints:
     grid_tie_open : bool
         True when the block must run disconnected from the utility grid (islanded); routers
         hold their grid legs at zero.
+    switch_commands : tuple of SwitchCommand
+        Every switched channel's command this cycle (:mod:`gridctl.controller.shedding`).
     """
 
     at_utc: dt.datetime
     items: tuple[Setpoint, ...] = ()
     shed_tiers: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
     grid_tie_open: bool = False
+    switch_commands: tuple[SwitchCommand, ...] = ()
 
     def __post_init__(self) -> None:
         _require_utc("Setpoints", "at_utc", self.at_utc)
         object.__setattr__(self, "items", tuple(self.items))
+        object.__setattr__(self, "switch_commands", tuple(self.switch_commands))
         object.__setattr__(self, "shed_tiers",
                            _frozen_map({k: tuple(v) for k, v in (self.shed_tiers or {}).items()}))
 

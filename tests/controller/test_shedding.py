@@ -1,0 +1,185 @@
+"""The load-switch state machine, cycle by cycle: order, feedback, faults, reboots, restore."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+
+from gridctl.config import load_site
+from gridctl.controller import DeviceHealth, Setpoints, Snapshot
+from gridctl.controller.shedding import ShedResult, advance, switched_tiers
+from gridctl.controller.switches import ShedState, SwitchReading
+from tests.fixtures.relay_site import relay_site_tree, write_relay_site
+
+T0 = dt.datetime(2026, 8, 3, 3, 0, tzinfo=dt.timezone.utc)
+CYCLE = dt.timedelta(seconds=2)
+#: Tier 3: store (2 channels) and mall (3); tier 2: home-3 (1); tier 1: home-1 (1).
+NODES = {"store": (0, 1), "mall": (0, 1, 2), "home-3": (0,), "home-1": (0,)}
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
+    folder = tmp_path_factory.mktemp("shed")
+    return load_site(write_relay_site(folder, relay_site_tree(relay_nodes=NODES)))
+
+
+class Boards:
+    """Switch devices that follow commands at once (feedback too), with fault knobs."""
+
+    def __init__(self, site) -> None:  # noqa: ANN001
+        self.on = {key: True for keys in switched_tiers(site).values() for key in keys}
+        self.stuck: set[tuple[str, int]] = set()
+        self.dead: set[str] = set()
+        self.devices = {d.id: DeviceHealth(True) for _, d in site.all_devices()}
+
+    def apply(self, result: ShedResult) -> None:
+        for c in result.commands:
+            if c.device_id not in self.dead:
+                self.on[(c.device_id, c.channel)] = c.on
+
+    def reset(self, device_id: str) -> None:
+        for key in self.on:
+            if key[0] == device_id:
+                self.on[key] = True
+
+    def snapshot(self, at: dt.datetime) -> Snapshot:
+        switches: dict[str, list[SwitchReading]] = {}
+        for (device_id, channel), on in self.on.items():
+            if device_id in self.dead:
+                continue
+            feedback = True if (device_id, channel) in self.stuck else on
+            switches.setdefault(device_id, []).append(SwitchReading(channel, on, feedback))
+        devices = {**self.devices, **{d: DeviceHealth(False, "no answer") for d in self.dead}}
+        return Snapshot(at, devices=devices, switches=switches)
+
+
+ALL = {"store": (3,), "mall": (3,), "home-3": (2,), "home-1": (1,), "home-2": (1,)}
+
+
+def run(site, boards: Boards, state: ShedState, at: dt.datetime, shed=None, tie_open=True) -> ShedResult:  # noqa: ANN001
+    setpoints = Setpoints(at, shed_tiers=ALL if shed is None else shed, grid_tie_open=tie_open)
+    result = advance(site, state, setpoints, boards.snapshot(at), at)
+    boards.apply(result)
+    return result
+
+
+def off_channels(result: ShedResult) -> set[tuple[str, int]]:
+    return {(c.device_id, c.channel) for c in result.commands if not c.on}
+
+
+TIER3 = {("store-relay", 0), ("store-relay", 1), ("mall-relay", 0), ("mall-relay", 1), ("mall-relay", 2)}
+TIER2 = {("home-3-relay", 0)}
+TIER1 = {("home-1-relay", 0)}
+
+
+def test_sheds_in_order_one_tier_per_cycle(site) -> None:  # noqa: ANN001
+    boards, state = Boards(site), ShedState()
+    seen = []
+    for k in range(4):
+        result = run(site, boards, state, T0 + k * CYCLE)
+        state = result.state
+        seen.append(off_channels(result))
+        assert len(result.commands) == 7  # every switched channel, every cycle
+    assert seen == [TIER3, TIER3 | TIER2, TIER3 | TIER2 | TIER1, TIER3 | TIER2 | TIER1]
+    assert state.off_tiers == (3, 2, 1)
+
+
+def test_next_tier_waits_for_feedback(site) -> None:  # noqa: ANN001
+    boards, state = Boards(site), ShedState()
+    boards.stuck.add(("store-relay", 1))  # its contactor does not follow (yet)
+    state = run(site, boards, state, T0).state
+    result = run(site, boards, state, T0 + CYCLE)
+    assert off_channels(result) == TIER3  # tier 2 waits: the store's channel 1 is unconfirmed
+    boards.stuck.clear()
+    result = run(site, boards, result.state, T0 + 2 * CYCLE)
+    assert off_channels(result) == TIER3 | TIER2
+
+
+def test_disobeying_switch_raises_the_next_tier(site) -> None:  # noqa: ANN001
+    boards, state = Boards(site), ShedState()
+    boards.stuck.add(("mall-relay", 2))
+    only3 = {"store": (3,), "mall": (3,)}
+    notes = []
+    for k in range(3):
+        result = run(site, boards, state, T0 + k * CYCLE, shed=only3)
+        state = result.state
+        notes += result.notes
+    # cycle 0 sheds tier 3; cycles 1 and 2 see mall-relay 2 still on: a fault at the 2nd
+    assert off_channels(result) == TIER3 | TIER2
+    assert state.forced_tiers == (2,) and ("mall-relay", 2) in state.failed
+    assert any("mall-relay channel 2: commanded off, still on after 2 cycles: fault" in n for n in notes)
+    assert any("tier 2 shed because a switch of tier 3 did not obey" in n for n in notes)
+    result = run(site, boards, state, T0 + 3 * CYCLE, shed=only3)
+    assert off_channels(result) == TIER3 | TIER2  # the forced tier stays off while islanded
+
+
+def test_reboot_is_redriven_in_the_same_cycle(site) -> None:  # noqa: ANN001
+    boards, state = Boards(site), ShedState()
+    for k in range(3):
+        state = run(site, boards, state, T0 + k * CYCLE).state
+    boards.reset("mall-relay")  # power loss: every output back to its default (connected)
+    result = run(site, boards, state, T0 + 3 * CYCLE)
+    assert off_channels(result) == TIER3 | TIER2 | TIER1
+    assert sum("mall-relay channel" in n and "re-driven" in n for n in result.notes) == 3
+    assert all(not boards.on[key] for key in TIER3)
+    result = run(site, boards, result.state, T0 + 4 * CYCLE)
+    assert not result.state.failed and not result.notes
+
+
+def test_restore_in_reverse_order_with_delay(site) -> None:  # noqa: ANN001
+    boards, state = Boards(site), ShedState()
+    for k in range(3):
+        state = run(site, boards, state, T0 + k * CYCLE).state
+    t = T0 + 3 * CYCLE  # the tie closes: the decision sheds nothing any more
+    restored = []
+    for k in range(20):  # 40 s of cycles
+        at = t + k * CYCLE
+        result = run(site, boards, state, at, shed={}, tie_open=False)
+        if result.state.off_tiers != state.off_tiers:
+            restored.append(((at - t).total_seconds(), set(state.off_tiers) - set(result.state.off_tiers)))
+        state = result.state
+    assert restored == [(10.0, {1}), (20.0, {2}), (30.0, {3})]
+    assert not off_channels(result)
+
+
+def test_never_sheds_while_the_tie_is_closed(site) -> None:  # noqa: ANN001
+    boards, state = Boards(site), ShedState()
+    for k in range(3):
+        result = run(site, boards, state, T0 + k * CYCLE, tie_open=False)
+        state = result.state
+        assert not off_channels(result)
+    assert state.off_tiers == ()
+
+
+def test_only_switched_nodes_are_commanded(site) -> None:  # noqa: ANN001
+    result = run(site, Boards(site), ShedState(), T0)
+    assert {c.device_id for c in result.commands} == {"store-relay", "mall-relay", "home-3-relay", "home-1-relay"}
+
+
+def test_dead_device_keeps_its_commands_and_is_reported(site) -> None:  # noqa: ANN001
+    boards, state = Boards(site), ShedState()
+    state = run(site, boards, state, T0, shed={}).state
+    boards.dead.add("store-relay")
+    result = run(site, boards, state, T0 + CYCLE, shed={"store": (3,), "mall": (3,)})
+    store = {c.channel: c.on for c in result.commands if c.device_id == "store-relay"}
+    mall = {c.channel: c.on for c in result.commands if c.device_id == "mall-relay"}
+    assert store == {0: True, 1: True} and mall == {0: False, 1: False, 2: False}
+    assert "switch device store-relay: no reading; its channels keep their last command" in result.notes
+
+
+def test_a_cycle_run_twice_counts_once(site) -> None:  # noqa: ANN001
+    boards, state = Boards(site), ShedState()
+    state = run(site, boards, state, T0).state
+    first = run(site, boards, state, T0 + CYCLE)
+    again = advance(site, first.state, Setpoints(T0 + CYCLE, shed_tiers=ALL, grid_tie_open=True),
+                    boards.snapshot(T0 + CYCLE), T0 + CYCLE)
+    assert again.state.off_tiers == first.state.off_tiers == (3, 2)
+
+
+def test_site_without_switches_is_untouched(tmp_path: Path) -> None:
+    plain = load_site(write_relay_site(tmp_path, relay_site_tree(relay_nodes={})))
+    state = ShedState()
+    result = advance(plain, state, Setpoints(T0, shed_tiers=ALL, grid_tie_open=True), Snapshot(T0), T0)
+    assert result.commands == () and result.state is state
