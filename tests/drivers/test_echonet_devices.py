@@ -292,3 +292,50 @@ async def test_garbage_from_the_device_address_does_not_break_a_driver(node, cli
     finally:
         sock.close()
     assert (await switch.read_switches())[0].feedback_on is True
+
+
+async def test_reboot_returns_every_object_to_power_on_defaults(node, client, site, wall):
+    battery = await connected(EchonetBattery, node, client)
+    pv = await connected(EchonetPvInverter, node, client)
+    await battery.write_battery_power_kw(-1.0, revert_s=30)
+    await pv.write_pv_limit_kw(0.5, revert_s=30)
+    node.reboot()
+    assert await battery.read_mode() == "auto"
+    wall.t += 10.0
+    assert (await pv.read_snapshot()).ac_power_kw == pytest.approx(3.0)  # limit gone
+
+
+async def test_meter_history_of_a_chosen_day(node, client, wall):
+    from drivers.echonet.knowledge import decode_value
+
+    wall.t += 20.0  # 20:30 JST slot (index 41) frozen with 100 counts
+    meter = Eoj.of(0x0288, 1)
+    got = await client.get(HOST, node.port, meter, [0xE2])
+    day, slots = decode_value(0x0288, 0xE2, got[0xE2])
+    assert day == 0 and slots[41] == 100 and slots[40] == 0 and slots[42] is None
+    await client.set(HOST, node.port, meter, {0xE5: b"\x01"})
+    got = await client.get(HOST, node.port, meter, [0xE2])
+    day, slots = decode_value(0x0288, 0xE2, got[0xE2])
+    assert day == 1 and set(slots) == {None}
+
+
+async def test_malformed_and_implausible_values_become_notes(client):
+    garbage = EmulatedObject(Eoj.of(0x027D, 1), {
+        0x80: EmulatedProperty(lambda: b"\x30"),
+        0xDA: EmulatedProperty(lambda: b"\x46"),
+        0xD3: EmulatedProperty(lambda: b"\x01\x00"),  # 2 bytes instead of 4
+        0xE4: EmulatedProperty(lambda: b"\x96"),  # 150 %
+        0xA9: EmulatedProperty(lambda: bytes.fromhex("7FFFFFFE")),
+    })
+    async with EchonetNode(HOST, 0, [garbage]) as node:
+        battery = EchonetBattery(endpoint(node), client)
+        await battery.connect()
+        reading = await battery.read_snapshot()
+    assert (reading.ac_power_kw, reading.soc_pct) == (None, None)
+    assert reading.counters.supplied_kwh is None
+    assert reading.notes == (
+        "class 0x027D EPC 0xD3 (instantaneous_charge_discharge_power): 2 bytes, expected 4, dropped",
+        "EPC 0xA9 (ac_cumulative_discharged): raw value 2147483646 above the specified maximum "
+        "999999999, dropped",
+        "SoC 150 % outside 0-100, dropped",
+    )
