@@ -61,7 +61,7 @@ def emulate(
             table.add_column(column)
         for dev_id, emu in emulated.sunspec.items():
             table.add_row(dev_id, "SunSpec Modbus", f"{emu.host}:{emu.port} unit {emu.unit_id}")
-        for dev_id, board in emulated.relay_boards.items():
+        for dev_id, board in emulated.relays.items():
             table.add_row(dev_id, "Modbus relay board", f"{board.host}:{board.port} unit {board.unit_id}")
         for dev_id, obj in emulated.echonet.items():
             host, port = next(where for where, node in emulated.echonet_nodes.items()
@@ -70,7 +70,7 @@ def emulate(
         for dev_id, emu in emulated.routers.items():
             table.add_row(dev_id, "OPC UA", emu.endpoint_url)
         console.print(table)
-        count = len(emulated.sunspec) + len(emulated.routers) + len(emulated.relay_boards) + len(emulated.echonet)
+        count = len(emulated.sunspec) + len(emulated.routers) + len(emulated.relays) + len(emulated.echonet)
         console.print(f"ready: {count} devices; Ctrl-C to stop", highlight=False)
 
     async def main() -> None:

@@ -9,9 +9,8 @@ configuration expects them (``emulation.certificate_dir`` and each router's path
 
 ECHONET Lite devices (PV, storage battery, smart meter, switch) are objects on one
 :class:`~sim.emulators.echonet_node.EchonetNode` per configured (host, port), coupled to the
-node's plant like the SunSpec ones; relay boards are Modbus TCP servers. The node's load drops
-by its sheddable share, split evenly over its ``load.switches`` channels, for every channel
-whose switch reads off (disconnected), so meters and router legs see a shed.
+node's plant like the SunSpec ones; an ECHONET switch named in ``load.switches`` gates its
+share of the node's sheddable load as a relay board channel does.
 
 Relative paths in the configuration are taken relative to ``base_dir`` (the working
 directory by default), the same rule the daemon applies.
@@ -72,21 +71,19 @@ class EmulatedSite:
     config: SiteConfig
     sunspec: dict[str, SunSpecEmulator] = field(default_factory=dict)
     routers: dict[str, RouterEmulator] = field(default_factory=dict)
+    relays: dict[str, RelayBoardEmulator] = field(default_factory=dict)
     #: ECHONET Lite nodes by (host, port), and each ECHONET device's object by device id.
     echonet_nodes: dict[tuple[str, int], EchonetNode] = field(default_factory=dict)
     echonet: dict[str, object] = field(default_factory=dict)
-    relay_boards: dict[str, RelayBoardEmulator] = field(default_factory=dict)
+    #: Each node's served load now [kW] (its critical share at least), by node id.
+    load_kw: dict[str, Callable[[], float]] = field(default_factory=dict)
 
     async def start(self) -> None:
         """Start every device; Modbus and ECHONET Lite first (fast), then the OPC UA routers
         side by side (each builds asyncua's standard address space in a worker thread: seconds
         apiece)."""
-        for emulator in self.sunspec.values():
+        for emulator in [*self.sunspec.values(), *self.relays.values(), *self.echonet_nodes.values()]:
             await emulator.start()
-        for board in self.relay_boards.values():
-            await board.start()
-        for node in self.echonet_nodes.values():
-            await node.start()
         await asyncio.gather(*(emulator.start() for emulator in self.routers.values()))
 
     async def stop(self) -> None:
@@ -94,8 +91,7 @@ class EmulatedSite:
         await asyncio.gather(*(router.stop() for router in self.routers.values()))
         for node in self.echonet_nodes.values():
             await node.stop()
-        await asyncio.gather(*(board.stop() for board in self.relay_boards.values()))
-        await asyncio.gather(*(emulator.stop() for emulator in self.sunspec.values()))
+        await asyncio.gather(*(emulator.stop() for emulator in [*self.sunspec.values(), *self.relays.values()]))
 
     def set_grid_connected(self, connected: bool) -> None:
         """Emulate an outage (False) or restoration (True) at every router."""
@@ -108,22 +104,26 @@ class _NodeModel:
 
     def __init__(self, node: Node, epoch0_s: float) -> None:
         self.node = node
-        self.base_load_kw = node.load.annual_kwh / 8760.0
+        self.average_load_kw = node.load.annual_kwh / 8760.0
+        #: The node's switched channels: (board, channel, True when energised disconnects).
+        self.switches: list[tuple[RelayBoardEmulator, int, bool]] = []
+        #: The node's ECHONET Lite load switches (each one channel).
+        self.echonet_switches: list[EchonetSwitchObject] = []
         self.pv: dict[str, SunSpecEmulator] = {}
         self.batteries: dict[str, SunSpecEmulator] = {}
         self.link_legs: list[RouterLegState] = []
-        #: One callable per ``load.switches`` entry: True while its circuit is connected.
-        self.switch_connected: list[Callable[[], bool]] = []
         self._epoch0_s = epoch0_s
 
     @property
     def load_kw(self) -> float:
-        """The node's load [kW]: its average, less the sheddable share behind open switches."""
-        if not self.switch_connected:
-            return self.base_load_kw
+        """Served load [kW]: the average, less the sheddable share behind disconnected channels."""
+        channels = len(self.switches) + len(self.echonet_switches)
+        if not channels:
+            return self.average_load_kw
+        off = sum(board.circuit_energised(ch) == disconnects for board, ch, disconnects in self.switches)
+        off += sum(not switch.is_on for switch in self.echonet_switches)
         sheddable = 1.0 - self.node.load.critical_share_pct / 100.0
-        off = sum(1 for connected in self.switch_connected if not connected())
-        return self.base_load_kw * (1.0 - sheddable * off / len(self.switch_connected))
+        return self.average_load_kw * (1.0 - sheddable * off / channels)
 
     def epoch_s(self, sim_s: float) -> float:
         return self._epoch0_s + sim_s
@@ -187,12 +187,16 @@ class SiteBuilder:
                 if isinstance(device, MeterDevice):
                     emu = self._echonet(device, model) if device.protocol.echonet else self._sunspec(device, model)
                     (out.echonet if device.protocol.echonet else out.sunspec)[device.id] = emu
-                elif isinstance(device, RelayBoardDevice):
-                    out.relay_boards[device.id] = self._relay_board(device)
-                elif device.kind == "switch":
+                if isinstance(device, RelayBoardDevice):
+                    out.relays[device.id] = self._relay(device)
+                if device.kind == "switch":
                     out.echonet[device.id] = EchonetSwitchObject(
                         instance=device.protocol.echonet.instance, clock=self._plant_clock)
-            self._couple_switches(node, model, out)
+            model.switches = [(out.relays[s.device], s.channel, self._disconnects(s.device))
+                              for s in node.load.switches if s.device in out.relays]
+            model.echonet_switches = [out.echonet[s.device] for s in node.load.switches
+                                      if s.device in out.echonet]
+            out.load_kw[node.id] = lambda model=model: model.load_kw
         self._echonet_nodes(out)
         trusted = self._pki()
         for node in self.site.nodes:
@@ -243,7 +247,7 @@ class SiteBuilder:
         return DevicePhysics(kind="meter", meter=CounterPair(0.0, 3000.0, 1000.0), meter_power_kw=model.grid_kw,
                              native_sign=native_sign, meter_rated_kw=max(rated, 1.0))
 
-    # -- ECHONET Lite devices and relay boards ---------------------------------------------
+    # -- ECHONET Lite devices -------------------------------------------------------------
     def _echonet(self, device, model: _NodeModel):  # noqa: ANN001, ANN202 - config union, echonet object
         """A plant-backed ECHONET Lite object (served on its node by :meth:`_echonet_nodes`)."""
         physics = self._physics(device, model, native_sign=1)  # the spec's signs are on the wire
@@ -271,30 +275,24 @@ class SiteBuilder:
         for (host, port), objects in hosted.items():
             out.echonet_nodes[(host, port)] = EchonetNode(host, port, objects.values())
 
-    def _relay_board(self, device: RelayBoardDevice) -> RelayBoardEmulator:
+    # -- relay boards ---------------------------------------------------------------------
+    def _relay(self, device: RelayBoardDevice) -> RelayBoardEmulator:
         modbus = device.protocol.modbus
         profile = self.site.device_profiles.get(device.profile)
-        relay = profile.relay if profile is not None else None
-        if modbus is None or relay is None:
+        if modbus is None or profile is None or profile.relay is None:
             raise EmulationError(f"device {device.id}: a relay board needs a modbus block and a relay profile")
+        relay = profile.relay
         spec = RelayBoardSpec(channels=relay.channels, coil_base=relay.coil_base,
-                              discrete_input_base=relay.discrete_input_base,
+                              discrete_input_base=relay.discrete_input_base or 0,
                               watchdog_register=relay.watchdog_register, watchdog_unit_s=relay.watchdog_unit_s,
                               power_on_energised=relay.power_on_energised)
         return RelayBoardEmulator(spec, host=modbus.host, port=modbus.port, unit_id=modbus.unit_id or 1)
 
-    def _couple_switches(self, node: Node, model: _NodeModel, out: EmulatedSite) -> None:
-        """Each ``load.switches`` entry gates an equal part of the node's sheddable load."""
-        for entry in node.load.switches:
-            board = out.relay_boards.get(entry.device)
-            if board is not None:
-                profile = self.site.device_profiles[next(d.profile for d in node.devices if d.id == entry.device)]
-                disconnects = profile.relay.energised_means == "disconnect"
-                model.switch_connected.append(
-                    lambda b=board, ch=entry.channel, d=disconnects: b.circuit_energised(ch) != d)
-            else:
-                switch = out.echonet[entry.device]
-                model.switch_connected.append(lambda sw=switch: sw.is_on)
+    def _disconnects(self, device_id: str) -> bool:
+        """True when an energised output of the board disconnects its circuit."""
+        device = next(d for _n, d in self.site.all_devices() if d.id == device_id)
+        relay = self.site.device_profiles[device.profile].relay
+        return relay is None or relay.energised_means == "disconnect"
 
     # -- routers --------------------------------------------------------------------------
     def _pki(self) -> Path:

@@ -49,6 +49,8 @@ class CycleReport:
     device_faults : dict of str to str or None
     written : dict of str to int
         Setpoints written per device.
+    switched : dict of str to int
+        Switch channels written per device (changed ones, and all of them now and then).
     setpoints : list of (Setpoint, float)
         Each setpoint with the value actually written after clamping [kW].
     decision : Decision or None
@@ -65,6 +67,7 @@ class CycleReport:
     stage_faults: dict[str, str] = field(default_factory=dict)
     device_faults: dict[str, str | None] = field(default_factory=dict)
     written: dict[str, int] = field(default_factory=dict)
+    switched: dict[str, int] = field(default_factory=dict)
     setpoints: list[tuple[Setpoint, float]] = field(default_factory=list)
     decision: Decision | None = None
     released: bool = False
@@ -164,8 +167,13 @@ class Cycle:
         by_device: dict[str, list[Setpoint]] = defaultdict(list)
         for sp in decision.setpoints.items:
             by_device[sp.device_id].append(sp)
+        switches: dict[str, list] = defaultdict(list)
+        for command in decision.setpoints.switch_commands:
+            switches[command.device_id].append(command)
         try:
             report.written = await self.fleet.write_all(by_device, revert_s, now_s)
+            if switches:
+                report.switched = await self.fleet.write_switches(switches, now_s)
         except Exception as exc:  # a bad setpoint (unknown device kind) faults the stage
             report.stage_faults["write"] = f"{type(exc).__name__}: {exc}"
             return

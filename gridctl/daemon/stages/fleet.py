@@ -25,13 +25,16 @@ from typing import Any
 
 from drivers.capabilities import (
     DeviceReading,
+    SwitchesLoads,
     WritesBatteryPower,
     WritesHeartbeat,
     WritesLegPower,
     WritesPvLimit,
 )
 from drivers.errors import PermanentDeviceError
+from drivers.relay.modbus_board import ModbusRelayBoard
 from gridctl.config import BatteryDevice, PvInverterDevice, RouterDevice, SiteConfig
+from gridctl.controller.switches import SwitchCommand
 from gridctl.controller.types import Setpoint, SetpointKind
 
 log = logging.getLogger(__name__)
@@ -51,7 +54,20 @@ REQUESTS_PER_OPERATION = 4
 #: given up, each with the device's per-request timeout.
 CONNECT_REQUESTS = 32
 
+#: Switch channels are re-written at least this often even when unchanged [s] (a relay board's
+#: watchdog is fed by it): a third of the board's watchdog timeout, at most this.
+SWITCH_REWRITE_MAX_S = 10.0
+
 DriverFactory = Callable[[SiteConfig, str], Any]
+
+
+def switch_rewrite_s(site: SiteConfig, device: Any) -> float:
+    """How often a switch device's unchanged channels are re-written [s]."""
+    profile = site.device_profiles.get(device.profile)
+    relay = getattr(profile, "relay", None)
+    if relay is None or relay.watchdog_register is None:
+        return SWITCH_REWRITE_MAX_S
+    return min(SWITCH_REWRITE_MAX_S, relay.watchdog_timeout_s / 3.0)
 
 
 def clamp_setpoint(device: Any, setpoint: Setpoint) -> float:
@@ -102,6 +118,9 @@ class DeviceHandle:
     _connecting: asyncio.Future | None = None
     last_written: dict[tuple[Any, str | None], float] = field(default_factory=dict)
     stats: dict[str, int] = field(default_factory=lambda: {"reads": 0, "faults": 0, "writes": 0})
+    #: Switch channels' commanded state as last read (True: connected), and the last full write.
+    switch_held: dict[int, bool | None] = field(default_factory=dict)
+    switches_written_s: float | None = None
 
     async def read(self, now_s: float) -> DeviceReading | None:
         """Read the device; None and a fault on any failure.
@@ -125,7 +144,29 @@ class DeviceHandle:
                      "connected and healthy", self.device_id)
         self.stats["reads"] += 1
         self.fault, self.failures = None, 0
+        self.switch_held = {sw.channel: sw.commanded_on for sw in reading.switches}
         return reading
+
+    async def write_switches(self, commands: list[SwitchCommand], now_s: float) -> int:
+        """Write the switch channels whose held state differs from the command (a board that
+        reset is re-driven at once) and, every :func:`switch_rewrite_s`, all of them.
+
+        Returns how many channels were written (0 when the device is down or not a switch).
+        """
+        if not self.connected or self.fault is not None or not commands or not self.can(SwitchesLoads):
+            return 0
+        due = self.switches_written_s is None or now_s - self.switches_written_s >= switch_rewrite_s(
+            self.site, self.config)
+        todo = {c.channel: c.on for c in commands if due or self.switch_held.get(c.channel) != c.on}
+        if not todo:
+            return 0
+        if await self._guard(_write_switches(self.driver, todo), now_s, "switch write") is None:
+            return 0
+        self.switch_held.update(todo)
+        if due:
+            self.switches_written_s = now_s
+        self.stats["writes"] += len(todo)
+        return len(todo)
 
     async def write(self, setpoints: list[Setpoint], revert_s: float, heartbeat: bool,
                     now_s: float) -> int:
@@ -268,6 +309,16 @@ class DeviceHandle:
             self.driver = None  # rebuild the driver: a stuck client object is not reused
 
 
+async def _write_switches(driver: Any, states: Mapping[int, bool]) -> bool:
+    """A relay board takes adjacent channels in one request; other switches one by one."""
+    if isinstance(driver, ModbusRelayBoard):
+        await driver.set_switches(states)
+    else:
+        for channel, on in states.items():
+            await driver.set_switch(channel, on)
+    return True
+
+
 class Fleet:
     """All devices of the site.
 
@@ -302,6 +353,12 @@ class Fleet:
         ids = [i for i, h in self.handles.items() if h.connected and h.fault is None]
         counts = await asyncio.gather(*(self.handles[i].write(list(by_device.get(i, ())), revert_s,
                                                               True, now_s) for i in ids))
+        return dict(zip(ids, counts, strict=True))
+
+    async def write_switches(self, by_device: Mapping[str, list[SwitchCommand]], now_s: float) -> dict[str, int]:
+        """Write each healthy switch device's commands concurrently; channels written per device."""
+        ids = [i for i in by_device if i in self.handles]
+        counts = await asyncio.gather(*(self.handles[i].write_switches(list(by_device[i]), now_s) for i in ids))
         return dict(zip(ids, counts, strict=True))
 
     async def release_all(self, revert_s: float) -> None:

@@ -16,6 +16,7 @@ from datetime import datetime
 from drivers.capabilities import DeviceReading, EnergyCounters, LegReading
 from gridctl.config import SiteConfig
 from gridctl.config.site import Node
+from gridctl.controller.switches import SwitchReading
 from gridctl.controller.topology import site_index
 from gridctl.controller.types import DeviceHealth, NodeReading, Snapshot
 from gridctl.settlement.model import PV_CHANNEL
@@ -130,7 +131,11 @@ def build_snapshot(site: SiteConfig, readings: Mapping[str, DeviceReading | None
     health = {d.id: DeviceHealth(ok=faults.get(d.id) is None and ok.get(d.id) is not None,
                                  fault=faults.get(d.id) or (None if ok.get(d.id) else "no reading"))
               for _n, d in site.all_devices()}
-    return Snapshot(at_utc=at_utc, nodes=nodes, link_flow_kw=_link_flows(site, ok), devices=health)
+    switches = {device_id: tuple(SwitchReading(sw.channel, sw.commanded_on, sw.feedback_on)
+                                 for sw in reading.switches)
+                for device_id, reading in ok.items() if reading is not None and reading.switches}
+    return Snapshot(at_utc=at_utc, nodes=nodes, link_flow_kw=_link_flows(site, ok), devices=health,
+                    switches=switches)
 
 
 def counter_samples(site: SiteConfig, readings: Mapping[str, DeviceReading | None]) -> list[CounterSample]:
