@@ -181,7 +181,8 @@ def _scan_echonet(targets: list[str], multicast: bool, timeout_s: float, as_json
 def probe_command(
     config: Path = typer.Argument(..., help="site file"),
     node: list[str] = typer.Option(None, "--node", help="probe only this node (repeatable)"),
-    active: bool = typer.Option(False, "--active", help="run a short battery charge/discharge test"),
+    active: bool = typer.Option(False, "--active", help="run a short battery charge/discharge test, a PV limit "
+                                "test, and toggle every switch channel off and on (left as found)"),
     report: Path | None = typer.Option(None, "--report", help="write FILE.md and FILE.json"),
 ) -> None:
     """Connect to each device, identify it, check values, signs, counters and fail-safe."""
@@ -202,7 +203,14 @@ def probe_command(
         typer.echo("probe: no devices configured for the chosen node(s)", err=True)
         raise typer.Exit(EXIT_USAGE)
     options = ProbeOptions(active=active)
-    results = asyncio.run(probe_all(list(devices.bindings.values()), options))
+    async def run() -> list:
+        try:
+            return await probe_all(list(devices.bindings.values()), options)
+        finally:
+            if devices.echonet_client is not None:  # the ECHONET drivers' shared socket
+                await devices.echonet_client.close()
+
+    results = asyncio.run(run())
     table = Table(title=f"commissioning probe: {site.site.id}")
     for column in ("device", "check", "result", "detail"):
         table.add_column(column, overflow="fold")

@@ -13,11 +13,14 @@ import asyncio
 import logging
 from dataclasses import dataclass, field
 
-from drivers.capabilities import DeviceReading
+from drivers.capabilities import DeviceReading, SwitchesLoads
+from drivers.echonet.devices import EchonetDevice
 from drivers.errors import DeviceError
 from drivers.opcua.router import OpcUaRouter
+from drivers.relay.modbus_board import ModbusRelayBoard
 from drivers.sunspec.devices import SunSpecBattery, SunSpecDevice, SunSpecMeter, SunSpecPvInverter
 from gridctl.commission.checks import FAIL, PASS, SKIP, WARN, CheckResult, describe_error, within
+from gridctl.commission.echonet_probe import active_switch_test, probe_echonet, probe_relay_board, why_unreachable
 from gridctl.devices import DeviceBinding
 
 log = logging.getLogger(__name__)
@@ -74,12 +77,20 @@ async def _probe_one(binding: DeviceBinding, options: ProbeOptions) -> _Probe:
     try:
         await driver.connect()
     except DeviceError as exc:
-        p.add("connect", FAIL, describe_error(exc))
+        detail = describe_error(exc)
+        if isinstance(driver, EchonetDevice):
+            detail = await why_unreachable(driver, detail)
+            await driver.close()
+        p.add("connect", FAIL, detail)
         return p
     try:
         p.add("connect", PASS, _connected_detail(driver))
         if isinstance(driver, OpcUaRouter):
             await _probe_router(p, driver)
+        elif isinstance(driver, EchonetDevice):
+            await probe_echonet(p, driver, lambda probe, reading: _check_values(probe, driver, reading))
+        elif isinstance(driver, ModbusRelayBoard):
+            await probe_relay_board(p, driver)
         else:
             await _probe_sunspec(p, driver)
     except DeviceError as exc:
@@ -89,7 +100,11 @@ async def _probe_one(binding: DeviceBinding, options: ProbeOptions) -> _Probe:
     return p
 
 
-def _connected_detail(driver: SunSpecDevice | OpcUaRouter) -> str:
+def _connected_detail(driver) -> str:  # noqa: ANN001 - any driver
+    if isinstance(driver, EchonetDevice):
+        return f"ECHONET Lite {driver.endpoint.host}:{driver.endpoint.port} object {driver.eoj}"
+    if isinstance(driver, ModbusRelayBoard):
+        return f"Modbus relay board {driver.endpoint.label}"
     if isinstance(driver, OpcUaRouter):
         ep = driver.endpoint
         return f"{ep.endpoint_url} ({ep.security_policy}/{ep.security_mode}, identity {ep.identity})"
@@ -174,12 +189,12 @@ def _check_values(p: _Probe, driver: SunSpecDevice, reading: DeviceReading) -> N
         problems.append("no AC power reading")
     elif limit is not None and abs(power) > limit * PLAUSIBLE_MARGIN:
         problems.append(f"power {power:.3f} kW beyond the rating {limit:g} kW")
-    if isinstance(driver, SunSpecBattery) and reading.soc_pct is None:
+    if p.binding.kind == "battery" and reading.soc_pct is None:
         problems.append("no state of charge")
     sign_problem = [n for n in problems if "negative" in n]
     if sign_problem:
         p.add("sign", FAIL, f"{sign_problem[0]}: PV must read >= 0; flip 'signs.power' in the profile")
-    elif isinstance(driver, SunSpecPvInverter):
+    elif p.binding.kind == "pv_inverter":
         p.add("sign", PASS, f"PV power {power:.3f} kW >= 0")
     other = [n for n in problems if n not in sign_problem]
     if other:
@@ -388,6 +403,19 @@ async def active_pv_test(pv: DeviceBinding, options: ProbeOptions) -> list[Check
     return p.results
 
 
+async def active_switches(switch: DeviceBinding, options: ProbeOptions) -> list[CheckResult]:
+    """The active switch test on its own connection; errors become a failed check."""
+    p = _Probe(switch, options)
+    try:
+        await switch.driver.connect()
+        await active_switch_test(p, switch.driver)
+    except DeviceError as exc:
+        p.add("active", FAIL, describe_error(exc))
+    finally:
+        await switch.driver.close()
+    return p.results
+
+
 def _grid_meter(bindings: list[DeviceBinding], node_id: str) -> DeviceBinding | None:
     return next((b for b in bindings if b.node_id == node_id and b.kind == "meter"
                  and getattr(b.config, "role", "grid") == "grid"), None)
@@ -431,4 +459,6 @@ async def probe_all(bindings: list[DeviceBinding], options: ProbeOptions) -> lis
                 by_device[b.device_id] += await active_test(b, _grid_meter(bindings, b.node_id), options)
             elif b.kind == "pv_inverter" and connected:
                 by_device[b.device_id] += await active_pv_test(b, options)
+            elif isinstance(b.driver, SwitchesLoads) and connected:
+                by_device[b.device_id] += await active_switches(b, options)
     return [result for results in by_device.values() for result in results]
