@@ -428,6 +428,13 @@ _PROFILES = """\
   gridctl-dgr:
     {id: gridctl-dgr, vendor: gridctl, kind: router, protocol: opcua_router, revert_timeout_s: 30,
      description: "Digital grid router, gridctl OPC UA information model v1, heartbeat fail-safe"}
+  generic-modbus-relay-8:
+    {id: generic-modbus-relay-8, vendor: Generic Modbus, kind: relay_board, protocol: modbus_relay,
+     description: "8-channel Modbus TCP relay board with contactor feedback inputs and a watchdog",
+     revert_timeout_s: 30,
+     relay: {channels: 8, coil_base: 0, discrete_input_base: 0, watchdog_register: 100,
+             watchdog_unit_s: 1.0, watchdog_timeout_s: 30, energised_means: disconnect,
+             power_on_energised: false}}
 """
 
 # Tariffs, market, islanding and control as in configs/misono.yaml (a test compares them).

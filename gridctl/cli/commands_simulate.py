@@ -241,6 +241,9 @@ def simulate(
     out_console = Console()
     for doc in results.values():
         out_console.print(_table(doc))
+        if doc["scenario"].get("shedding") == "not actuated":
+            typer.echo("shedding not actuated: no node has load.switches, so a shed tier is taken "
+                       "as shed at once and in full")
     typer.echo(f"wrote {out}")
 
 

@@ -8,26 +8,32 @@ from the last step's measurements, and acts on it only through
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from decimal import Decimal
 
 import numpy as np
 
 from gridctl.config import SiteConfig
+from gridctl.controller.switches import ChannelId
 from gridctl.controller.topology import site_index
 from gridctl.controller.types import DeviceHealth, NodeReading, SetpointKind, Setpoints, Snapshot
 from gridctl.settlement.model import GRID_CHANNEL, PV_CHANNEL, counter_kwh, link_channel
 from sim.plant.block import BlockPlant, PlantCommand, PlantState
+from sim.runner.switches import SimSwitches, SwitchFault, shedding_actuated
 
 __all__ = ["Bridge"]
 
 
 
 class Bridge:
-    """Translations for one site (precomputed lookups; pure methods)."""
+    """Translations for one site (precomputed lookups), and the site's simulated switches."""
 
-    def __init__(self, site: SiteConfig, plant: BlockPlant) -> None:
+    def __init__(self, site: SiteConfig, plant: BlockPlant,
+                 switch_faults: Mapping[ChannelId, SwitchFault] | None = None) -> None:
         self.site = site
         self.plant = plant
+        #: Shedding through switches (None: a site without switches sheds ideally).
+        self.switches = SimSwitches(site, switch_faults) if shedding_actuated(site) else None
         self.node_ids = plant.node_ids
         self.devices = {d.id: DeviceHealth(True) for _, d in site.all_devices()}
         self._battery_ids = [[d.id for d in n.batteries] for n in site.nodes]
@@ -49,10 +55,19 @@ class Bridge:
                 grid_available=grid_available,
                 grid_import_kwh=float(state.counters["grid_import_kwh"][i]))
         links = {lk: float(f) for lk, f in zip(self.plant.link_ids, link_flow_kw)}
-        return Snapshot(at_utc=now, nodes=nodes, link_flow_kw=links, devices=self.devices)
+        switches = self.switches.readings(now) if self.switches is not None else {}
+        return Snapshot(at_utc=now, nodes=nodes, link_flow_kw=links, devices=self.devices,
+                        switches=switches)
 
     def command(self, setpoints: Setpoints) -> PlantCommand:
-        """Node- and link-level plant command from device setpoints."""
+        """Node- and link-level plant command from device setpoints.
+
+        With switches, the switch commands go to the simulated contactors and a node sheds
+        the share of its sheddable load behind open contactors (a node without switches
+        cannot shed by itself); without, a shed tier is shed in full.
+        """
+        if self.switches is not None:
+            self.switches.apply(setpoints.switch_commands, setpoints.at_utc)
         n_nodes = len(self.node_ids)
         battery = np.zeros(n_nodes)
         pv_limit = np.full(n_nodes, np.inf)
@@ -63,7 +78,9 @@ class Bridge:
             limits = [setpoints.value_kw(d, SetpointKind.PV_LIMIT_KW) for d in self._pv_ids[i]]
             if limits and all(v is not None for v in limits):
                 pv_limit[i] = sum(limits)
-            if self._shed_tier[i] in setpoints.shed_tiers.get(self.node_ids[i], ()):
+            if self.switches is not None:
+                shed[i] = self.switches.open_share(self.node_ids[i])
+            elif self._shed_tier[i] in setpoints.shed_tiers.get(self.node_ids[i], ()):
                 shed[i] = 1.0
         flows = np.zeros(len(self._link_legs))
         for j, (from_router, from_leg, to_router, to_leg) in enumerate(self._link_legs):

@@ -18,12 +18,14 @@ from __future__ import annotations
 import datetime as dt
 import time
 from dataclasses import dataclass, field
+from collections.abc import Mapping
 from typing import Callable, Literal
 
 import numpy as np
 
 from gridctl.config import SiteConfig
 from gridctl.controller import demand_basis_kw
+from gridctl.controller.switches import ChannelId
 from gridctl.controller.types import Setpoints, Snapshot
 from gridctl.tariffs import JST
 from sim.outages import OutageWindow, outage_masks
@@ -40,6 +42,7 @@ from sim.runner.policies import (
 )
 from sim.runner.record import Recorder, SimResult
 from sim.runner.settler import Settler
+from sim.runner.switches import SwitchFault
 
 __all__ = ["Policy", "Scenario", "replan_s_of", "run_policy", "site_for_simulation"]
 
@@ -76,6 +79,9 @@ class Scenario:
     load_reading : {"demand", "served"}
         What a node's ``load_kw`` reading reports: the demand of all its tiers, shed or not,
         or only the load still connected (a meter upstream of the shedding contactors).
+    switch_faults : Mapping[ChannelId, SwitchFault]
+        Faults of simulated switch channels (stuck, late, reset at a time), by
+        ``(device_id, channel)``; only for sites with ``load.switches``.
     """
 
     site: SiteConfig
@@ -87,6 +93,7 @@ class Scenario:
     outages: tuple[OutageWindow, ...] = field(default_factory=tuple)
     initial_soc_pct: float = 50.0
     load_reading: Literal["demand", "served"] = "demand"
+    switch_faults: Mapping[ChannelId, SwitchFault] = field(default_factory=dict)
 
     @property
     def replan_period_s(self) -> float:
@@ -122,7 +129,7 @@ def run_policy(scenario: Scenario, policy: Policy,
     _aligned_start(scenario)
     wall_start = time.perf_counter()
     plant = BlockPlant(scenario.site, p2p=policy != "standalone")
-    bridge = Bridge(scenario.site, plant)
+    bridge = Bridge(scenario.site, plant, scenario.switch_faults)
     profiles = scenario.profiles
     k0 = profiles.index_of(scenario.start_utc)
     if k0 + scenario.n_steps > len(profiles.times_utc):

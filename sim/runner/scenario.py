@@ -24,6 +24,7 @@ from sim.profiles import ProfileSet, read_measured_csv, synthetic_profiles
 from sim.runner.forecasting import HISTORY_DAYS
 from sim.runner.loop import Scenario, run_policy
 from sim.runner.outputs import write_kpis, write_ledger, write_settlement_csv, write_timeseries
+from sim.runner.switches import shedding_actuated
 
 __all__ = ["SimulationRequest", "build_scenario", "run_request", "POLICIES"]
 
@@ -153,7 +154,8 @@ def _scenario_info(req: SimulationRequest, seed: int) -> dict:
             "end_utc": req.end_utc.isoformat(), "days": req.days, "step_s": req.step_s,
             "replan_s": req.replan_s, "seed": seed, "sky": req.sky,
             "outages": [w.spec for w in req.outages],
-            "outage_warning_h": [w.warning.total_seconds() / 3600 for w in req.outages]}
+            "outage_warning_h": [w.warning.total_seconds() / 3600 for w in req.outages],
+            "shedding": "actuated" if shedding_actuated(load_site(req.config_path)) else "not actuated"}
 
 
 def run_request(req: SimulationRequest, workers: int = 1,
