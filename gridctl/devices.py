@@ -30,9 +30,11 @@ from gridctl.config.site import Node, SiteConfig
 from gridctl.credentials import read_secret
 
 if TYPE_CHECKING:  # asyncua (about 35 MB) loads only for a site with OPC UA devices
+    from drivers.echonet.client import EchonetClient
+    from drivers.echonet.devices import EchonetDevice
     from drivers.opcua.router import OpcUaRouter
 
-Driver = Union[SunSpecDevice, ModbusRelayBoard, "OpcUaRouter"]
+Driver = Union[SunSpecDevice, ModbusRelayBoard, "OpcUaRouter", "EchonetDevice"]
 
 _SUNSPEC_CLASSES: dict[str, type[SunSpecDevice]] = {
     "pv_inverter": SunSpecPvInverter,
@@ -118,6 +120,33 @@ def relay_board_map(device: RelayBoardDevice, profile: DeviceProfile) -> RelayBo
     )
 
 
+def echonet_driver(device, profile: DeviceProfile | None, plausible_kw: float | None,  # noqa: ANN001
+                   client: EchonetClient | None = None) -> EchonetDevice:
+    """ECHONET Lite driver for a config device with an ``echonet`` block: endpoint from the site
+    file, object class and quirks from the profile, plausibility bound from the rating.
+
+    ``client`` is shared by the drivers of one :class:`SiteDevices` (a device with the
+    ``replies_to_3610`` quirk keeps its own, bound to port 3610).
+    """
+    from drivers.echonet.devices import EchonetBattery, EchonetPvInverter, EchonetSmartMeter, EchonetSwitch
+    from drivers.echonet.frame import Eoj
+    from drivers.echonet.quirks import EchonetQuirks
+    from drivers.profile import EchonetEndpoint
+
+    el = device.protocol.echonet
+    endpoint = EchonetEndpoint(host=el.host, port=el.port, instance=el.instance, timeout_s=el.timeout_s)
+    known = profile.echonet if profile is not None and profile.echonet is not None else None
+    options = known.quirks.model_dump() if known is not None else {}
+    quirks = EchonetQuirks(**options, plausible_power_kw=plausible_kw)
+    cls = {"pv_inverter": EchonetPvInverter, "battery": EchonetBattery, "meter": EchonetSmartMeter,
+           "switch": EchonetSwitch}[device.kind]
+    shared = None if quirks.replies_to_3610 else client
+    driver = cls(endpoint, shared, quirks, name=device.id)
+    if known is not None and known.class_code != cls.CLASS_CODE:  # a switch: any appliance through 0x80
+        driver.eoj = Eoj.of(known.class_code, el.instance)
+    return driver
+
+
 @dataclass(frozen=True)
 class DeviceBinding:
     """A configured device and its driver.
@@ -141,8 +170,9 @@ class DeviceBinding:
     revert_s: float
 
 
-def build_binding(site: SiteConfig, node: Node, device, base_dir: Path | None = None) -> DeviceBinding:  # noqa: ANN001
-    """Driver for one configured device."""
+def build_binding(site: SiteConfig, node: Node, device, base_dir: Path | None = None,  # noqa: ANN001
+                  echonet_client: EchonetClient | None = None) -> DeviceBinding:
+    """Driver for one configured device (ECHONET Lite drivers on ``echonet_client`` if given)."""
     base = base_dir or Path.cwd()
     profile = site.device_profiles.get(device.profile)
     revert_s = profile.revert_timeout_s if profile else 60.0
@@ -150,6 +180,8 @@ def build_binding(site: SiteConfig, node: Node, device, base_dir: Path | None = 
         from drivers.opcua.router import OpcUaRouter
 
         driver: Driver = OpcUaRouter(opcua_endpoint(device.protocol.opcua, base), name=device.id)
+    elif device.protocol.echonet is not None:
+        driver = echonet_driver(device, profile, plausible_power_kw(node, device), echonet_client)
     elif isinstance(device, RelayBoardDevice) and profile is not None:
         driver = ModbusRelayBoard(modbus_endpoint(device.protocol.modbus, base), relay_board_map(device, profile),
                                   name=device.id)
@@ -164,15 +196,22 @@ def build_binding(site: SiteConfig, node: Node, device, base_dir: Path | None = 
 class SiteDevices:
     """Every device of a site (or of some nodes) with its driver."""
 
-    def __init__(self, bindings: list[DeviceBinding]) -> None:
+    def __init__(self, bindings: list[DeviceBinding], echonet_client: EchonetClient | None = None) -> None:
         self.bindings = {b.device_id: b for b in bindings}
+        self.echonet_client = echonet_client
 
     @classmethod
     def from_config(cls, site: SiteConfig, node_ids: list[str] | None = None,
                     base_dir: Path | None = None) -> SiteDevices:
-        """Bindings for all devices, or for the devices of ``node_ids``."""
+        """Bindings for all devices, or for the devices of ``node_ids``; the ECHONET Lite
+        devices share one client (one UDP socket), closed by :meth:`close`."""
         chosen = [(n, d) for n, d in site.all_devices() if node_ids is None or n.id in node_ids]
-        return cls([build_binding(site, n, d, base_dir) for n, d in chosen])
+        client = None
+        if any(d.protocol.echonet is not None for _n, d in chosen):
+            from drivers.echonet.client import EchonetClient
+
+            client = EchonetClient()
+        return cls([build_binding(site, n, d, base_dir, client) for n, d in chosen], client)
 
     def binding(self, device_id: str) -> DeviceBinding:
         return self.bindings[device_id]
@@ -202,3 +241,5 @@ class SiteDevices:
 
     async def close(self) -> None:
         await asyncio.gather(*(b.driver.close() for b in self.bindings.values()))
+        if self.echonet_client is not None:
+            await self.echonet_client.close()

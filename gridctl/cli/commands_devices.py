@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 import logging
 import signal
 from pathlib import Path
@@ -45,7 +46,8 @@ def emulate(
     time_scale: float = typer.Option(1.0, "--time-scale", min=0.001, max=86400.0,
                                      help="simulated seconds per real second (energy and SoC)"),
 ) -> None:
-    """Serve every device of CONFIG (SunSpec Modbus, relay boards, secure OPC UA routers) on its loopback port."""
+    """Serve every device of CONFIG (SunSpec Modbus, relay boards, ECHONET Lite nodes and secure
+    OPC UA routers) on its loopback address and port."""
     _quiet_libraries()
     site = load_site_or_exit(config)
     # Imported here, not at module level: only this command needs the simulator package
@@ -59,14 +61,17 @@ def emulate(
             table.add_column(column)
         for dev_id, emu in emulated.sunspec.items():
             table.add_row(dev_id, "SunSpec Modbus", f"{emu.host}:{emu.port} unit {emu.unit_id}")
-        for dev_id, emu in emulated.relays.items():
-            table.add_row(dev_id, "Modbus relay board", f"{emu.host}:{emu.port} unit {emu.unit_id}")
+        for dev_id, board in emulated.relays.items():
+            table.add_row(dev_id, "Modbus relay board", f"{board.host}:{board.port} unit {board.unit_id}")
+        for dev_id, obj in emulated.echonet.items():
+            host, port = next(where for where, node in emulated.echonet_nodes.items()
+                              if node.objects.get(obj.object.eoj) is obj.object)
+            table.add_row(dev_id, "ECHONET Lite", f"{host}:{port} object {obj.object.eoj}")
         for dev_id, emu in emulated.routers.items():
             table.add_row(dev_id, "OPC UA", emu.endpoint_url)
         console.print(table)
-        count = len(emulated.sunspec) + len(emulated.relays) + len(emulated.routers)
-        console.print(f"ready: {count} devices; Ctrl-C to stop",
-                      highlight=False)
+        count = len(emulated.sunspec) + len(emulated.routers) + len(emulated.relays) + len(emulated.echonet)
+        console.print(f"ready: {count} devices; Ctrl-C to stop", highlight=False)
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -90,14 +95,25 @@ def emulate(
 # -- commission scan ----------------------------------------------------------------------
 @commission_app.command("scan")
 def scan_command(
-    target: str = typer.Argument(..., help="HOST[:PORT] of a SunSpec Modbus TCP device (port 502 by default)"),
+    targets: list[str] = typer.Argument(None, help="HOST[:PORT] of a SunSpec Modbus TCP device (port 502); "
+                                                   "with --echonet: ECHONET Lite nodes to ask by unicast (port 3610)"),
     unit: int = typer.Option(1, "--unit", min=0, max=247, help="Modbus unit id"),
     timeout_s: float = typer.Option(2.0, "--timeout", min=0.1, max=60.0, help="per-request timeout [s]"),
+    echonet: bool = typer.Option(False, "--echonet", help="find ECHONET Lite nodes instead of a SunSpec map"),
+    multicast: bool = typer.Option(False, "--multicast", help="with --echonet: also ask the group 224.0.23.0"),
+    as_json: bool = typer.Option(False, "--json", help="with --echonet: print JSON instead of a table"),
 ) -> None:
-    """Find the SunSpec base, list the models (name, length) and the identity."""
+    """Find the SunSpec base, list the models (name, length) and the identity; or, with
+    --echonet, the ECHONET Lite nodes: instance lists, maker codes and property maps."""
     _quiet_libraries()
+    if echonet:
+        _scan_echonet(targets or [], multicast, timeout_s, as_json)
+        return
+    if not targets or len(targets) != 1:
+        typer.echo("scan: give one HOST[:PORT] of a SunSpec device (or --echonet [HOST ...])", err=True)
+        raise typer.Exit(EXIT_USAGE)
     try:
-        host, port = parse_target(target)
+        host, port = parse_target(targets[0])
     except ValueError as exc:
         typer.echo(f"scan: {exc}", err=True)
         raise typer.Exit(EXIT_USAGE) from None
@@ -120,12 +136,53 @@ def scan_command(
     console.print(table)
 
 
+def _epcs(epcs: tuple[int, ...]) -> str:
+    return " ".join(f"{e:02X}" for e in epcs) or "-"
+
+
+def _scan_echonet(targets: list[str], multicast: bool, timeout_s: float, as_json: bool) -> None:
+    from gridctl.commission.echonet_scan import parse_hosts, scan_echonet
+
+    if not targets and not multicast:
+        typer.echo("scan --echonet: give node addresses (HOST[:PORT]) or --multicast", err=True)
+        raise typer.Exit(EXIT_USAGE)
+    try:
+        hosts = parse_hosts(targets)
+    except ValueError as exc:
+        typer.echo(f"scan: {exc}", err=True)
+        raise typer.Exit(EXIT_USAGE) from None
+    try:
+        rows = asyncio.run(scan_echonet(hosts, multicast=multicast, timeout_s=timeout_s))
+    except DeviceError as exc:
+        typer.echo(f"scan --echonet: {describe_error(exc)}", err=True)
+        raise typer.Exit(EXIT_FAILED) from None
+    if as_json:
+        typer.echo(json.dumps([r.as_dict() for r in rows], indent=2))
+    else:
+        table = Table(title="ECHONET Lite objects")
+        for column in ("node", "EOJ", "class", "maker", "get (0x9F)", "set (0x9E)", "inf (0x9D)"):
+            table.add_column(column, overflow="fold")
+        for r in rows:
+            maker = "-" if r.maker_code is None else f"0x{r.maker_code:06X}"
+            table.add_row(f"{r.host}:{r.port}", r.eoj, r.class_name, maker, _epcs(r.get_epcs),
+                          _epcs(r.set_epcs), _epcs(r.inf_epcs))
+        Console().print(table)
+    asked = {f"{h}:{p}" for h, p in hosts}
+    silent = sorted(asked - {f"{r.host}:{r.port}" for r in rows})
+    for node in silent:
+        typer.echo(f"{node}: no ECHONET Lite answer within {timeout_s:g} s (node off, wrong address, "
+                   "or UDP 3610 blocked?)", err=True)
+    if silent or not rows:
+        raise typer.Exit(EXIT_FAILED)
+
+
 # -- commission probe ---------------------------------------------------------------------
 @commission_app.command("probe")
 def probe_command(
     config: Path = typer.Argument(..., help="site file"),
     node: list[str] = typer.Option(None, "--node", help="probe only this node (repeatable)"),
-    active: bool = typer.Option(False, "--active", help="run a short battery charge/discharge test"),
+    active: bool = typer.Option(False, "--active", help="run a short battery charge/discharge test, a PV limit "
+                                "test, and toggle every switch channel off and on (left as found)"),
     report: Path | None = typer.Option(None, "--report", help="write FILE.md and FILE.json"),
 ) -> None:
     """Connect to each device, identify it, check values, signs, counters and fail-safe."""
@@ -146,7 +203,14 @@ def probe_command(
         typer.echo("probe: no devices configured for the chosen node(s)", err=True)
         raise typer.Exit(EXIT_USAGE)
     options = ProbeOptions(active=active)
-    results = asyncio.run(probe_all(list(devices.bindings.values()), options))
+    async def run() -> list:
+        try:
+            return await probe_all(list(devices.bindings.values()), options)
+        finally:
+            if devices.echonet_client is not None:  # the ECHONET drivers' shared socket
+                await devices.echonet_client.close()
+
+    results = asyncio.run(run())
     table = Table(title=f"commissioning probe: {site.site.id}")
     for column in ("device", "check", "result", "detail"):
         table.add_column(column, overflow="fold")

@@ -14,11 +14,14 @@ import logging
 from dataclasses import dataclass, field
 
 from drivers.capabilities import DeviceReading, SwitchesLoads
+from drivers.echonet.devices import EchonetDevice
 from drivers.errors import DeviceError
 from drivers.opcua.router import OpcUaRouter
+from drivers.relay.modbus_board import ModbusRelayBoard
 from drivers.sunspec.devices import SunSpecBattery, SunSpecDevice, SunSpecMeter, SunSpecPvInverter
 from gridctl.commission.checks import FAIL, PASS, SKIP, WARN, CheckResult, describe_error, within
-from gridctl.commission.switch_probe import probe_switches
+from gridctl.commission.echonet_probe import probe_echonet, why_unreachable
+from gridctl.commission.switch_probe import active_switch_test, probe_relay_board
 from gridctl.devices import DeviceBinding
 
 log = logging.getLogger(__name__)
@@ -75,14 +78,20 @@ async def _probe_one(binding: DeviceBinding, options: ProbeOptions) -> _Probe:
     try:
         await driver.connect()
     except DeviceError as exc:
-        p.add("connect", FAIL, describe_error(exc))
+        detail = describe_error(exc)
+        if isinstance(driver, EchonetDevice):
+            detail = await why_unreachable(driver, detail)
+            await driver.close()
+        p.add("connect", FAIL, detail)
         return p
     try:
         p.add("connect", PASS, _connected_detail(driver))
         if isinstance(driver, OpcUaRouter):
             await _probe_router(p, driver)
-        elif isinstance(driver, SwitchesLoads):
-            await probe_switches(p.add, driver, options.active, options.reread_after_s)
+        elif isinstance(driver, EchonetDevice):
+            await probe_echonet(p, driver, lambda probe, reading: _check_values(probe, driver, reading))
+        elif isinstance(driver, ModbusRelayBoard):
+            await probe_relay_board(p, driver)
         else:
             await _probe_sunspec(p, driver)
     except DeviceError as exc:
@@ -92,12 +101,14 @@ async def _probe_one(binding: DeviceBinding, options: ProbeOptions) -> _Probe:
     return p
 
 
-def _connected_detail(driver: SunSpecDevice | OpcUaRouter) -> str:
+def _connected_detail(driver) -> str:  # noqa: ANN001 - any driver
+    if isinstance(driver, EchonetDevice):
+        return f"ECHONET Lite {driver.endpoint.host}:{driver.endpoint.port} object {driver.eoj}"
+    if isinstance(driver, ModbusRelayBoard):
+        return f"Modbus relay board {driver.endpoint.label}"
     if isinstance(driver, OpcUaRouter):
         ep = driver.endpoint
         return f"{ep.endpoint_url} ({ep.security_policy}/{ep.security_mode}, identity {ep.identity})"
-    if not isinstance(driver, SunSpecDevice):
-        return f"{driver.endpoint.label}"
     chain = ", ".join(str(m.model_id) for m in driver.client.chain)
     return f"{driver.client.name}, SunSpec base {driver.client.base_address}, models {chain}"
 
@@ -179,12 +190,12 @@ def _check_values(p: _Probe, driver: SunSpecDevice, reading: DeviceReading) -> N
         problems.append("no AC power reading")
     elif limit is not None and abs(power) > limit * PLAUSIBLE_MARGIN:
         problems.append(f"power {power:.3f} kW beyond the rating {limit:g} kW")
-    if isinstance(driver, SunSpecBattery) and reading.soc_pct is None:
+    if p.binding.kind == "battery" and reading.soc_pct is None:
         problems.append("no state of charge")
     sign_problem = [n for n in problems if "negative" in n]
     if sign_problem:
         p.add("sign", FAIL, f"{sign_problem[0]}: PV must read >= 0; flip 'signs.power' in the profile")
-    elif isinstance(driver, SunSpecPvInverter):
+    elif p.binding.kind == "pv_inverter":
         p.add("sign", PASS, f"PV power {power:.3f} kW >= 0")
     other = [n for n in problems if n not in sign_problem]
     if other:
@@ -393,6 +404,19 @@ async def active_pv_test(pv: DeviceBinding, options: ProbeOptions) -> list[Check
     return p.results
 
 
+async def active_switches(switch: DeviceBinding, options: ProbeOptions) -> list[CheckResult]:
+    """The active switch test on its own connection; errors become a failed check."""
+    p = _Probe(switch, options)
+    try:
+        await switch.driver.connect()
+        await active_switch_test(p, switch.driver)
+    except DeviceError as exc:
+        p.add("active", FAIL, describe_error(exc))
+    finally:
+        await switch.driver.close()
+    return p.results
+
+
 def _grid_meter(bindings: list[DeviceBinding], node_id: str) -> DeviceBinding | None:
     return next((b for b in bindings if b.node_id == node_id and b.kind == "meter"
                  and getattr(b.config, "role", "grid") == "grid"), None)
@@ -436,4 +460,6 @@ async def probe_all(bindings: list[DeviceBinding], options: ProbeOptions) -> lis
                 by_device[b.device_id] += await active_test(b, _grid_meter(bindings, b.node_id), options)
             elif b.kind == "pv_inverter" and connected:
                 by_device[b.device_id] += await active_pv_test(b, options)
+            elif isinstance(b.driver, SwitchesLoads) and connected:
+                by_device[b.device_id] += await active_switches(b, options)
     return [result for results in by_device.values() for result in results]

@@ -83,8 +83,9 @@ def _canonical_host(host: str) -> str:
         return host
 
 
-def endpoint_of(protocol: Protocol) -> Endpoint | None:
-    """The endpoint a protocol block addresses (Modbus: host, port, unit; OPC UA: the URL)."""
+def endpoint_of(protocol: Protocol, class_code: int | None = None) -> Endpoint | None:
+    """The endpoint a protocol block addresses (Modbus: host, port, unit; OPC UA: the URL;
+    ECHONET Lite: host, port and the object, class ``class_code`` and instance, on that node)."""
     if protocol.modbus is not None:
         mb = protocol.modbus
         host = _canonical_host(mb.host)
@@ -96,7 +97,17 @@ def endpoint_of(protocol: Protocol) -> Endpoint | None:
         path = url.path.rstrip("/")
         return Endpoint("opcua", (host, url.port or OPCUA_DEFAULT_PORT, path),
                         protocol.opcua.endpoint_url)
+    if protocol.echonet is not None:
+        el = protocol.echonet
+        eoj = f"0x{class_code:04X}" if class_code is not None else "?"
+        return Endpoint("echonet", (_canonical_host(el.host), el.port, class_code or 0, el.instance),
+                        f"{el.host}:{el.port} object {eoj} instance {el.instance}")
     return None
+
+
+def _class_code(site: SiteConfig, profile_id: str) -> int | None:
+    profile = site.device_profiles.get(profile_id)
+    return profile.echonet.class_code if profile is not None and profile.echonet is not None else None
 
 
 def _unique_endpoints(site: SiteConfig) -> list[Problem]:
@@ -105,7 +116,7 @@ def _unique_endpoints(site: SiteConfig) -> list[Problem]:
     problems: list[Problem] = []
     for i, node in enumerate(site.nodes):
         for j, device in enumerate(node.devices):
-            endpoint = endpoint_of(device.protocol)
+            endpoint = endpoint_of(device.protocol, _class_code(site, device.profile))
             if endpoint is None:
                 continue
             path = ("nodes", i, "devices", j, "protocol", endpoint.block)
@@ -169,12 +180,25 @@ def _profiles(site: SiteConfig) -> list[Problem]:
             if profile.kind != device.kind:
                 problems.append((path + ("profile",),
                                  f"profile '{profile.id}' is for a {profile.kind}, not a {device.kind}"))
-            wants_opcua = profile.protocol == "opcua_router"
-            if wants_opcua and device.protocol.opcua is None:
-                problems.append((path + ("protocol",), "a router needs an 'opcua' protocol block"))
-            if not wants_opcua and device.protocol.modbus is None:
-                problems.append((path + ("protocol",), "this device needs a 'modbus' protocol block"))
+            problems.extend(_transport_problems(path, device, profile.protocol))
     return problems
+
+
+def _transport_problems(path: Path, device, protocol: str) -> list[Problem]:  # noqa: ANN001
+    """The device's protocol block against its profile's protocol (one line each)."""
+    given = next(name for name in ("modbus", "opcua", "echonet")
+                 if getattr(device.protocol, name) is not None)
+    wanted = {"opcua_router": "opcua", "echonet_lite": "echonet"}.get(protocol, "modbus")
+    if device.kind == "router" and given != "opcua":
+        return [(path + ("protocol", given), f"a router speaks OPC UA: an '{given}' block cannot "
+                                             "address it (give 'opcua')")]
+    if given != wanted:
+        return [(path + ("protocol", given), f"profile '{device.profile}' speaks {protocol}: "
+                                             f"give the '{wanted}' protocol block, not '{given}'")]
+    if given == "echonet" and device.kind == "meter" and device.role != "grid":
+        return [(path + ("role",), "an ECHONET Lite meter is the node's B-route smart meter: "
+                                   "role must be 'grid'")]
+    return []
 
 
 def _router_legs(site: SiteConfig) -> list[Problem]:

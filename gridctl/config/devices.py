@@ -22,12 +22,8 @@ from gridctl.config.base import (
     PowerKw,
     StrictModel,
 )
+from gridctl.config.echonet import MAX_REQUEST_TIMEOUT_S, EchonetProfile, EchonetProtocol
 
-
-#: Ceiling of a device's per-request timeout [s]. A read or a write may take 4 requests and a cycle
-#: reads then writes, so a hung device holds a cycle at most 8 x 3 s = 24 s, inside the unit's
-#: ``WatchdogSec=30``.
-MAX_REQUEST_TIMEOUT_S = 3.0
 
 class ModbusTls(StrictModel):
     """Modbus/TCP Security (TLS with mutual certificates, usually port 802)."""
@@ -108,11 +104,13 @@ class Protocol(StrictModel):
 
     modbus: ModbusProtocol | None = None
     opcua: OpcuaProtocol | None = None
+    echonet: EchonetProtocol | None = None
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Protocol:
-        if (self.modbus is None) == (self.opcua is None):
-            raise ValueError("give exactly one of 'modbus' or 'opcua'")
+        given = [b for b in (self.modbus, self.opcua, self.echonet) if b is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of 'modbus', 'opcua' or 'echonet'")
         return self
 
 
@@ -157,6 +155,12 @@ class MeterRating(StrictModel):
     max_kw: PowerKw | None = Field(default=None, description="plausibility limit [kW]")
 
 
+class SwitchRating(StrictModel):
+    """A load switch: an ECHONET Lite object switched through EPC 0x80 has one channel."""
+
+    channels: Literal[1] = Field(default=1, description="switched channels (an ECHONET object: 1)")
+
+
 class RelayRating(StrictModel):
     """Relay board: how many output channels of the board this site uses."""
 
@@ -196,6 +200,14 @@ class MeterDevice(_DeviceBase):
     kind: Literal["meter"]
     role: Literal["grid", "load"] = "grid"
     rating: MeterRating = MeterRating()
+
+
+class SwitchDevice(_DeviceBase):
+    """An ECHONET Lite load switch (0x05FD JEM-A/HA terminal, or any appliance switched
+    through 0x80); it connects (on) or sheds (off) the circuit behind it."""
+
+    kind: Literal["switch"]
+    rating: SwitchRating = SwitchRating()
 
 
 class RelayBoardDevice(_DeviceBase):
@@ -241,7 +253,7 @@ class RouterDevice(_DeviceBase):
 
 
 Device = Annotated[
-    PvInverterDevice | BatteryDevice | MeterDevice | RouterDevice | RelayBoardDevice,
+    PvInverterDevice | BatteryDevice | MeterDevice | RouterDevice | RelayBoardDevice | SwitchDevice,
     Field(discriminator="kind"),
 ]
 
@@ -302,8 +314,8 @@ class DeviceProfile(StrictModel):
     id: Identifier
     vendor: str = Field(min_length=1)
     description: str = ""
-    kind: Literal["pv_inverter", "battery", "meter", "router", "relay_board"]
-    protocol: Literal["modbus_sunspec", "opcua_router", "modbus_relay"]
+    kind: Literal["pv_inverter", "battery", "meter", "router", "relay_board", "switch"]
+    protocol: Literal["modbus_sunspec", "opcua_router", "modbus_relay", "echonet_lite"]
     models_expected: list[SunSpecModelId] = Field(
         default_factory=list, description="SunSpec model ids"
     )
@@ -313,10 +325,16 @@ class DeviceProfile(StrictModel):
     revert_timeout_s: DeviceTimerS = Field(default=60.0, description="device fail-safe timer [s]")
     signs: SignFlips = SignFlips()
     quirks: ProfileQuirks = ProfileQuirks()
+    echonet: EchonetProfile | None = Field(
+        default=None, description="ECHONET Lite knowledge (protocol echonet_lite only)")
     relay: RelayBoardProfile | None = Field(default=None, description="relay boards only")
 
     @model_validator(mode="after")
     def _protocol_fits_kind(self) -> DeviceProfile:
+        if self.protocol == "echonet_lite" or self.echonet is not None:
+            return self._echonet_fits_kind()
+        if self.kind == "switch":
+            raise ValueError("a switch profile uses protocol 'echonet_lite'")
         if (self.kind == "router") != (self.protocol == "opcua_router"):
             raise ValueError("routers use protocol 'opcua_router'; other kinds 'modbus_sunspec'")
         if (self.kind == "relay_board") != (self.protocol == "modbus_relay"):
@@ -326,4 +344,19 @@ class DeviceProfile(StrictModel):
         missing = set(self.control_models) - set(self.models_expected)
         if missing:
             raise ValueError(f"control_models {sorted(missing)} are not in models_expected")
+        return self
+
+    def _echonet_fits_kind(self) -> DeviceProfile:
+        if self.protocol != "echonet_lite":
+            raise ValueError("an 'echonet' block needs protocol 'echonet_lite'")
+        if self.echonet is None:
+            raise ValueError("protocol 'echonet_lite' needs an 'echonet' block with class_code")
+        if self.models_expected or self.control_models:
+            raise ValueError("SunSpec models_expected/control_models do not apply to echonet_lite")
+        if self.signs != SignFlips():
+            raise ValueError("'signs' does not apply to echonet_lite: the drivers apply the "
+                             "specification's signs; use echonet.quirks.invert_power_sign")
+        problem = self.echonet.class_problem(self.kind)
+        if problem:
+            raise ValueError(problem)
         return self

@@ -7,6 +7,11 @@ legs, positive into the router) and the router's legs mirror the same devices, w
 leg balancing. Certificates for the OPC UA routers are created where the
 configuration expects them (``emulation.certificate_dir`` and each router's paths).
 
+ECHONET Lite devices (PV, storage battery, smart meter, switch) are objects on one
+:class:`~sim.emulators.echonet_node.EchonetNode` per configured (host, port), coupled to the
+node's plant like the SunSpec ones; an ECHONET switch named in ``load.switches`` gates its
+share of the node's sheddable load as a relay board channel does.
+
 Relative paths in the configuration are taken relative to ``base_dir`` (the working
 directory by default), the same rule the daemon applies.
 """
@@ -26,6 +31,14 @@ from urllib.parse import urlparse
 from gridctl.config.devices import BatteryDevice, MeterDevice, PvInverterDevice, RelayBoardDevice, RouterDevice
 from gridctl.config.site import Node, SiteConfig
 from sim.emulators.certs import CLIENT_URI, SERVER_URI, make_certificate_at, trust
+from sim.emulators.echonet_devices import (
+    EchonetBatteryObject,
+    EchonetMeterObject,
+    EchonetPvObject,
+    EchonetSwitchObject,
+    PlantClock,
+)
+from sim.emulators.echonet_node import EchonetNode
 from sim.emulators.relay_board import RelayBoardEmulator, RelayBoardSpec
 from sim.emulators.router_server import RouterEmulator, RouterLegState, RouterSecurity
 from sim.emulators.sunspec_map import Identity
@@ -59,19 +72,25 @@ class EmulatedSite:
     sunspec: dict[str, SunSpecEmulator] = field(default_factory=dict)
     routers: dict[str, RouterEmulator] = field(default_factory=dict)
     relays: dict[str, RelayBoardEmulator] = field(default_factory=dict)
+    #: ECHONET Lite nodes by (host, port), and each ECHONET device's object by device id.
+    echonet_nodes: dict[tuple[str, int], EchonetNode] = field(default_factory=dict)
+    echonet: dict[str, object] = field(default_factory=dict)
     #: Each node's served load now [kW] (its critical share at least), by node id.
     load_kw: dict[str, Callable[[], float]] = field(default_factory=dict)
 
     async def start(self) -> None:
-        """Start every device; Modbus first (fast), then the OPC UA routers side by side
-        (each builds asyncua's standard address space in a worker thread: seconds apiece)."""
-        for emulator in [*self.sunspec.values(), *self.relays.values()]:
+        """Start every device; Modbus and ECHONET Lite first (fast), then the OPC UA routers
+        side by side (each builds asyncua's standard address space in a worker thread: seconds
+        apiece)."""
+        for emulator in [*self.sunspec.values(), *self.relays.values(), *self.echonet_nodes.values()]:
             await emulator.start()
         await asyncio.gather(*(emulator.start() for emulator in self.routers.values()))
 
     async def stop(self) -> None:
         """Stop every device (concurrently: an OPC UA server takes about a second to stop)."""
         await asyncio.gather(*(router.stop() for router in self.routers.values()))
+        for node in self.echonet_nodes.values():
+            await node.stop()
         await asyncio.gather(*(emulator.stop() for emulator in [*self.sunspec.values(), *self.relays.values()]))
 
     def set_grid_connected(self, connected: bool) -> None:
@@ -88,6 +107,8 @@ class _NodeModel:
         self.average_load_kw = node.load.annual_kwh / 8760.0
         #: The node's switched channels: (board, channel, True when energised disconnects).
         self.switches: list[tuple[RelayBoardEmulator, int, bool]] = []
+        #: The node's ECHONET Lite load switches (each one channel).
+        self.echonet_switches: list[EchonetSwitchObject] = []
         self.pv: dict[str, SunSpecEmulator] = {}
         self.batteries: dict[str, SunSpecEmulator] = {}
         self.link_legs: list[RouterLegState] = []
@@ -96,11 +117,13 @@ class _NodeModel:
     @property
     def load_kw(self) -> float:
         """Served load [kW]: the average, less the sheddable share behind disconnected channels."""
-        if not self.switches:
+        channels = len(self.switches) + len(self.echonet_switches)
+        if not channels:
             return self.average_load_kw
         off = sum(board.circuit_energised(ch) == disconnects for board, ch, disconnects in self.switches)
+        off += sum(not switch.is_on for switch in self.echonet_switches)
         sheddable = 1.0 - self.node.load.critical_share_pct / 100.0
-        return self.average_load_kw * (1.0 - sheddable * off / len(self.switches))
+        return self.average_load_kw * (1.0 - sheddable * off / channels)
 
     def epoch_s(self, sim_s: float) -> float:
         return self._epoch0_s + sim_s
@@ -151,22 +174,30 @@ class SiteBuilder:
     def build(self) -> EmulatedSite:
         out = EmulatedSite(self.site)
         models: dict[str, _NodeModel] = {}
+        self._plant_clock = PlantClock(self.time_scale, self.clock, self.epoch0_s)
         for node in self.site.nodes:
             model = _NodeModel(node, self.epoch0_s)
             models[node.id] = model
             for device in node.devices:
                 if isinstance(device, (PvInverterDevice, BatteryDevice)):
-                    emu = self._sunspec(device, model)
+                    emu = self._echonet(device, model) if device.protocol.echonet else self._sunspec(device, model)
                     (model.pv if isinstance(device, PvInverterDevice) else model.batteries)[device.id] = emu
-                    out.sunspec[device.id] = emu
+                    (out.echonet if device.protocol.echonet else out.sunspec)[device.id] = emu
             for device in node.devices:  # meters need the node's PV and batteries
                 if isinstance(device, MeterDevice):
-                    out.sunspec[device.id] = self._sunspec(device, model)
+                    emu = self._echonet(device, model) if device.protocol.echonet else self._sunspec(device, model)
+                    (out.echonet if device.protocol.echonet else out.sunspec)[device.id] = emu
                 if isinstance(device, RelayBoardDevice):
                     out.relays[device.id] = self._relay(device)
+                if device.kind == "switch":
+                    out.echonet[device.id] = EchonetSwitchObject(
+                        instance=device.protocol.echonet.instance, clock=self._plant_clock)
             model.switches = [(out.relays[s.device], s.channel, self._disconnects(s.device))
                               for s in node.load.switches if s.device in out.relays]
+            model.echonet_switches = [out.echonet[s.device] for s in node.load.switches
+                                      if s.device in out.echonet]
             out.load_kw[node.id] = lambda model=model: model.load_kw
+        self._echonet_nodes(out)
         trusted = self._pki()
         for node in self.site.nodes:
             for device in node.devices:
@@ -215,6 +246,34 @@ class SiteBuilder:
         rated = model.node.grid.import_limit_kw if model.node.grid is not None else 30.0
         return DevicePhysics(kind="meter", meter=CounterPair(0.0, 3000.0, 1000.0), meter_power_kw=model.grid_kw,
                              native_sign=native_sign, meter_rated_kw=max(rated, 1.0))
+
+    # -- ECHONET Lite devices -------------------------------------------------------------
+    def _echonet(self, device, model: _NodeModel):  # noqa: ANN001, ANN202 - config union, echonet object
+        """A plant-backed ECHONET Lite object (served on its node by :meth:`_echonet_nodes`)."""
+        physics = self._physics(device, model, native_sign=1)  # the spec's signs are on the wire
+        kw = {"instance": device.protocol.echonet.instance, "clock": self._plant_clock}
+        if isinstance(device, PvInverterDevice):
+            return EchonetPvObject(physics, **kw)
+        if isinstance(device, BatteryDevice):
+            return EchonetBatteryObject(physics, **kw)
+        return EchonetMeterObject(physics, **kw)
+
+    def _echonet_nodes(self, out: EmulatedSite) -> None:
+        """One node per configured (host, port), hosting its devices' objects."""
+        hosted: dict[tuple[str, int], dict] = {}
+        for node in self.site.nodes:
+            for device in node.devices:
+                el = device.protocol.echonet
+                if el is None:
+                    continue
+                obj = out.echonet[device.id].object
+                objects = hosted.setdefault((el.host, el.port), {})
+                if obj.eoj in objects:
+                    raise EmulationError(f"device {device.id}: object {obj.eoj} already served at "
+                                         f"{el.host}:{el.port}")
+                objects[obj.eoj] = obj
+        for (host, port), objects in hosted.items():
+            out.echonet_nodes[(host, port)] = EchonetNode(host, port, objects.values())
 
     # -- relay boards ---------------------------------------------------------------------
     def _relay(self, device: RelayBoardDevice) -> RelayBoardEmulator:

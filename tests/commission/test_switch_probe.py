@@ -1,11 +1,11 @@
-"""``commission probe`` on a relay board: feedback agrees passively; ``--active`` toggles each
+"""``commission probe`` on a relay board: feedback agrees passively; ``--active`` (the site-level switch test) toggles each
 channel and checks its contactor; a stuck contactor is one clear FAIL line."""
 
 from __future__ import annotations
 
 import pytest
 
-from gridctl.commission.probe import ProbeOptions, probe_device
+from gridctl.commission.probe import ProbeOptions, active_switches, probe_device
 from gridctl.config import load_site
 from gridctl.devices import SiteDevices
 from sim.emulators.site import build_site
@@ -30,16 +30,17 @@ async def test_passive_and_active_probe_pass(board) -> None:  # noqa: ANN001
     passive = _by_check(await probe_device(binding, ProbeOptions(reread_after_s=0.0)))
     assert passive["connect"][0] == "pass" and passive["switches"][0] == "pass"
     assert passive["active"][0] == "skip"
-    active = _by_check(await probe_device(binding, ProbeOptions(active=True, reread_after_s=0.0)))
-    assert [active[f"switch {ch}"][0] for ch in range(8)] == ["pass"] * 8
-    assert relay.coil_writes == 16 and relay.coils == [False] * 8  # each off and on again
+    active = _by_check(await active_switches(binding, ProbeOptions(active=True, active_hold_s=0.2)))
+    assert active["active"][0] == "pass" and "8 channel(s) toggled" in active["active"][1]
+    # each channel off, on, then written back as found: 3 writes each, all connected again
+    assert relay.coil_writes == 24 and relay.coils == [False] * 8
 
 
 async def test_stuck_contactor_fails_in_one_line(board) -> None:  # noqa: ANN001
     binding, relay = board
     relay.faults.stuck_channels.add(3)
-    active = _by_check(await probe_device(binding, ProbeOptions(active=True, reread_after_s=0.0)))
-    status, detail = active["switch 3"]
+    active = _by_check(await active_switches(binding, ProbeOptions(active=True, active_hold_s=0.2)))
+    status, detail = active["active"]
     assert status == "fail" and "\n" not in detail
-    assert detail == "channel 3 switched off but its feedback reads on"
-    assert active["switch 2"][0] == "pass"
+    assert detail.startswith("channel 3: switched off, feedback still on")
+    assert "channel 2" not in detail

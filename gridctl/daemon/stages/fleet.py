@@ -144,12 +144,17 @@ class DeviceHandle:
                      "connected and healthy", self.device_id)
         self.stats["reads"] += 1
         self.fault, self.failures = None, 0
-        self.switch_held = {sw.channel: sw.commanded_on for sw in reading.switches}
+        # A channel whose feedback disagrees with what it holds counts as unknown, so the next
+        # write re-drives it: an ECHONET switch that rebooted reads its power-on state in 0x80
+        # while its driver still holds the last write.
+        self.switch_held = {sw.channel: sw.commanded_on if sw.feedback_on in (None, sw.commanded_on) else None
+                            for sw in reading.switches}
         return reading
 
     async def write_switches(self, commands: list[SwitchCommand], now_s: float) -> int:
         """Write the switch channels whose held state differs from the command (a board that
-        reset is re-driven at once) and, every :func:`switch_rewrite_s`, all of them.
+        reset is re-driven at once; a channel whose feedback disagrees with it too) and, every
+        :func:`switch_rewrite_s`, all of them.
 
         Returns how many channels were written (0 when the device is down or not a switch).
         """
@@ -335,7 +340,7 @@ class Fleet:
         self.handles: dict[str, DeviceHandle] = {}
         for node, device in site.all_devices():
             proto = device.protocol
-            request_timeout_s = (proto.modbus or proto.opcua).timeout_s
+            request_timeout_s = (proto.modbus or proto.opcua or proto.echonet).timeout_s
             self.handles[device.id] = DeviceHandle(
                 device.id, node.id, device, factory, site, request_timeout_s)
 
