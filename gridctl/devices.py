@@ -23,15 +23,16 @@ from typing import TYPE_CHECKING, Union
 from drivers.capabilities import DeviceReading
 from drivers.errors import DeviceError, PermanentDeviceError
 from drivers.profile import DeviceQuirks, ModbusEndpoint, OpcUaEndpoint, TlsSettings
+from drivers.relay.modbus_board import ModbusRelayBoard, RelayBoardMap
 from drivers.sunspec.devices import SunSpecBattery, SunSpecDevice, SunSpecMeter, SunSpecPvInverter
-from gridctl.config.devices import DeviceProfile, ModbusProtocol, OpcuaProtocol
+from gridctl.config.devices import DeviceProfile, ModbusProtocol, OpcuaProtocol, RelayBoardDevice
 from gridctl.config.site import Node, SiteConfig
 from gridctl.credentials import read_secret
 
 if TYPE_CHECKING:  # asyncua (about 35 MB) loads only for a site with OPC UA devices
     from drivers.opcua.router import OpcUaRouter
 
-Driver = Union[SunSpecDevice, "OpcUaRouter"]
+Driver = Union[SunSpecDevice, ModbusRelayBoard, "OpcUaRouter"]
 
 _SUNSPEC_CLASSES: dict[str, type[SunSpecDevice]] = {
     "pv_inverter": SunSpecPvInverter,
@@ -104,6 +105,19 @@ def opcua_endpoint(ua: OpcuaProtocol, base_dir: Path) -> OpcUaEndpoint:
     )
 
 
+def relay_board_map(device: RelayBoardDevice, profile: DeviceProfile) -> RelayBoardMap:
+    """Driver register map of a relay board: the profile's ``relay`` block, the device's channels."""
+    relay = profile.relay
+    if relay is None:  # the config rejects this; a guard for hand-built configs
+        raise ValueError(f"profile {profile.id} has no 'relay' block")
+    return RelayBoardMap(
+        channels=device.rating.channels, coil_base=relay.coil_base,
+        discrete_input_base=relay.discrete_input_base, watchdog_register=relay.watchdog_register,
+        watchdog_unit_s=relay.watchdog_unit_s, watchdog_timeout_s=relay.watchdog_timeout_s,
+        energised_disconnects=relay.energised_means == "disconnect",
+    )
+
+
 @dataclass(frozen=True)
 class DeviceBinding:
     """A configured device and its driver.
@@ -111,7 +125,7 @@ class DeviceBinding:
     Attributes
     ----------
     node_id, device_id, kind : str
-    driver : SunSpecPvInverter, SunSpecBattery, SunSpecMeter or OpcUaRouter
+    driver : SunSpecPvInverter, SunSpecBattery, SunSpecMeter, ModbusRelayBoard or OpcUaRouter
     profile : DeviceProfile or None
     config : the device's config object
     revert_s : float
@@ -136,6 +150,9 @@ def build_binding(site: SiteConfig, node: Node, device, base_dir: Path | None = 
         from drivers.opcua.router import OpcUaRouter
 
         driver: Driver = OpcUaRouter(opcua_endpoint(device.protocol.opcua, base), name=device.id)
+    elif isinstance(device, RelayBoardDevice) and profile is not None:
+        driver = ModbusRelayBoard(modbus_endpoint(device.protocol.modbus, base), relay_board_map(device, profile),
+                                  name=device.id)
     else:
         bound = plausible_power_kw(node, device)
         quirks = quirks_from_profile(profile, bound) if profile else DeviceQuirks(plausible_power_kw=bound)

@@ -8,7 +8,7 @@ import typer
 
 from gridctl.config import ConfigError, SiteConfig, load_site
 from gridctl.config.schema import site_json_schema_text
-from gridctl.config.template import site_template
+from gridctl.config.template import TEMPLATE_PROTOCOLS, site_template
 
 config_app = typer.Typer(help="Validate, describe and start site configuration files.",
                          no_args_is_help=True)
@@ -79,17 +79,22 @@ def init(
     nodes: int = typer.Option(3, "--nodes", min=1, max=60, help="number of homes"),
     out: Path = typer.Option(..., "--out", help="file to write"),
     force: bool = typer.Option(False, "--force", help="overwrite an existing file"),
+    protocol: str = typer.Option("sunspec", "--protocol",
+                                 help="device protocol of the homes: sunspec (Modbus) or echonet (ECHONET Lite)"),
 ) -> None:
     """Write a commented site template with NODES homes that validates as it is."""
+    if protocol not in TEMPLATE_PROTOCOLS:
+        typer.echo(f"--protocol: must be one of {', '.join(TEMPLATE_PROTOCOLS)}, not '{protocol}'", err=True)
+        raise typer.Exit(EXIT_CONFIG)
     if out.exists() and not force:
         typer.echo(f"{out}: exists; use --force to overwrite", err=True)
         raise typer.Exit(EXIT_CONFIG)
     try:
-        out.write_text(site_template(nodes), encoding="utf-8")
+        out.write_text(site_template(nodes, protocol), encoding="utf-8")
     except OSError as exc:
         typer.echo(f"{out}: cannot write: {exc.strerror}", err=True)
         raise typer.Exit(1) from None
-    typer.echo(f"{out}: wrote a template with {nodes} home(s); edit the lines marked CHANGE")
+    typer.echo(f"{out}: wrote a template with {nodes} {protocol} home(s); edit the lines marked CHANGE")
 
 
 def register(app: typer.Typer) -> None:

@@ -11,7 +11,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from gridctl.config.devices import BatteryDevice, Protocol, PvInverterDevice, RouterDevice
+from gridctl.config.devices import (
+    SWITCH_KINDS,
+    BatteryDevice,
+    Protocol,
+    PvInverterDevice,
+    RelayBoardDevice,
+    RouterDevice,
+)
 from gridctl.config.errors import format_key_path
 from gridctl.config.site import SiteConfig
 from gridctl.config.tariffs import ExportTariff, ImportTariff
@@ -24,7 +31,7 @@ def cross_check(site: SiteConfig) -> list[Problem]:
     """All cross-field problems of ``site``, in file order (empty when the site is coherent)."""
     problems: list[Problem] = []
     checks = (_unique_ids, _unique_endpoints, _tariffs, _contracts, _profiles, _router_legs,
-              _links, _shed_tiers)
+              _links, _shed_tiers, _relay_channels, _load_switches)
     for check in checks:
         problems.extend(check(site))
     return problems
@@ -76,8 +83,9 @@ def _canonical_host(host: str) -> str:
         return host
 
 
-def endpoint_of(protocol: Protocol) -> Endpoint | None:
-    """The endpoint a protocol block addresses (Modbus: host, port, unit; OPC UA: the URL)."""
+def endpoint_of(protocol: Protocol, class_code: int | None = None) -> Endpoint | None:
+    """The endpoint a protocol block addresses (Modbus: host, port, unit; OPC UA: the URL;
+    ECHONET Lite: host, port and the object, class ``class_code`` and instance, on that node)."""
     if protocol.modbus is not None:
         mb = protocol.modbus
         host = _canonical_host(mb.host)
@@ -89,7 +97,17 @@ def endpoint_of(protocol: Protocol) -> Endpoint | None:
         path = url.path.rstrip("/")
         return Endpoint("opcua", (host, url.port or OPCUA_DEFAULT_PORT, path),
                         protocol.opcua.endpoint_url)
+    if protocol.echonet is not None:
+        el = protocol.echonet
+        eoj = f"0x{class_code:04X}" if class_code is not None else "?"
+        return Endpoint("echonet", (_canonical_host(el.host), el.port, class_code or 0, el.instance),
+                        f"{el.host}:{el.port} object {eoj} instance {el.instance}")
     return None
+
+
+def _class_code(site: SiteConfig, profile_id: str) -> int | None:
+    profile = site.device_profiles.get(profile_id)
+    return profile.echonet.class_code if profile is not None and profile.echonet is not None else None
 
 
 def _unique_endpoints(site: SiteConfig) -> list[Problem]:
@@ -98,7 +116,7 @@ def _unique_endpoints(site: SiteConfig) -> list[Problem]:
     problems: list[Problem] = []
     for i, node in enumerate(site.nodes):
         for j, device in enumerate(node.devices):
-            endpoint = endpoint_of(device.protocol)
+            endpoint = endpoint_of(device.protocol, _class_code(site, device.profile))
             if endpoint is None:
                 continue
             path = ("nodes", i, "devices", j, "protocol", endpoint.block)
@@ -162,12 +180,25 @@ def _profiles(site: SiteConfig) -> list[Problem]:
             if profile.kind != device.kind:
                 problems.append((path + ("profile",),
                                  f"profile '{profile.id}' is for a {profile.kind}, not a {device.kind}"))
-            wants_opcua = profile.protocol == "opcua_router"
-            if wants_opcua and device.protocol.opcua is None:
-                problems.append((path + ("protocol",), "a router needs an 'opcua' protocol block"))
-            if not wants_opcua and device.protocol.modbus is None:
-                problems.append((path + ("protocol",), "this device needs a 'modbus' protocol block"))
+            problems.extend(_transport_problems(path, device, profile.protocol))
     return problems
+
+
+def _transport_problems(path: Path, device, protocol: str) -> list[Problem]:  # noqa: ANN001
+    """The device's protocol block against its profile's protocol (one line each)."""
+    given = next(name for name in ("modbus", "opcua", "echonet")
+                 if getattr(device.protocol, name) is not None)
+    wanted = {"opcua_router": "opcua", "echonet_lite": "echonet"}.get(protocol, "modbus")
+    if device.kind == "router" and given != "opcua":
+        return [(path + ("protocol", given), f"a router speaks OPC UA: an '{given}' block cannot "
+                                             "address it (give 'opcua')")]
+    if given != wanted:
+        return [(path + ("protocol", given), f"profile '{device.profile}' speaks {protocol}: "
+                                             f"give the '{wanted}' protocol block, not '{given}'")]
+    if given == "echonet" and device.kind == "meter" and device.role != "grid":
+        return [(path + ("role",), "an ECHONET Lite meter is the node's B-route smart meter: "
+                                   "role must be 'grid'")]
+    return []
 
 
 def _router_legs(site: SiteConfig) -> list[Problem]:
@@ -222,3 +253,59 @@ def _shed_tiers(site: SiteConfig) -> list[Problem]:
     return [(("nodes", i, "load", "shed_tier"),
              f"tier {node.load.shed_tier} is not in islanding.shed_order")
             for i, node in enumerate(site.nodes) if node.load.shed_tier not in tiers]
+
+
+def _switch_channels(device) -> int:  # noqa: ANN001 - config device union
+    """Channels a switch device offers (an ECHONET Lite switch object has channel 0 only)."""
+    rating = getattr(device, "rating", None)
+    return getattr(rating, "channels", 1)
+
+
+def _relay_channels(site: SiteConfig) -> list[Problem]:
+    """A board cannot use more channels than its profile says it has."""
+    problems: list[Problem] = []
+    for i, node in enumerate(site.nodes):
+        for j, device in enumerate(node.devices):
+            profile = site.device_profiles.get(device.profile)
+            if not isinstance(device, RelayBoardDevice) or profile is None or profile.relay is None:
+                continue
+            if device.rating.channels > profile.relay.channels:
+                problems.append((("nodes", i, "devices", j, "rating", "channels"),
+                                 f"{device.rating.channels} channels, but profile '{profile.id}' "
+                                 f"has {profile.relay.channels}"))
+    return problems
+
+
+def _load_switches(site: SiteConfig) -> list[Problem]:
+    """Every ``load.switches`` entry names a switch of its own node, each channel once."""
+    owner = {d.id: (n.id, d) for n, d in site.all_devices()}
+    seen: dict[tuple[str, int], Path] = {}
+    problems: list[Problem] = []
+    for i, node in enumerate(site.nodes):
+        for k, switch in enumerate(node.load.switches):
+            path: Path = ("nodes", i, "load", "switches", k)
+            found = owner.get(switch.device)
+            if found is None:
+                problems.append((path + ("device",), f"unknown device '{switch.device}'"))
+                continue
+            node_id, device = found
+            if node_id != node.id:
+                problems.append((path + ("device",), f"'{switch.device}' belongs to node "
+                                                     f"'{node_id}', not '{node.id}'"))
+                continue
+            if device.kind not in SWITCH_KINDS:
+                problems.append((path + ("device",), f"'{switch.device}' is a {device.kind}, "
+                                                     f"not a switch ({', '.join(SWITCH_KINDS)})"))
+                continue
+            channels = _switch_channels(device)
+            if switch.channel >= channels:
+                problems.append((path + ("channel",), f"channel {switch.channel} out of range: "
+                                                      f"'{switch.device}' has channels 0..{channels - 1}"))
+                continue
+            key = (switch.device, switch.channel)
+            if key in seen:
+                problems.append((path + ("channel",), f"channel {switch.channel} of '{switch.device}' "
+                                                      f"is already used at {format_key_path(seen[key])}"))
+                continue
+            seen[key] = path
+    return problems

@@ -22,12 +22,8 @@ from gridctl.config.base import (
     PowerKw,
     StrictModel,
 )
+from gridctl.config.echonet import MAX_REQUEST_TIMEOUT_S, EchonetProfile, EchonetProtocol
 
-
-#: Ceiling of a device's per-request timeout [s]. A read or a write may take 4 requests and a cycle
-#: reads then writes, so a hung device holds a cycle at most 8 x 3 s = 24 s, inside the unit's
-#: ``WatchdogSec=30``.
-MAX_REQUEST_TIMEOUT_S = 3.0
 
 class ModbusTls(StrictModel):
     """Modbus/TCP Security (TLS with mutual certificates, usually port 802)."""
@@ -108,11 +104,13 @@ class Protocol(StrictModel):
 
     modbus: ModbusProtocol | None = None
     opcua: OpcuaProtocol | None = None
+    echonet: EchonetProtocol | None = None
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Protocol:
-        if (self.modbus is None) == (self.opcua is None):
-            raise ValueError("give exactly one of 'modbus' or 'opcua'")
+        given = [b for b in (self.modbus, self.opcua, self.echonet) if b is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of 'modbus', 'opcua' or 'echonet'")
         return self
 
 
@@ -157,6 +155,18 @@ class MeterRating(StrictModel):
     max_kw: PowerKw | None = Field(default=None, description="plausibility limit [kW]")
 
 
+class SwitchRating(StrictModel):
+    """A load switch: an ECHONET Lite object switched through EPC 0x80 has one channel."""
+
+    channels: Literal[1] = Field(default=1, description="switched channels (an ECHONET object: 1)")
+
+
+class RelayRating(StrictModel):
+    """Relay board: how many output channels of the board this site uses."""
+
+    channels: int = Field(ge=1, le=64, description="output channels wired (0 .. channels-1)")
+
+
 class RouterRating(StrictModel):
     """Digital grid router converter rating."""
 
@@ -192,6 +202,26 @@ class MeterDevice(_DeviceBase):
     rating: MeterRating = MeterRating()
 
 
+class SwitchDevice(_DeviceBase):
+    """An ECHONET Lite load switch (0x05FD JEM-A/HA terminal, or any appliance switched
+    through 0x80); it connects (on) or sheds (off) the circuit behind it."""
+
+    kind: Literal["switch"]
+    rating: SwitchRating = SwitchRating()
+
+
+class RelayBoardDevice(_DeviceBase):
+    """Modbus TCP relay board switching sheddable circuits (coils, feedback inputs, watchdog)."""
+
+    kind: Literal["relay_board"]
+    rating: RelayRating
+
+
+#: Device kinds that switch loads (``SwitchesLoads``): a node's ``load.switches`` name them.
+#: ``switch`` is the ECHONET Lite switch object (channel 0 only).
+SWITCH_KINDS: tuple[str, ...] = ("relay_board", "switch")
+
+
 class RouterLeg(StrictModel):
     """One port of a digital grid router."""
 
@@ -223,7 +253,7 @@ class RouterDevice(_DeviceBase):
 
 
 Device = Annotated[
-    PvInverterDevice | BatteryDevice | MeterDevice | RouterDevice,
+    PvInverterDevice | BatteryDevice | MeterDevice | RouterDevice | RelayBoardDevice | SwitchDevice,
     Field(discriminator="kind"),
 ]
 
@@ -247,14 +277,45 @@ class SignFlips(StrictModel):
     energy_counters: bool = Field(default=False, description="import/export counters swapped")
 
 
+class RelayBoardProfile(StrictModel):
+    """Register map and wiring of a Modbus TCP relay board (device knowledge as data)."""
+
+    channels: int = Field(ge=1, le=64, description="output channels on the board")
+    coil_base: int = Field(default=0, ge=0, le=65535, description="coil of channel 0 (FC1/FC5/FC15)")
+    discrete_input_base: int | None = Field(
+        default=0, ge=0, le=65535,
+        description="discrete input of channel 0's contactor feedback (FC2); null: no feedback")
+    watchdog_register: int | None = Field(
+        default=None, ge=0, le=65535,
+        description="holding register of the comm-loss watchdog timeout; null: no watchdog")
+    watchdog_unit_s: float = Field(default=1.0, gt=0, le=60,
+                                   description="seconds per count of the watchdog register [s]")
+    watchdog_timeout_s: float = Field(
+        default=30.0, gt=0, le=3600,
+        description="timeout written at connect: without a Modbus write for this long the board "
+                    "resets its outputs to their power-on state [s]; gridctl re-writes every cycle")
+    energised_means: Literal["disconnect", "connect"] = Field(
+        default="disconnect",
+        description="what an energised output does to its circuit: 'disconnect' (normally-closed "
+                    "wiring, loads served when the board is dead) or 'connect' (normally-open)")
+    power_on_energised: bool = Field(
+        default=False, description="outputs energised at power-on and after a watchdog reset")
+
+    @model_validator(mode="after")
+    def _watchdog_fits(self) -> RelayBoardProfile:
+        if self.watchdog_register is not None and self.watchdog_timeout_s / self.watchdog_unit_s > 65535:
+            raise ValueError("watchdog_timeout_s does not fit the watchdog register")
+        return self
+
+
 class DeviceProfile(StrictModel):
     """Device knowledge as data (evcc-style template)."""
 
     id: Identifier
     vendor: str = Field(min_length=1)
     description: str = ""
-    kind: Literal["pv_inverter", "battery", "meter", "router"]
-    protocol: Literal["modbus_sunspec", "opcua_router"]
+    kind: Literal["pv_inverter", "battery", "meter", "router", "relay_board", "switch"]
+    protocol: Literal["modbus_sunspec", "opcua_router", "modbus_relay", "echonet_lite"]
     models_expected: list[SunSpecModelId] = Field(
         default_factory=list, description="SunSpec model ids"
     )
@@ -264,12 +325,38 @@ class DeviceProfile(StrictModel):
     revert_timeout_s: DeviceTimerS = Field(default=60.0, description="device fail-safe timer [s]")
     signs: SignFlips = SignFlips()
     quirks: ProfileQuirks = ProfileQuirks()
+    echonet: EchonetProfile | None = Field(
+        default=None, description="ECHONET Lite knowledge (protocol echonet_lite only)")
+    relay: RelayBoardProfile | None = Field(default=None, description="relay boards only")
 
     @model_validator(mode="after")
     def _protocol_fits_kind(self) -> DeviceProfile:
+        if self.protocol == "echonet_lite" or self.echonet is not None:
+            return self._echonet_fits_kind()
+        if self.kind == "switch":
+            raise ValueError("a switch profile uses protocol 'echonet_lite'")
         if (self.kind == "router") != (self.protocol == "opcua_router"):
             raise ValueError("routers use protocol 'opcua_router'; other kinds 'modbus_sunspec'")
+        if (self.kind == "relay_board") != (self.protocol == "modbus_relay"):
+            raise ValueError("relay boards use protocol 'modbus_relay', and only they")
+        if (self.kind == "relay_board") != (self.relay is not None):
+            raise ValueError("a relay_board profile needs a 'relay' block, and only it")
         missing = set(self.control_models) - set(self.models_expected)
         if missing:
             raise ValueError(f"control_models {sorted(missing)} are not in models_expected")
+        return self
+
+    def _echonet_fits_kind(self) -> DeviceProfile:
+        if self.protocol != "echonet_lite":
+            raise ValueError("an 'echonet' block needs protocol 'echonet_lite'")
+        if self.echonet is None:
+            raise ValueError("protocol 'echonet_lite' needs an 'echonet' block with class_code")
+        if self.models_expected or self.control_models:
+            raise ValueError("SunSpec models_expected/control_models do not apply to echonet_lite")
+        if self.signs != SignFlips():
+            raise ValueError("'signs' does not apply to echonet_lite: the drivers apply the "
+                             "specification's signs; use echonet.quirks.invert_power_sign")
+        problem = self.echonet.class_problem(self.kind)
+        if problem:
+            raise ValueError(problem)
         return self

@@ -114,6 +114,13 @@ class Islanding(StrictModel):
         description="sheddable tiers, first shed first",
     )
     reconnect_delay_s: int = Field(default=300, ge=0, le=86400)
+    restore_step_delay_s: float = Field(
+        default=10.0, ge=0, le=3600,
+        description="pause between restoring two shed tiers after reconnection [s]")
+    switch_confirm_cycles: int = Field(
+        default=2, ge=1, le=20,
+        description="control cycles a switch has to show its commanded state in its feedback "
+                    "before it counts as failed (and the next tier is shed)")
     voltage_limits: GridLimitsV = GridLimitsV(min_v=182.0, max_v=222.0)
     frequency_limits: GridLimitsHz = GridLimitsHz(min_hz=49.0, max_hz=51.0)
 

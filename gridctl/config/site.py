@@ -83,6 +83,13 @@ class Contract(StrictModel):
         return self
 
 
+class LoadSwitch(StrictModel):
+    """A switch channel that disconnects the node's sheddable share."""
+
+    device: Identifier = Field(description="a relay_board or switch device of the same node")
+    channel: int = Field(default=0, ge=0, le=63, description="channel on the device, from 0")
+
+
 class LoadSpec(StrictModel):
     """A member's consumption and how it splits into critical and sheddable parts."""
 
@@ -90,6 +97,10 @@ class LoadSpec(StrictModel):
     profile: Literal["h25", "convenience_store", "shopping_mall", "office"] = "h25"
     critical_share_pct: Percent = Field(default=15.0, description="share that is never shed [%]")
     shed_tier: int = Field(default=1, ge=1, le=9, description="tier of the non-critical share")
+    switches: list[LoadSwitch] = Field(
+        default_factory=list,
+        description="channels that disconnect the sheddable share (tier shed_tier); empty: the "
+                    "node cannot shed by itself")
 
 
 class GridConnection(StrictModel):

@@ -1,4 +1,8 @@
-"""A commented starting point for an installer: ``gridctl config init --nodes N``.
+"""A commented starting point for an installer: ``gridctl config init --nodes N [--protocol P]``.
+
+``--protocol sunspec`` (the default) templates homes whose PV, battery and meter speak SunSpec
+Modbus; ``--protocol echonet`` homes with ECHONET Lite PV, storage battery, B-route smart meter
+and a load switch. Routers are OPC UA DGRs either way.
 
 The text is built here rather than dumped from models so that every section carries the
 comments an installer needs. The result always validates (a test loads it for several N).
@@ -8,7 +12,7 @@ from __future__ import annotations
 
 _HEADER = """\
 # yaml-language-server: $schema=https://gridctl.example/schema/site.json
-# gridctl site file: a template with {n} home(s). Replace every value marked CHANGE.
+# gridctl site file: a template with {n} {protocol}home(s). Replace every value marked CHANGE.
 # Units are in every key (_kw, _kwh, _jpy_per_kwh, _pct, _s). Sign convention: supply-positive
 # (grid_kw > 0 imports, battery_kw > 0 discharges). Validate with: gridctl config validate FILE
 
@@ -25,16 +29,7 @@ site:
 #   device_profiles_dir: devices
 # This template carries its profiles inline so that it validates on its own.
 device_profiles:
-  generic-sunspec-inverter:
-    {{id: generic-sunspec-inverter, vendor: Generic SunSpec, kind: pv_inverter,
-     protocol: modbus_sunspec, models_expected: [1, 101, 120, 123], control_models: [123]}}
-  generic-sunspec-battery:
-    {{id: generic-sunspec-battery, vendor: Generic SunSpec, kind: battery,
-     protocol: modbus_sunspec, models_expected: [1, 124, 802], control_models: [124, 802]}}
-  generic-sunspec-meter:
-    {{id: generic-sunspec-meter, vendor: Generic SunSpec, kind: meter,
-     protocol: modbus_sunspec, models_expected: [1, 203]}}
-  gridctl-dgr: {{id: gridctl-dgr, vendor: gridctl, kind: router, protocol: opcua_router}}
+{profiles}  gridctl-dgr: {{id: gridctl-dgr, vendor: gridctl, kind: router, protocol: opcua_router}}
 
 tariffs:                            # dated and versioned; prices tax-inclusive [JPY/kWh]
   - id: tepco-juryo-b
@@ -77,14 +72,37 @@ storage:
 nodes:
 """
 
-_NODE = """\
-  - id: home-{i}
-    name: Home {i}                  # CHANGE
-    member_type: home
-    contract: {{tariff: tepco-juryo-b, buyback_tariff: fit, contract_amperes_a: 50}}
-    load: {{annual_kwh: 4800, profile: h25, critical_share_pct: 15, shed_tier: 1}}
-    grid: {{import_limit_kw: 5.0, export_limit_kw: 4.5}}
-    devices:
+_SUNSPEC_PROFILES = """\
+  generic-sunspec-inverter:
+    {id: generic-sunspec-inverter, vendor: Generic SunSpec, kind: pv_inverter,
+     protocol: modbus_sunspec, models_expected: [1, 101, 120, 123], control_models: [123]}
+  generic-sunspec-battery:
+    {id: generic-sunspec-battery, vendor: Generic SunSpec, kind: battery,
+     protocol: modbus_sunspec, models_expected: [1, 124, 802], control_models: [124, 802]}
+  generic-sunspec-meter:
+    {id: generic-sunspec-meter, vendor: Generic SunSpec, kind: meter,
+     protocol: modbus_sunspec, models_expected: [1, 203]}
+"""
+
+# ECHONET Lite class codes: 0x0279 household PV, 0x027D storage battery, 0x0288 low-voltage
+# smart meter, 0x05FD switch (JEM-A/HA terminal). The drivers apply the specification's signs
+# (battery 0xD3 charge-positive); a product that departs from it gets echonet.quirks.
+_ECHONET_PROFILES = """\
+  generic-echonet-pv:
+    {id: generic-echonet-pv, vendor: Generic ECHONET Lite, kind: pv_inverter,
+     protocol: echonet_lite, echonet: {class_code: 0x0279}}
+  generic-echonet-battery:
+    {id: generic-echonet-battery, vendor: Generic ECHONET Lite, kind: battery,
+     protocol: echonet_lite, echonet: {class_code: 0x027D}}
+  generic-echonet-smart-meter:
+    {id: generic-echonet-smart-meter, vendor: Generic ECHONET Lite, kind: meter,
+     protocol: echonet_lite, echonet: {class_code: 0x0288}}
+  generic-echonet-switch:
+    {id: generic-echonet-switch, vendor: Generic ECHONET Lite, kind: switch,
+     protocol: echonet_lite, echonet: {class_code: 0x05FD}}
+"""
+
+_SUNSPEC_DEVICES = """\
       - id: home-{i}-pv
         kind: pv_inverter
         profile: generic-sunspec-inverter
@@ -100,7 +118,41 @@ _NODE = """\
         kind: meter
         profile: generic-sunspec-meter
         protocol: {{modbus: {{host: 192.0.2.{c}, port: 502, unit_id: 1}}}}   # CHANGE
-      - id: home-{i}-dgr
+"""
+
+# Each ECHONET Lite node answers on UDP 3610 of its own IP address; instance is the object's
+# instance code on that node (1 unless the node hosts two objects of one class).
+_ECHONET_DEVICES = """\
+      - id: home-{i}-pv
+        kind: pv_inverter
+        profile: generic-echonet-pv
+        protocol: {{echonet: {{host: 192.0.2.{a}, port: 3610, instance: 1}}}}   # CHANGE
+        rating: {{ac_kw: 4.5, dc_kwp: 4.8, tilt_deg: 30, azimuth_deg: 180}}
+      - id: home-{i}-battery
+        kind: battery
+        profile: generic-echonet-battery
+        protocol: {{echonet: {{host: 192.0.2.{b}, port: 3610, instance: 1}}}}   # CHANGE
+        rating: {{capacity_kwh: 9.8, max_charge_kw: 4.0, max_discharge_kw: 4.0,
+                 soc_min_pct: 10, soc_max_pct: 95}}
+      - id: home-{i}-meter                # the B-route smart meter (fixed 30-minute counters)
+        kind: meter
+        profile: generic-echonet-smart-meter
+        protocol: {{echonet: {{host: 192.0.2.{c}, port: 3610, instance: 1}}}}   # CHANGE
+      - id: home-{i}-switch               # load switch of the sheddable circuits (EPC 0x80)
+        kind: switch
+        profile: generic-echonet-switch
+        protocol: {{echonet: {{host: 192.0.2.{e}, port: 3610, instance: 1}}}}   # CHANGE
+"""
+
+_NODE = """\
+  - id: home-{i}
+    name: Home {i}                  # CHANGE
+    member_type: home
+    contract: {{tariff: tepco-juryo-b, buyback_tariff: fit, contract_amperes_a: 50}}
+    load: {{annual_kwh: 4800, profile: h25, critical_share_pct: 15, shed_tier: 1{switches}}}
+    grid: {{import_limit_kw: 5.0, export_limit_kw: 4.5}}
+    devices:
+{devices}      - id: home-{i}-dgr
         kind: router
         profile: gridctl-dgr
         protocol:
@@ -126,19 +178,32 @@ def _ring(n: int) -> list[tuple[int, int]]:
     return [(i, i % n + 1) for i in range(1, n + 1)]
 
 
-def site_template(n_nodes: int) -> str:
-    """A commented site file with ``n_nodes`` homes linked in a ring (1 <= n <= 60)."""
+#: ``config init --protocol`` choices.
+TEMPLATE_PROTOCOLS = ("sunspec", "echonet")
+
+
+def site_template(n_nodes: int, protocol: str = "sunspec") -> str:
+    """A commented site file with ``n_nodes`` homes linked in a ring (1 <= n <= 60) whose PV,
+    battery and meter speak ``protocol`` (``sunspec`` or ``echonet``)."""
     if not 1 <= n_nodes <= 60:
         raise ValueError("--nodes must be between 1 and 60")
+    if protocol not in TEMPLATE_PROTOCOLS:
+        raise ValueError(f"--protocol must be one of {', '.join(TEMPLATE_PROTOCOLS)}, not '{protocol}'")
+    echonet = protocol == "echonet"
     ring = _ring(n_nodes)
-    parts = [_HEADER.format(n=n_nodes)]
+    parts = [_HEADER.format(n=n_nodes, protocol="ECHONET Lite " if echonet else "",
+                            profiles=_ECHONET_PROFILES if echonet else _SUNSPEC_PROFILES)]
     for i in range(1, n_nodes + 1):
         legs = "".join(
             f"          - {{id: to-home-{b if a == i else a}, kind: link, "
             f"link: link-{a}-{b}, capacity_kw: 10}}\n"
             for a, b in ring if i in (a, b)
         )
-        parts.append(_NODE.format(i=i, a=4 * i - 3, b=4 * i - 2, c=4 * i - 1, d=4 * i, links=legs))
+        per = 5 if echonet else 4  # addresses per home: its devices and its router
+        a = per * (i - 1) + 1
+        devices = (_ECHONET_DEVICES if echonet else _SUNSPEC_DEVICES).format(i=i, a=a, b=a + 1, c=a + 2, e=a + 3)
+        switches = f",\n           switches: [{{device: home-{i}-switch, channel: 0}}]" if echonet else ""
+        parts.append(_NODE.format(i=i, d=a + per - 1, links=legs, devices=devices, switches=switches))
     if ring:
         parts.append("\nlinks:                              # flow_kw > 0 from from_router to to_router\n")
         parts.extend(

@@ -8,7 +8,8 @@ from gridctl.config.template import site_template
 base = site_template(2).replace("# yaml-language-server: $schema=https://gridctl.example/schema/site.json\n", "")
 out = Path("tests/config/broken")
 M = "  # <-- ERROR"
-def case(name, expect, old, new, occurrence=1, mark=None):
+echonet_base = site_template(2, "echonet").replace("# yaml-language-server: $schema=https://gridctl.example/schema/site.json\n", "")
+def case(name, expect, old, new, occurrence=1, mark=None, base=base):
     text = base
     idx = -1
     for _ in range(occurrence):
@@ -44,7 +45,7 @@ case("18-leg-unknown-device", "nodes[0].devices[3].legs[2].device: no device 'ho
 case("19-leg-unknown-link", "nodes[0].devices[3].legs[4].link: unknown link 'link-1-3'", "link: link-1-2, capacity_kw: 10}", "link: link-1-3, capacity_kw: 10}")
 case("20-device-without-leg", "nodes[0].devices[1].id: 'home-1-battery' needs a leg on router 'home-1-dgr'", "          - {id: battery, kind: battery, device: home-1-battery, capacity_kw: 4.0}\n", "", mark="      - id: home-1-battery")
 case("21-token-in-file", "storage.influxdb.token: the token must not be in the file", "  # influxdb: {version: 2, url: \"http://127.0.0.1:8086\", org: my-org, bucket: gridctl}", "  influxdb: {version: 2, url: \"http://127.0.0.1:8086\", org: my-org, bucket: gridctl, token: abc}")
-case("22-both-protocols", "nodes[0].devices[0].protocol: give exactly one of 'modbus' or 'opcua'", "protocol: {modbus: {host: 192.0.2.1, port: 502, unit_id: 1}}   # CHANGE", "protocol: {modbus: {host: 192.0.2.1}, opcua: {endpoint_url: 'opc.tcp://x:4840', security_policy: None, security_mode: None, identity: {kind: anonymous}}}")
+case("22-both-protocols", "nodes[0].devices[0].protocol: give exactly one of 'modbus', 'opcua' or 'echonet'", "protocol: {modbus: {host: 192.0.2.1, port: 502, unit_id: 1}}   # CHANGE", "protocol: {modbus: {host: 192.0.2.1}, opcua: {endpoint_url: 'opc.tcp://x:4840', security_policy: None, security_mode: None, identity: {kind: anonymous}}}")
 case("23-opcua-insecure-mix", "nodes[0].devices[3].protocol.opcua: security_policy and security_mode must both be 'None' or neither", "            endpoint_url: opc.tcp://192.0.2.4:4840/gridctl/router  # CHANGE\n", "            endpoint_url: opc.tcp://192.0.2.4:4840/gridctl/router\n            security_policy: None\n", mark="          opcua:")
 case("24-tariff-two-schemes", "tariffs[0]: give exactly one of 'energy_tiers' or 'time_of_use'", "    energy_tiers:                   # monthly kWh blocks\n", "    time_of_use: [{start: '00:00', end: '00:00', price_jpy_per_kwh: '30'}]\n    energy_tiers:\n", mark="  - id: tepco-juryo-b")
 case("25-tier-order", "tariffs[0]: energy tier bounds must increase strictly", "{up_to_kwh: 300, price", "{up_to_kwh: 100, price", mark="  - id: tepco-juryo-b")
@@ -70,3 +71,11 @@ case("44-influx-url-credentials", "storage.influxdb.url: credentials must not be
 case("45-impossible-date", "YAML value error: month must be in 1..12", "    valid_from: 2025-04-01\n    price_jpy_per_kwh", "    valid_from: 2025-13-01\n    price_jpy_per_kwh", mark="valid_from: 2025-13-01")
 case("46-deep-nesting", "YAML nesting deeper than 64 levels", "  name: My neighbourhood block      # CHANGE\n", "  name: " + "[" * 500 + "]" * 500 + "\n", mark="  name: [[[")
 case("47-request-timeout-past-watchdog", "nodes[0].devices[1].protocol.modbus.timeout_s: must be <= 3.0", "protocol: {modbus: {host: 192.0.2.2, port: 502, unit_id: 1}}   # CHANGE", "protocol: {modbus: {host: 192.0.2.2, port: 502, unit_id: 1, timeout_s: 60}}")
+E1 = "protocol: {echonet: {host: 192.0.2.1, port: 3610, instance: 1}}   # CHANGE"
+case("48-echonet-host-not-ip", "nodes[0].devices[0].protocol.echonet.host: host 'pv.home-1.lan' is not an IP address (ECHONET Lite nodes are addressed by IP)", E1, "protocol: {echonet: {host: pv.home-1.lan, port: 3610, instance: 1}}", base=echonet_base)
+case("49-echonet-on-router", "nodes[0].devices[4].protocol.echonet: a router speaks OPC UA: an 'echonet' block cannot address it (give 'opcua')", "        protocol:\n          opcua:\n            endpoint_url: opc.tcp://192.0.2.5:4840/gridctl/router  # CHANGE\n            certificate_path: /etc/gridctl/pki/client-cert.der\n            private_key_path: /etc/gridctl/pki/client-key.pem\n            server_certificate_path: /etc/gridctl/pki/home-1-dgr.der\n", "        protocol:\n          echonet: {host: 192.0.2.5}\n", mark="echonet: {host: 192.0.2.5}", base=echonet_base)
+case("50-echonet-class-not-kind", "device_profiles.generic-echonet-battery: class_code 0x0279 does not match kind 'battery' (expected 0x027D)", "protocol: echonet_lite, echonet: {class_code: 0x027D}}", "protocol: echonet_lite, echonet: {class_code: 0x0279}}", mark="  generic-echonet-battery:", base=echonet_base)
+case("51-modbus-block-echonet-profile", "nodes[0].devices[0].protocol.modbus: profile 'generic-echonet-pv' speaks echonet_lite: give the 'echonet' protocol block, not 'modbus'", E1, "protocol: {modbus: {host: 192.0.2.1, port: 502, unit_id: 1}}", base=echonet_base)
+case("52-duplicate-echonet-object", "nodes[1].devices[0].protocol.echonet: device 'home-2-pv' has the same endpoint (192.0.2.1:3610 object 0x0279 instance 1) as device 'home-1-pv' at nodes[0].devices[0].protocol.echonet", "protocol: {echonet: {host: 192.0.2.6, port: 3610, instance: 1}}   # CHANGE", "protocol: {echonet: {host: 192.0.2.1, port: 3610, instance: 1}}", base=echonet_base)
+case("53-echonet-meter-not-grid", "nodes[0].devices[2].role: an ECHONET Lite meter is the node's B-route smart meter: role must be 'grid'", "        profile: generic-echonet-smart-meter\n", "        profile: generic-echonet-smart-meter\n        role: load\n", mark="        role: load", base=echonet_base)
+case("54-signs-on-echonet-profile", "device_profiles.generic-echonet-battery: 'signs' does not apply to echonet_lite: the drivers apply the specification's signs; use echonet.quirks.invert_power_sign", "protocol: echonet_lite, echonet: {class_code: 0x027D}}", "protocol: echonet_lite, echonet: {class_code: 0x027D}, signs: {power: true}}", mark="  generic-echonet-battery:", base=echonet_base)

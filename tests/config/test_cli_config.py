@@ -54,6 +54,28 @@ def test_init_writes_a_template_that_validates(tmp_path: Path) -> None:
     assert again.exit_code == 2 and "--force" in again.output
 
 
+def test_init_templates_echonet_homes_that_validate(tmp_path: Path) -> None:
+    out = tmp_path / "site.yaml"
+    result = runner.invoke(app, ["config", "init", "--nodes", "2", "--protocol", "echonet", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    site = load_site(out)
+    for node in site.nodes:
+        kinds = {d.kind: d for d in node.devices}
+        assert set(kinds) == {"pv_inverter", "battery", "meter", "switch", "router"}
+        assert all(d.protocol.echonet is not None for k, d in kinds.items() if k != "router")
+        assert kinds["router"].protocol.opcua is not None
+        assert kinds["meter"].protocol.echonet.port == 3610
+        assert [(s.device, s.channel) for s in node.load.switches] == [(f"{node.id}-switch", 0)]
+
+
+def test_init_rejects_an_unknown_protocol_in_one_line(tmp_path: Path) -> None:
+    out = tmp_path / "site.yaml"
+    result = runner.invoke(app, ["config", "init", "--protocol", "bacnet", "--out", str(out)])
+    assert result.exit_code == 2 and not out.exists()
+    assert "--protocol: must be one of sunspec, echonet, not 'bacnet'" in result.output
+    assert "Traceback" not in result.output
+
+
 def test_version() -> None:
     result = runner.invoke(app, ["--version"])
     assert result.exit_code == 0 and result.output.startswith("gridctl ")

@@ -28,7 +28,14 @@ def test_every_device_profile_loads() -> None:
     profiles = load_profiles(CONFIGS / "devices")
     files = sorted((CONFIGS / "devices").glob("*.yaml"))
     assert len(profiles) == len(files) >= 4
-    assert {p.kind for p in profiles.values()} == {"pv_inverter", "battery", "meter", "router"}
+    assert {p.kind for p in profiles.values()} == {"pv_inverter", "battery", "meter", "router", "relay_board", "switch"}
+    echonet = {p.id: p.echonet.class_code for p in profiles.values() if p.protocol == "echonet_lite"}
+    assert echonet == {"generic-echonet-pv": 0x0279, "generic-echonet-battery": 0x027D,
+                       "generic-echonet-smart-meter": 0x0288, "generic-echonet-switch": 0x05FD,
+                       "example-echonet-battery-discharge-positive": 0x027D}
+    # the drivers apply the specification's 0xD3 sign; only the example maker inverts it
+    assert not profiles["generic-echonet-battery"].echonet.quirks.invert_power_sign
+    assert profiles["example-echonet-battery-discharge-positive"].echonet.quirks.invert_power_sign
 
 
 def test_reference_site_shape() -> None:

@@ -284,7 +284,7 @@ class Fleet:
         self.handles: dict[str, DeviceHandle] = {}
         for node, device in site.all_devices():
             proto = device.protocol
-            request_timeout_s = (proto.modbus or proto.opcua).timeout_s
+            request_timeout_s = (proto.modbus or proto.opcua or proto.echonet).timeout_s
             self.handles[device.id] = DeviceHandle(
                 device.id, node.id, device, factory, site, request_timeout_s)
 

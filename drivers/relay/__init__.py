@@ -1,0 +1,1 @@
+"""Load switches on Modbus TCP relay boards (coils, feedback inputs, comm-loss watchdog)."""
