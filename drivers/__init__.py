@@ -8,6 +8,8 @@
 - ``drivers.profile``: endpoints (Modbus, OPC UA) and vendor quirks as frozen dataclasses.
 - ``drivers.sunspec``: SunSpec Modbus TCP (pymodbus) - ``SunSpecPvInverter``, ``SunSpecBattery``,
   ``SunSpecMeter``.
+- ``drivers.echonet``: ECHONET Lite over UDP (own asyncio client, class knowledge as data) -
+  ``EchonetPvInverter``, ``EchonetBattery``, ``EchonetSmartMeter``, ``EchonetSwitch``.
 - ``drivers.opcua``: ``OpcUaRouter`` for gridctl's router information model (asyncua).
 
 A leaf package: it imports neither ``gridctl`` nor ``optimizer`` nor ``sim``.

@@ -342,7 +342,7 @@ class EchonetClient:
 
     # ---- discovery ---------------------------------------------------------------------------
 
-    async def discover(self, timeout_s: float = 1.0, *, multicast: bool = True,
+    async def discover(self, timeout_s: float = 1.0, multicast: bool = True,
                        hosts: Sequence[str | tuple[str, int]] = ()) -> tuple[DiscoveredNode, ...]:
         """Find nodes: their instance lists (0xD6), maker codes and property maps.
 

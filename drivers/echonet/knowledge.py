@@ -67,6 +67,8 @@ class EpcSpec:
         Direction of a positive signed value on the wire ('' when unsigned).
     no_data : frozenset of int
         Raw values meaning "no measurement".
+    maximum : int or None
+        Largest valid raw value of an unsigned property (beyond: garbage, refused).
     parts : tuple of Part
         Composite layout.
     source : str
@@ -83,6 +85,7 @@ class EpcSpec:
     values: tuple[tuple[int, Union[str, float]], ...] = ()
     sign: str = ""
     no_data: frozenset[int] = frozenset()
+    maximum: int | None = None
     parts: tuple[Part, ...] = ()
     source: str = ""
 
@@ -121,6 +124,7 @@ def _parse_epc(entry: dict) -> EpcSpec:
         values=tuple((_hex(k), v) for k, v in (entry.get("values") or {}).items()),
         sign=str(entry.get("sign", "")),
         no_data=frozenset(_hex(v) for v in entry.get("no_data", [])),
+        maximum=_hex(entry["max"]) if "max" in entry else None,
         parts=tuple(Part(p["type"], int(p["size"]), int(p.get("repeat", 1)))
                     for p in entry.get("parts", [])),
         source=str(entry.get("src", "")),
@@ -178,6 +182,9 @@ def _decode_typed(spec: EpcSpec, kind: str, edt: bytes) -> Value:
         raw = int.from_bytes(edt, "big", signed=False)
         if raw in spec.no_data:
             return None
+        if spec.maximum is not None and raw > spec.maximum:
+            raise KnowledgeError(f"EPC 0x{spec.epc:02X} ({spec.name}): raw value {raw} above "
+                                 f"the specified maximum {spec.maximum}")
         number = int.from_bytes(edt, "big", signed=kind == "signed")
         return number * spec.scale if spec.scale != 1.0 else number
     if kind == "enum":

@@ -6,7 +6,8 @@ SetGet_Res, INF or the matching SNA; property maps (0x9D/0x9E/0x9F) and the inst
 (0xD3/0xD6/0xD7) are generated from what the objects implement.
 
 Fault knobs (:class:`NodeFaults`, settable at run time): ``no_reply``, ``get_sna`` (EPCs
-refused), ``wrong_sign`` (the objects' signed power EPCs negated), ``delay_s``; and
+refused), ``wrong_sign`` (the objects' signed power EPCs negated), ``delay_s``,
+``reply_port`` (answers only to that port, e.g. 3610); and
 :meth:`EchonetNode.reboot` (every object back to its power-on defaults, the node silent for
 ``silent_s``).
 """
@@ -85,12 +86,16 @@ class NodeFaults:
         Negate the signed power EPCs of every object (a device with the wrong sign).
     delay_s : float
         Answer after this delay [s].
+    reply_port : int or None
+        Send answers to this port instead of the requester's (devices that answer only to
+        3610: the ``replies_to_3610`` quirk).
     """
 
     no_reply: bool = False
     get_sna: set[int] = field(default_factory=set)
     wrong_sign: bool = False
     delay_s: float = 0.0
+    reply_port: int | None = None
 
 
 class _Protocol(asyncio.DatagramProtocol):
@@ -216,6 +221,8 @@ class EchonetNode:
     def _reply(self, payload: bytes, addr: tuple[str, int]) -> None:
         if self._transport is None:
             return
+        if self.faults.reply_port is not None:
+            addr = (addr[0], self.faults.reply_port)
         if self.faults.delay_s > 0:
             asyncio.get_running_loop().call_later(self.faults.delay_s, self._send, payload, addr)
         else:

@@ -201,3 +201,11 @@ async def test_binding_a_taken_port_is_one_clear_permanent_error(client):
     other = EchonetClient("127.0.0.1", client.local_port)
     with pytest.raises(PermanentDeviceError, match="cannot bind the ECHONET Lite client"):
         await other.open()
+
+
+async def test_setget_with_a_refused_set_names_it(node, client):
+    with pytest.raises(PermanentDeviceError, match=r"SetGet refused for EPC 0x80"):
+        await client.set_get("127.0.0.2", node.port, SWITCH, {0x80: b"\x77"}, [0x80])
+    node.faults.get_sna = {0x88}
+    got = await client.set_get("127.0.0.2", node.port, SWITCH, {0x80: b"\x31"}, [0x80, 0x88])
+    assert got == {0x80: b"\x31"} and got.refused == (0x88,)

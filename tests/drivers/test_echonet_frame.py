@@ -139,7 +139,7 @@ def test_property_maps_round_trip_in_both_formats():
 
 def test_every_epc_in_the_knowledge_round_trips():
     samples = {
-        "unsigned": lambda s: (s.size and (1 << (8 * s.size - 1)) - 3) * s.scale or 5,
+        "unsigned": lambda s: (s.maximum or (1 << (8 * s.size - 1)) - 3) * s.scale,
         "signed": lambda s: -1234,
         "enum": lambda s: s.values[-1][1],
         "ascii": lambda s: "GRIDCTL",
@@ -183,6 +183,8 @@ def test_knowledge_signs_units_and_no_data():
     assert decode_value(0x05FD, 0x80, b"\x31") == "off"  # from the super class
     with pytest.raises(KnowledgeError, match="0x027D EPC 0xE4 .*2 bytes, expected 1"):
         decode_value(0x027D, 0xE4, b"\x00\x09")
+    with pytest.raises(KnowledgeError, match="0x05F5E100 |100000000 above the specified maximum"):
+        decode_value(0x0288, 0xE0, (100_000_000).to_bytes(4, "big"))
     with pytest.raises(KnowledgeError, match="no known EPC 0x01"):
         decode_value(0x027D, 0x01, b"\x00")
     with pytest.raises(KnowledgeError, match="code 0x99 is not one of"):
