@@ -114,7 +114,7 @@ class Recorder:
         does not use.
     fixed_channels : list of (member_id, channel)
         Channels whose meter keeps fixed 30-minute counters
-        (:func:`gridctl.config.metering.fixed_point_channels`): their boundary values come from
+        (:func:`gridctl.settlement.timing.fixed_point_channels`): their boundary values come from
         the samples with ``fixed_at_utc`` equal to the boundary.
     """
 
