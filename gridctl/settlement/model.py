@@ -15,6 +15,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from decimal import Decimal
+from enum import StrEnum
 
 #: Channel name of a member's grid meter; router link legs are ``link:<link id>``.
 GRID_CHANNEL = "grid"
@@ -23,6 +24,22 @@ LINK_PREFIX = "link:"
 #: ``import_kwh`` counts PV energy into the member, ``export_kwh`` is always 0. Optional, and
 #: recorded for publication only: the settlement and its checks never read it.
 PV_CHANNEL = "pv"
+
+
+class CounterSource(StrEnum):
+    """Where a boundary's counters came from, for a channel whose meter keeps fixed 30-minute
+    counters (a Japanese smart meter, ECHONET Lite 0x0288 EPC 0xEA/0xEB). Other channels leave
+    the source unset (None): a live sample, the first taken at or after the boundary."""
+
+    #: The meter's own counters frozen at that fixed 30-minute point (exact; the billing value).
+    FIXED_POINT = "fixed_point"
+    #: No fixed-point value for that boundary arrived within the grace time: the first live
+    #: sample at or after the boundary, as for any meter (the period is flagged).
+    LIVE_FALLBACK = "live_fallback"
+
+
+#: Settlement flag of a period that used a live fallback for a fixed-point meter's boundary.
+FIXED_POINT_MISSING_FLAG = "fixed_point_missing"
 
 
 def link_channel(link_id: str) -> str:
@@ -57,6 +74,10 @@ class ChannelReading:
         Counters at the period start [kWh]; None when no reading exists.
     end_import_kwh, end_export_kwh : Decimal or None
         Counters at the period end [kWh]; None when no reading exists (late or missing).
+    start_source, end_source : CounterSource or None
+        Where the start / end counters came from when the channel's meter keeps fixed
+        30-minute counters; None for a live sample of any other meter (and absent from the
+        canonical JSON then, so readings of such meters hash as before).
     """
 
     member_id: str
@@ -65,6 +86,13 @@ class ChannelReading:
     start_export_kwh: Decimal | None
     end_import_kwh: Decimal | None
     end_export_kwh: Decimal | None
+    start_source: CounterSource | None = None
+    end_source: CounterSource | None = None
+
+    @property
+    def fell_back(self) -> bool:
+        """A boundary of a fixed-point meter was read live because its fixed value was missing."""
+        return CounterSource.LIVE_FALLBACK in (self.start_source, self.end_source)
 
     @property
     def complete(self) -> bool:
@@ -82,6 +110,10 @@ class ChannelReading:
         if imp < 0 or exp < 0:
             return None
         return imp, exp
+
+
+#: Optional fields of a channel in the canonical JSON (written only when set).
+_SOURCE_FIELDS = ("start_source", "end_source")
 
 
 @dataclass(frozen=True)
@@ -117,7 +149,8 @@ class PeriodReadings:
     @functools.cached_property
     def _json(self) -> str:
         rows = sorted(
-            ({k: (None if v is None else str(v)) for k, v in vars(c).items()} for c in self.channels),
+            ({k: (None if v is None else str(v)) for k, v in vars(c).items()
+              if v is not None or k not in _SOURCE_FIELDS} for c in self.channels),
             key=lambda r: (r["member_id"], r["channel"]),
         )
         return json.dumps(
@@ -156,6 +189,7 @@ class PeriodReadings:
                     k: (None if row[k] is None else Decimal(row[k]))
                     for k in ("start_import_kwh", "start_export_kwh", "end_import_kwh", "end_export_kwh")
                 },
+                **{k: CounterSource(row[k]) for k in _SOURCE_FIELDS if row.get(k) is not None},
             )
             for row in data["channels"]
         )

@@ -25,10 +25,10 @@ import csv
 import datetime as dt
 import io
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from decimal import Decimal, InvalidOperation
 
-from gridctl.settlement.model import ChannelReading, PeriodReadings
+from gridctl.settlement.model import ChannelReading, CounterSource, PeriodReadings
 
 HEADER = ("timestamp", "member_id", "channel", "import_kwh", "export_kwh")
 PERIOD = dt.timedelta(minutes=30)
@@ -108,12 +108,16 @@ def _exact(pair: tuple | None) -> tuple[Decimal, Decimal] | None:
     return None if pair is None else (Decimal(str(pair[0])), Decimal(str(pair[1])))
 
 
-def period_readings(start_utc: dt.datetime, at_start: Counters, at_end: Counters) -> PeriodReadings:
+def period_readings(start_utc: dt.datetime, at_start: Counters, at_end: Counters,
+                    fixed_point: Collection[tuple[str, str]] = ()) -> PeriodReadings:
     """Build a period's readings from the counters at its two boundaries.
 
     This is also how the daemon and the simulator build :class:`PeriodReadings`: snapshot the
     cumulative counters ``{(member_id, channel): (import_kwh, export_kwh)}`` [kWh, Decimal or
     float] at each boundary; a channel absent at either boundary is left incomplete.
+    ``fixed_point`` names the channels whose counters are a meter's fixed 30-minute values
+    (the simulator's smart meters): their boundaries are marked
+    :attr:`CounterSource.FIXED_POINT` (:attr:`CounterSource.LIVE_FALLBACK` where absent).
     """
     if start_utc.tzinfo is None:
         raise ValueError("period start must be timezone-aware")
@@ -122,14 +126,21 @@ def period_readings(start_utc: dt.datetime, at_start: Counters, at_end: Counters
     for member_id, channel in sorted(set(at_start) | set(at_end)):
         s = _exact(at_start.get((member_id, channel)))
         e = _exact(at_end.get((member_id, channel)))
+        fixed = (member_id, channel) in fixed_point
         channels.append(
             ChannelReading(
                 member_id=member_id, channel=channel,
                 start_import_kwh=s[0] if s else None, start_export_kwh=s[1] if s else None,
                 end_import_kwh=e[0] if e else None, end_export_kwh=e[1] if e else None,
+                start_source=_fixed_source(s) if fixed else None,
+                end_source=_fixed_source(e) if fixed else None,
             )
         )
     return PeriodReadings(start_utc=start_utc, channels=tuple(channels))
+
+
+def _fixed_source(pair: tuple | None) -> CounterSource:
+    return CounterSource.FIXED_POINT if pair is not None else CounterSource.LIVE_FALLBACK
 
 
 def format_readings(rows: Iterable[tuple[dt.datetime, str, str, Decimal, Decimal]]) -> str:

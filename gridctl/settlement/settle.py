@@ -56,6 +56,7 @@ from gridctl.settlement.allocation import allocate
 from gridctl.settlement.checks import check_period
 from gridctl.settlement.mechanisms import Order, p2p_price, sdr_ratio, uniform_price_auction
 from gridctl.settlement.model import (
+    FIXED_POINT_MISSING_FLAG,
     GRID_CHANNEL,
     MemberLine,
     PeriodReadings,
@@ -149,6 +150,7 @@ def settle_period(
     terms = market_in_force(site, readings.start_utc)
     prices = {n.id: _member_prices(site, n.id, readings.start_utc, mtd.get(n.id, ZERO)) for n in site.nodes}
     energy, losses_kwh, flows = _metered_energy(site, readings, flags)
+    flags.extend(_fixed_point_flags(readings))
     flags.extend(_price_flags(prices))
     sold = {m: e.sold_kwh for m, e in energy.items() if e.sold_kwh > 0}
     bought = {m: e.bought_kwh for m, e in energy.items() if e.bought_kwh > 0}
@@ -260,6 +262,13 @@ def _price_flags(prices: dict[str, _Prices]) -> list[str]:
     later periods that kept their price. See docs/settlement-rules.md.
     """
     return sorted({p.fuel_default_flag for p in prices.values() if p.fuel_default_flag})
+
+
+def _fixed_point_flags(readings: PeriodReadings) -> list[str]:
+    """``fixed_point_missing:<member>`` for each member whose fixed-point meter was read live at
+    a boundary of the period, because its fixed 30-minute value did not arrive in time."""
+    members = sorted({c.member_id for c in readings.channels if c.fell_back})
+    return [f"{FIXED_POINT_MISSING_FLAG}:{m}" for m in members]
 
 
 def _router_owners(site: SiteConfig) -> dict[str, str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from gridctl.config.metering import has_fixed_point_meter
 from gridctl.config.site import SiteConfig
 from gridctl.settlement.model import GRID_CHANNEL, PeriodReadings, link_channel
 
@@ -16,6 +17,12 @@ def expected_channels(site: SiteConfig) -> set[tuple[str, str]]:
         channels.add((owners[link.from_router], link_channel(link.id)))
         channels.add((owners[link.to_router], link_channel(link.id)))
     return channels
+
+
+def fixed_point_channels(site: SiteConfig) -> list[tuple[str, str]]:
+    """The ``(member_id, "grid")`` channels whose grid meter keeps fixed 30-minute counters,
+    in file order: their boundaries are read from the meter's fixed points, not live."""
+    return [(n.id, GRID_CHANNEL) for n in site.nodes if has_fixed_point_meter(site, n)]
 
 
 def is_complete(site: SiteConfig, readings: PeriodReadings) -> bool:

@@ -9,6 +9,7 @@ import numpy as np
 
 from gridctl.config import SiteConfig
 from gridctl.settlement.readings_csv import period_readings
+from gridctl.settlement.timing import fixed_point_channels
 from sim.plant.block import PlantState
 from sim.runner.bridge import Bridge
 
@@ -26,6 +27,11 @@ class Settler:
     owns the ledger: ``ledger_path``, or a temporary file that
     :func:`sim.runner.outputs.write_ledger` moves into the output folder. The ledger is not
     fsynced (a run can be made again) and its entry times are simulated time.
+
+    A grid meter that keeps fixed 30-minute counters (a smart meter,
+    :func:`gridctl.settlement.timing.fixed_point_channels`) is modelled exactly: its fixed
+    value at a boundary is the plant's counter at the boundary, what the daemon records from
+    the meter's 0xEA/0xEB, so such channels are marked as read from the fixed point.
     """
 
     def __init__(self, site: SiteConfig, bridge: Bridge, state: PlantState, start: dt.datetime,
@@ -34,6 +40,7 @@ class Settler:
         from sim.runner.outputs import LedgerSettlements
 
         self.site, self.bridge = site, bridge
+        self.fixed_point = frozenset(fixed_point_channels(site))
         self.period_start = start
         self.at_start = bridge.counters(state)
         now = self._now = [start]  # the ledger's clock; it must not hold the settler or the list
@@ -48,7 +55,7 @@ class Settler:
         if (now - self.period_start).total_seconds() < 1800 - 1e-6:
             return
         at_end = self.bridge.counters(state)
-        readings = period_readings(self.period_start, self.at_start, at_end)
+        readings = period_readings(self.period_start, self.at_start, at_end, self.fixed_point)
         self._now[0] = now
         settlement, _ = self.book.settle(readings)
         self.settlements.append((readings, settlement))

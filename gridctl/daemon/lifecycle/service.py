@@ -46,6 +46,7 @@ from gridctl.daemon.stages.record import PeriodSink, Recorder, RecorderState
 from gridctl.daemon.stages.replan import ThreadPlanner
 from gridctl.daemon.stages.snapshot import expected_channels, pv_channels
 from gridctl.daemon.stages.telemetry import TelemetryRecorder, TelemetrySink
+from gridctl.settlement.timing import fixed_point_channels
 
 if TYPE_CHECKING:
     from gridctl.daemon.lifecycle.shipping import Shipper
@@ -97,7 +98,8 @@ class Daemon:
         recorder_json = parts.store.get(RECORDER_KEY)
         recorder = Recorder(expected_channels(site), site.market.grace_period_s, parts.periods,
                             RecorderState.from_json(recorder_json) if recorder_json else None,
-                            optional_channels=pv_channels(site))
+                            optional_channels=pv_channels(site),
+                            fixed_channels=fixed_point_channels(site))
         self.fleet = Fleet(site, parts.factory)
         forecaster = HistoryForecaster(site)
         self.planner = ThreadPlanner(site, parts.solve, forecaster, clock)

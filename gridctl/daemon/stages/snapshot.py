@@ -13,13 +13,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from drivers.capabilities import DeviceReading, EnergyCounters, LegReading
+from drivers.capabilities import DeviceReading, EnergyCounters, FixedPointCounters, LegReading
 from gridctl.config import SiteConfig
 from gridctl.config.site import Node
 from gridctl.controller.switches import SwitchReading
 from gridctl.controller.topology import site_index
 from gridctl.controller.types import DeviceHealth, NodeReading, Snapshot
-from gridctl.settlement.model import PV_CHANNEL
+from gridctl.settlement.model import GRID_CHANNEL, PV_CHANNEL
 
 
 @dataclass(frozen=True)
@@ -36,12 +36,16 @@ class CounterSample:
     import_kwh, export_kwh : float or None
         Cumulative kWh into / out of the member (supply-positive ``supplied`` / ``absorbed``);
         for ``pv`` the produced energy, and 0 out.
+    fixed_at_utc : datetime or None
+        Set for a smart meter's fixed 30-minute counters: the fixed point they belong to
+        (tz-aware). None for a live sample, taken at the poll.
     """
 
     member_id: str
     channel: str
     import_kwh: float | None
     export_kwh: float | None
+    fixed_at_utc: datetime | None = None
 
     @property
     def key(self) -> str:
@@ -148,6 +152,8 @@ def counter_samples(site: SiteConfig, readings: Mapping[str, DeviceReading | Non
         grid_reading = readings.get(grid_meter.id) if grid_meter else None
         if grid_reading is not None and grid_reading.counters is not None:
             samples.append(_sample(node.id, "grid", grid_reading.counters))
+        if grid_reading is not None and grid_reading.fixed_counters is not None:
+            samples.append(_fixed_sample(node.id, grid_reading.fixed_counters))
         router = node.router
         reading = readings.get(router.id) if router else None
         if router is None or reading is None:
@@ -182,6 +188,11 @@ def pv_channels(site: SiteConfig) -> list[tuple[str, str]]:
 
 def _sample(member_id: str, channel: str, counters: EnergyCounters) -> CounterSample:
     return CounterSample(member_id, channel, counters.supplied_kwh, counters.absorbed_kwh)
+
+
+def _fixed_sample(member_id: str, fixed: FixedPointCounters) -> CounterSample:
+    return CounterSample(member_id, GRID_CHANNEL, fixed.supplied_kwh, fixed.absorbed_kwh,
+                         fixed_at_utc=fixed.at_utc)
 
 
 def expected_channels(site: SiteConfig) -> list[tuple[str, str]]:
