@@ -19,6 +19,9 @@ Rules, per cycle:
    shed order, one tier per ``islanding.restore_step_delay_s`` (counted from the tie closing
    or the last step), each confirmed before the next.
 
+At a fresh start (no commands yet) the switches are taken as found: a tier with a channel that
+reads disconnected counts as shed and is restored by rule 3, never all at once.
+
 Every switched channel gets a command every cycle (the re-write keeps relay watchdogs fed).
 Tiers are the unit of a step: a tier is shed at every switched node of that tier.
 """
@@ -132,6 +135,8 @@ def advance(site: SiteConfig, state: ShedState, setpoints: Setpoints, snapshot: 
     if not tiers:
         return ShedResult(state)
     base = state.prior if state.at_utc == now and state.prior is not None else state
+    if not base.commanded:
+        base = _adopt_found(site, base, tiers, snapshot, now)
     channels = tuple(key for t in tiers.values() for key in t)
     obs = _observe(site, base, channels, snapshot)
     notes = list(obs.notes)
@@ -171,6 +176,29 @@ def advance(site: SiteConfig, state: ShedState, setpoints: Setpoints, snapshot: 
                     failed=obs.failed, tie_open=tie_open, last_step_utc=last_step, at_utc=now,
                     prior=replace(base, prior=None))
     return ShedResult(new, commands, tuple(notes))
+
+
+def _adopt_found(site: SiteConfig, base: ShedState, tiers: dict[int, tuple[ChannelId, ...]],
+                 snapshot: Snapshot, now: dt.datetime) -> ShedState:
+    """A state without commands (a fresh start) takes the switches as it finds them.
+
+    A daemon restarted mid-outage must not connect every shed circuit at once onto batteries
+    that could not carry them: a tier any of whose channels reads disconnected counts as shed
+    (in shed order) and comes back only by the restore rule, one step at a time. Channels that
+    cannot be read are commanded as their tier is.
+    """
+    off, commanded = [], {}
+    for tier in (t.tier for t in site.islanding.shed_order if t.tier in tiers):
+        seen = {key: _reading(snapshot, *key) for key in tiers[tier]}
+        if any(r is not None and r.effective_on is False for r in seen.values()):
+            off.append(tier)
+        for key, reading in seen.items():
+            if reading is not None and reading.effective_on is not None:
+                commanded[key] = reading.effective_on
+    if not off:
+        return base
+    return replace(base, off_tiers=tuple(off), commanded=commanded, last_step_utc=now,
+                   tie_open=base.tie_open)
 
 
 def _commands(tiers: dict[int, tuple[ChannelId, ...]], off: list[int], base: ShedState,

@@ -61,7 +61,8 @@ class SiteIndex:
     node_tier : ndarray of int, shape (N,)
         Optimizer tier index of each node's sheddable share (>= 1).
     critical_share : ndarray, shape (N,)
-        Fraction of each node's load that is critical [-].
+        Fraction of each node's load the plan may not shed [-]: the critical share, or 1 at a
+        node without switches in a site whose shedding is switch-actuated.
     batteries, pv_inverters : tuple of tuple
         Devices per node, in node order.
     routers : tuple of (RouterDevice or None)
@@ -112,7 +113,7 @@ def _build_index(site: SiteConfig) -> SiteIndex:
                     + [t.value_of_lost_load_jpy_per_kwh for t in order], dtype=float)
     k_of = {number: k for k, number in enumerate(tier_numbers) if k > 0}
     node_tier = np.array([k_of[n.load.shed_tier] for n in site.nodes], dtype=int)
-    share = np.array([n.load.critical_share_pct / 100.0 for n in site.nodes], dtype=float)
+    share = np.array([_unsheddable_share(site, n) for n in site.nodes], dtype=float)
     return SiteIndex(
         node_ids=tuple(n.id for n in site.nodes),
         tier_numbers=tier_numbers,
@@ -124,6 +125,16 @@ def _build_index(site: SiteConfig) -> SiteIndex:
         routers=tuple(n.router for n in site.nodes),
         links=_links(site),
     )
+
+
+def _unsheddable_share(site: SiteConfig, node) -> float:  # noqa: ANN001 - a config Node
+    """Share of a node's load the plan may not shed: its critical share, or all of it at a node
+    without switches in a site whose shedding is actuated through switches (nothing can
+    disconnect that load; a site without any switches keeps the idealised tiers)."""
+    actuated = any(n.load.switches for n in site.nodes)
+    if actuated and not node.load.switches:
+        return 1.0
+    return node.load.critical_share_pct / 100.0
 
 
 def _links(site: SiteConfig) -> tuple[LinkInfo, ...]:

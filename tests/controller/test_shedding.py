@@ -11,6 +11,7 @@ from gridctl.config import load_site
 from gridctl.controller import DeviceHealth, Setpoints, Snapshot
 from gridctl.controller.shedding import ShedResult, advance, switched_tiers
 from gridctl.controller.switches import ShedState, SwitchReading
+from gridctl.controller.topology import site_index
 from tests.fixtures.relay_site import relay_site_tree, write_relay_site
 
 T0 = dt.datetime(2026, 8, 3, 3, 0, tzinfo=dt.timezone.utc)
@@ -183,3 +184,46 @@ def test_site_without_switches_is_untouched(tmp_path: Path) -> None:
     state = ShedState()
     result = advance(plain, state, Setpoints(T0, shed_tiers=ALL, grid_tie_open=True), Snapshot(T0), T0)
     assert result.commands == () and result.state is state
+
+
+def test_a_restart_mid_outage_keeps_the_tiers_it_finds_shed(site) -> None:  # noqa: ANN001
+    """A daemon restarted while islanded starts from a fresh state: the circuits it finds
+    disconnected stay disconnected (connecting them all at once could overload the batteries)."""
+    boards = Boards(site)
+    for key in TIER3 | TIER2:
+        boards.on[key] = False
+    result = run(site, boards, ShedState(), T0)
+    assert off_channels(result) >= TIER3 | TIER2
+    assert result.state.off_tiers[:2] == (3, 2)
+    result = run(site, boards, result.state, T0 + CYCLE)
+    assert off_channels(result) == TIER3 | TIER2 | TIER1
+
+
+def test_a_restart_with_the_tie_closed_restores_what_it_finds_step_by_step(site) -> None:  # noqa: ANN001
+    boards = Boards(site)
+    for key in TIER3 | TIER2:
+        boards.on[key] = False
+    state, restored = ShedState(), []
+    for k in range(15):
+        at = T0 + k * CYCLE
+        result = run(site, boards, state, at, shed={}, tie_open=False)
+        if result.state.off_tiers != state.off_tiers and k:
+            restored.append(((at - T0).total_seconds(), set(state.off_tiers) - set(result.state.off_tiers)))
+        state = result.state
+        if k == 0:
+            assert off_channels(result) == TIER3 | TIER2  # nothing reconnected at once
+    assert restored == [(10.0, {2}), (20.0, {3})]
+
+
+def test_a_node_without_switches_cannot_shed_in_a_switched_site(site, tmp_path: Path) -> None:  # noqa: ANN001
+    """Where shedding is actuated through switches, the plan may shed only switched load: a
+    node with no switch has nothing that could disconnect its sheddable share."""
+    index = site_index(site)
+    by_id = dict(zip(index.node_ids, index.critical_share, strict=True))
+    node = {n.id: n for n in site.nodes}
+    assert not node["home-2"].load.switches and by_id["home-2"] == 1.0
+    assert node["home-1"].load.switches
+    assert by_id["home-1"] == pytest.approx(node["home-1"].load.critical_share_pct / 100.0)
+    plain = load_site(write_relay_site(tmp_path, relay_site_tree(relay_nodes={})))
+    plain_share = dict(zip(site_index(plain).node_ids, site_index(plain).critical_share, strict=True))
+    assert plain_share["home-2"] == pytest.approx(node["home-2"].load.critical_share_pct / 100.0)
