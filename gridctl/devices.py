@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Union
 
-from drivers.capabilities import DeviceReading
+from drivers.capabilities import DeviceReading, WritesBatteryPower, WritesLegPower, WritesPvLimit
 from drivers.errors import DeviceError, PermanentDeviceError
 from drivers.profile import DeviceQuirks, ModbusEndpoint, OpcUaEndpoint, TlsSettings
 from drivers.relay.modbus_board import ModbusRelayBoard, RelayBoardMap
@@ -236,6 +236,32 @@ class SiteDevices:
                 return exc
             except Exception as exc:  # noqa: BLE001 - a driver bug must not stop the cycle
                 return PermanentDeviceError(b.device_id, "driver_bug", f"{type(exc).__name__}: {exc}")
+        results = await asyncio.gather(*(one(b) for b in self.bindings.values()))
+        return dict(zip(self.bindings, results, strict=True))
+
+    async def release(self) -> dict[str, DeviceError | None]:
+        """Hand every connected battery, PV inverter and router link leg back to the device's own
+        control (battery auto/standby, no PV limit, legs unset); the error (or None) per device.
+
+        The daemon does this when it stops cleanly; ``gridctl release`` (the unit's
+        ``ExecStopPost``) does it after any stop, a crash or a watchdog kill included, for
+        devices that have no revert timer of their own (ECHONET Lite batteries hold their last
+        mode and power until told otherwise).
+        """
+        async def one(b: DeviceBinding) -> DeviceError | None:
+            d = b.driver
+            try:
+                if isinstance(d, WritesBatteryPower):
+                    await d.write_battery_power_kw(None, b.revert_s)
+                if isinstance(d, WritesPvLimit):
+                    await d.write_pv_limit_kw(None, b.revert_s)
+                if isinstance(d, WritesLegPower):
+                    for leg in getattr(b.config, "legs", ()):
+                        if leg.kind == "link":
+                            await d.write_leg_power_kw(leg.id, None)
+            except DeviceError as exc:
+                return exc
+            return None
         results = await asyncio.gather(*(one(b) for b in self.bindings.values()))
         return dict(zip(self.bindings, results, strict=True))
 

@@ -15,6 +15,7 @@ from gridctl.cli import commands_settle
 from gridctl.cli import commands_run
 from gridctl.cli import commands_cityos
 from gridctl.cli import commands_sweep
+from gridctl.cli import commands_release
 
 app = typer.Typer(
     name="gridctl",
@@ -47,6 +48,7 @@ commands_settle.register(app)
 commands_run.register(app)
 commands_cityos.register(app)
 commands_sweep.register(app)
+commands_release.register(app)
 
 
 def main() -> None:

@@ -19,15 +19,16 @@ def analyze() -> str:
 
 
 def installed_copy(tmp_path: Path) -> Path:
-    """The unit as installed: ExecStart pointing at this environment's gridctl.
+    """The unit as installed: ExecStart and ExecStopPost pointing at this environment's gridctl.
 
     ``verify`` checks that the binary exists; everything else is the file as shipped.
     """
     text = UNIT.read_text(encoding="utf-8")
     gridctl = Path(sys.executable).with_name("gridctl")
     assert gridctl.exists()
-    text, n = re.subn(r"^ExecStart=/opt/gridctl/bin/gridctl ", f"ExecStart={gridctl} ", text, flags=re.M)
-    assert n == 1
+    text, n = re.subn(r"^(ExecStart|ExecStopPost)=(-?)/opt/gridctl/bin/gridctl ", rf"\1=\2{gridctl} ",
+                      text, flags=re.M)
+    assert n == 2
     out = tmp_path / "gridctl.service"
     out.write_text(text, encoding="utf-8")
     return out
