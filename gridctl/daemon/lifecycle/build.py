@@ -109,8 +109,9 @@ class LedgerTelemetry:
 
 
 def _device_of(point: TelemetryPoint) -> str:
-    """The ``device`` tag of a sample: its node or router link id, else ``controller``."""
-    return point.tags.get("node") or point.tags.get("link") or point.measurement
+    """The ``device`` tag of a sample: its node, router link or ``switch/channel``, else
+    ``controller``."""
+    return point.tags.get("node") or point.tags.get("link") or point.tags.get("switch") or point.measurement
 
 
 def default_factory(site: SiteConfig, device_id: str) -> Any:

@@ -94,7 +94,8 @@ class TelemetryRecorder:
             {"transition_from": before, "transition_to": after, "notes": "; ".join(notes)}, now)])
 
     def points(self, snapshot, state, report, now: datetime) -> list[TelemetryPoint]:
-        """Rows of one sample: one per node, one per measured router link, one for the controller.
+        """Rows of one sample: one per node, one per measured router link, one per load-switch
+        channel, one for the controller.
 
         The controller row carries what the device-health dashboard shows: the cycle's wall
         time ``cycle_s`` [s], faulted devices and stages, closed periods still waiting to be
@@ -111,9 +112,18 @@ class TelemetryRecorder:
             if flow_kw is not None:  # positive from the link's from_router to its to_router
                 rows.append(TelemetryPoint("link", {"site": self.site_id, "link": link_id},
                                            {"flow_kw": float(flow_kw)}, now))
+        for device_id, channels in snapshot.switches.items():
+            for r in channels:  # one row per load-switch channel: on = the circuit is connected
+                fields = {name: v for name in ("commanded_on", "feedback_on")
+                          if (v := getattr(r, name)) is not None}
+                if fields:
+                    rows.append(TelemetryPoint("switch", {"site": self.site_id,
+                                                          "switch": f"{device_id}/{r.channel}"}, fields, now))
         faults = sum(1 for v in report.device_faults.values() if v is not None)
         rows.append(TelemetryPoint("controller", {"site": self.site_id}, {
             "mode": state.mode.value, "cycle_s": float(report.duration_s),
+            "shed_tiers_off": len(state.shedding.off_tiers),
+            "switch_faults": len(state.shedding.failed),
             "device_faults": faults, "stage_faults": len(report.stage_faults),
             "periods_pending": int(report.periods_pending),
             "outbox_backlog_rows": int(self.sink.backlog()) if self.sink is not None else 0}, now))
