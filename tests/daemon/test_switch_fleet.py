@@ -11,7 +11,7 @@ from gridctl.controller.switches import SwitchCommand
 from gridctl.daemon.lifecycle.build import default_factory
 from gridctl.daemon.stages.fleet import Fleet, switch_rewrite_s
 from sim.emulators.site import build_site
-from tests.faults.test_emulated_faults import until
+from tests.faults.blocks import until
 from tests.fixtures.relay_site import write_relay_site
 
 

@@ -13,23 +13,18 @@ reverse order (1, 2, 3).
 
 from __future__ import annotations
 
-import asyncio
 
 import pytest
 
 from gridctl.config import load_site
 from gridctl.controller.types import Mode
-from gridctl.daemon import build_daemon
-from gridctl.ledger.verify import verify_ledger
-from sim.emulators.site import build_site
-from tests.faults.test_emulated_faults import next_cycles, until
+from tests.faults.blocks import fault_site, next_cycles, running_block, until
 from tests.fixtures.emulators import REPO, write_site_config
 from tests.fixtures.relay_site import dump_tree
 
 from ruamel.yaml import YAML
 
 ECHONET_SITE = REPO / "configs" / "misono-echonet.yaml"
-POLL_S = 0.5
 NODES = ["home-1", "home-3", "store"]
 #: Switch channels of each node, in shed order: tier 3 (store), tier 2 (home 3), tier 1 (home 1).
 STORE = ("store-relays", (0, 1))
@@ -54,26 +49,9 @@ def _site_file(folder):  # noqa: ANN001, ANN202
 async def block(tmp_path, monkeypatch):  # noqa: ANN001, ANN201
     monkeypatch.chdir(tmp_path)
     site = load_site(_site_file(tmp_path))
-    site = site.model_copy(update={
-        "control": site.control.model_copy(update={
-            "poll_period_s": POLL_S, "setpoint_expiry_s": 5.0, "replan_period_s": 30,
-            "horizon_h": 2.0, "socket_path": tmp_path / "gridctl.sock"}),
-        "islanding": site.islanding.model_copy(update={"reconnect_delay_s": 2, "restore_step_delay_s": 1.0})})
-    emulated = build_site(site, base_dir=tmp_path)
-    await emulated.start()
-    daemon, ledger = build_daemon(site, ledger_path=tmp_path / "ledger.sqlite", shipper=None)
-    reports: list = []
-    task = asyncio.create_task(daemon.run(on_cycle=reports.append))
-    try:
-        await until(lambda: reports and all(v is None for v in reports[-1].device_faults.values()),
-                    60.0, "every device connected")
+    site = fault_site(site, tmp_path, reconnect_delay_s=2, restore_step_delay_s=1.0)
+    async with running_block(site, tmp_path) as (emulated, daemon, reports):
         yield site, emulated, daemon, reports
-    finally:
-        daemon.stop()
-        await task
-        assert verify_ledger(ledger).ok
-        ledger.close()
-        await emulated.stop()
 
 
 def _served(emulated, switch: tuple[str, tuple[int, ...]]) -> list[bool]:  # noqa: ANN001

@@ -8,62 +8,26 @@ cycle, no setpoint leaves its device's limits, the ledger verifies.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 
 import pytest
 
 from gridctl.config import load_site
 from gridctl.controller.types import Mode
-from gridctl.daemon import build_daemon
-from gridctl.ledger.verify import verify_ledger
-from sim.emulators.site import build_site
 from tests.daemon.test_cycle_table import outside_limits
+from tests.faults.blocks import fault_site, next_cycles, running_block, until
 from tests.fixtures.emulators import write_site_config
 
-POLL_S = 0.5
 
 
 @pytest.fixture
-async def block(tmp_path, monkeypatch):
+async def block(tmp_path, monkeypatch):  # noqa: ANN001, ANN201
     """Homes 1 and 2 emulated, and a daemon on them (not yet running)."""
     monkeypatch.chdir(tmp_path)
-    path = write_site_config(tmp_path, node_ids=["home-1", "home-2"])
-    site = load_site(path)
-    site = site.model_copy(update={
-        "control": site.control.model_copy(update={
-            "poll_period_s": POLL_S, "setpoint_expiry_s": 5.0, "replan_period_s": 30,
-            "horizon_h": 2.0, "socket_path": tmp_path / "gridctl.sock"}),
-        "islanding": site.islanding.model_copy(update={"reconnect_delay_s": 3})})
-    emulated = build_site(site, base_dir=tmp_path)
-    await emulated.start()
-    daemon, ledger = build_daemon(site, ledger_path=tmp_path / "ledger.sqlite", shipper=None)
-    reports = []
-    task = asyncio.create_task(daemon.run(on_cycle=reports.append))
-    try:
-        await until(lambda: reports and all(v is None for v in reports[-1].device_faults.values()),
-                    60.0, "every device connected")
+    site = load_site(write_site_config(tmp_path, node_ids=["home-1", "home-2"]))
+    site = fault_site(site, tmp_path, reconnect_delay_s=3)
+    async with running_block(site, tmp_path) as (emulated, daemon, reports):
         yield site, emulated, daemon, reports
-    finally:
-        daemon.stop()
-        await task
-        assert verify_ledger(ledger).ok
-        ledger.close()
-        await emulated.stop()
-
-
-async def until(condition, timeout_s: float, what: str) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while not condition():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting for: {what}")
-        await asyncio.sleep(0.05)
-
-
-async def next_cycles(reports: list, n: int) -> list:
-    start = len(reports)
-    await until(lambda: len(reports) >= start + n, 30.0 + n * POLL_S * 4, f"{n} cycles")
-    return reports[start:start + n]
 
 
 @pytest.mark.slow

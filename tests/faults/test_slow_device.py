@@ -15,7 +15,7 @@ import pytest
 from gridctl.config import load_site
 from gridctl.daemon import build_daemon
 from sim.emulators.site import build_site
-from tests.faults.test_emulated_faults import until
+from tests.faults.blocks import until
 from tests.fixtures.emulators import write_site_config
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

@@ -9,19 +9,14 @@ reverse order.
 
 from __future__ import annotations
 
-import asyncio
 
 import pytest
 
 from gridctl.config import load_site
 from gridctl.controller.types import Mode
-from gridctl.daemon import build_daemon
-from gridctl.ledger.verify import verify_ledger
-from sim.emulators.site import build_site
-from tests.faults.test_emulated_faults import next_cycles, until
+from tests.faults.blocks import fault_site, next_cycles, running_block, until
 from tests.fixtures.relay_site import relay_site_tree, write_relay_site
 
-POLL_S = 0.5
 STORE = ("store-relay", (0, 1))  # tier 3: shed first
 MALL = ("mall-relay", (0, 1, 2))  # tier 2 in this test: shed second
 
@@ -45,26 +40,9 @@ def _tree():  # noqa: ANN202
 async def block(tmp_path, monkeypatch):  # noqa: ANN001, ANN201
     monkeypatch.chdir(tmp_path)
     site = load_site(write_relay_site(tmp_path, _tree(), node_ids=["store", "mall"]))
-    site = site.model_copy(update={
-        "control": site.control.model_copy(update={
-            "poll_period_s": POLL_S, "setpoint_expiry_s": 5.0, "replan_period_s": 30,
-            "horizon_h": 2.0, "socket_path": tmp_path / "gridctl.sock"}),
-        "islanding": site.islanding.model_copy(update={"reconnect_delay_s": 2, "restore_step_delay_s": 1.0})})
-    emulated = build_site(site, base_dir=tmp_path)
-    await emulated.start()
-    daemon, ledger = build_daemon(site, ledger_path=tmp_path / "ledger.sqlite", shipper=None)
-    reports: list = []
-    task = asyncio.create_task(daemon.run(on_cycle=reports.append))
-    try:
-        await until(lambda: reports and all(v is None for v in reports[-1].device_faults.values()),
-                    60.0, "every device connected")
+    site = fault_site(site, tmp_path, reconnect_delay_s=2, restore_step_delay_s=1.0)
+    async with running_block(site, tmp_path) as (emulated, daemon, reports):
         yield site, emulated, daemon, reports
-    finally:
-        daemon.stop()
-        await task
-        assert verify_ledger(ledger).ok
-        ledger.close()
-        await emulated.stop()
 
 
 def _served(emulated, board: tuple[str, tuple[int, ...]]) -> list[bool]:  # noqa: ANN001
