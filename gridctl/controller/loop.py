@@ -5,6 +5,8 @@ simulated plant) calls :func:`run_cycle` with one snapshot; it calls :func:`step
 plan request to the driver's planner, takes a finished plan when there is one, and returns
 the setpoints to write.  :func:`step` is pure:
 
+0. a switched node's load reading, which sees only its connected circuits, is taken back to
+   its demand (:func:`~gridctl.controller.shedding.demand_snapshot`);
 1. the mode state machine (:func:`~gridctl.controller.transitions.transition`);
 2. bookkeeping from the readings: the billing context (month-to-date import, demand peaks)
    and the grid-origin part of each battery's energy; a change in device health asks for a
@@ -36,6 +38,7 @@ from gridctl.controller.origin import grey_step
 from gridctl.controller.problem import plan_start_utc
 from gridctl.controller.rules import link_net_in_kw
 from gridctl.controller.shedding import advance as advance_switches
+from gridctl.controller.shedding import demand_snapshot
 from gridctl.controller.topology import site_index
 from gridctl.controller.transitions import transition
 from gridctl.controller.types import ControllerState, Decision, Mode, Snapshot, Transition
@@ -190,6 +193,7 @@ def _intake(state: ControllerState, finished: FinishedPlan | None,
 def step(site: SiteConfig, state: ControllerState, snapshot: Snapshot, now: dt.datetime,
          finished: FinishedPlan | None = None) -> Step:
     """One pure cycle of the controller (see the module text)."""
+    snapshot = demand_snapshot(site, state.shedding, snapshot)
     tr = transition(site, state, snapshot, now)
     state = observe(site, tr.state, snapshot)
     state, accepted = _intake(state, finished, now)

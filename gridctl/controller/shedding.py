@@ -35,7 +35,7 @@ from gridctl.config import SiteConfig
 from gridctl.controller.switches import ChannelId, ShedState, SwitchCommand, SwitchReading
 from gridctl.controller.types import Setpoints, Snapshot
 
-__all__ = ["ShedResult", "advance", "switched_tiers"]
+__all__ = ["ShedResult", "advance", "demand_snapshot", "switched_tiers"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -199,6 +199,39 @@ def _adopt_found(site: SiteConfig, base: ShedState, tiers: dict[int, tuple[Chann
         return base
     return replace(base, off_tiers=tuple(off), commanded=commanded, last_step_utc=now,
                    tie_open=base.tie_open)
+
+
+def demand_snapshot(site: SiteConfig, state: ShedState, snapshot: Snapshot) -> Snapshot:
+    """``snapshot`` with each switched node's load as its demand, shed circuits included.
+
+    A node's load reading (its router's node leg, or its meter balance) sees only the circuits
+    still connected. Decisions need the demand: taken as served, a shed node would look able
+    to carry its load, its tier would be restored and shed again, cycle after cycle. The
+    sheddable share ``1 - critical_share_pct`` is spread evenly over the node's channels, so
+    with a fraction ``f`` of them disconnected the demand is ``served / (1 - share * f)``.
+    A channel without a reading counts as last commanded. Sites without switches, and nodes
+    with every channel connected, are returned unchanged.
+    """
+    nodes = dict(snapshot.nodes)
+    changed = False
+    for node in site.nodes:
+        channels = node.load.switches
+        reading = nodes.get(node.id)
+        if not channels or reading is None or reading.load_kw is None:
+            continue
+        off = 0
+        for sw in channels:
+            r = _reading(snapshot, sw.device, sw.channel)
+            on = r.effective_on if r is not None and r.effective_on is not None \
+                else state.commanded.get((sw.device, sw.channel), True)
+            off += not on
+        if off:
+            share = (1.0 - node.load.critical_share_pct / 100.0) * off / len(channels)
+            nodes[node.id] = replace(reading, load_kw=reading.load_kw / max(1.0 - share, 1e-6))
+            changed = True
+    if not changed:
+        return snapshot
+    return replace(snapshot, nodes=nodes)
 
 
 def _commands(tiers: dict[int, tuple[ChannelId, ...]], off: list[int], base: ShedState,

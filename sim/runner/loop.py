@@ -76,9 +76,12 @@ class Scenario:
         Utility outages (with their warning lead time).
     initial_soc_pct : float
         Battery state of charge at the start [%].
-    load_reading : {"demand", "served"}
+    load_reading : {"demand", "served"} or None
         What a node's ``load_kw`` reading reports: the demand of all its tiers, shed or not,
-        or only the load still connected (a meter upstream of the shedding contactors).
+        or only the load still connected (a meter upstream of the shedding contactors). None
+        (the default) reads as the daemon does: ``served`` at a site whose shedding is
+        actuated through switches (the routers meter what the circuits draw), ``demand``
+        at a site without switches (its shedding is idealised: nothing is disconnected).
     switch_faults : Mapping[ChannelId, SwitchFault]
         Faults of simulated switch channels (stuck, late, reset at a time), by
         ``(device_id, channel)``; only for sites with ``load.switches``.
@@ -92,7 +95,7 @@ class Scenario:
     replan_s: float | None = None
     outages: tuple[OutageWindow, ...] = field(default_factory=tuple)
     initial_soc_pct: float = 50.0
-    load_reading: Literal["demand", "served"] = "demand"
+    load_reading: Literal["demand", "served"] | None = None
     switch_faults: Mapping[ChannelId, SwitchFault] = field(default_factory=dict)
 
     @property
@@ -152,7 +155,9 @@ def run_policy(scenario: Scenario, policy: Policy,
         for n in scenario.site.nodes])
     last = _initial_readings(plant, profiles, k0)
     shed_now = np.zeros(len(plant.node_ids))
-    served_only = 1.0 if scenario.load_reading == "served" else 0.0
+    reading = scenario.load_reading or ("served" if any(n.load.switches for n in scenario.site.nodes)
+                                        else "demand")
+    served_only = 1.0 if reading == "served" else 0.0
     phases = {"plant": 0.0, "settle": 0.0}
     for k, now in enumerate(starts):
         index = k0 + k

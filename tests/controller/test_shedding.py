@@ -227,3 +227,28 @@ def test_a_node_without_switches_cannot_shed_in_a_switched_site(site, tmp_path: 
     plain = load_site(write_relay_site(tmp_path, relay_site_tree(relay_nodes={})))
     plain_share = dict(zip(site_index(plain).node_ids, site_index(plain).critical_share, strict=True))
     assert plain_share["home-2"] == pytest.approx(node["home-2"].load.critical_share_pct / 100.0)
+
+
+def test_a_shed_nodes_load_reading_is_taken_back_to_its_demand(site) -> None:  # noqa: ANN001
+    """The router meters only the circuits still connected; decisions need the demand."""
+    from gridctl.controller import NodeReading
+    from gridctl.controller.shedding import demand_snapshot
+
+    boards = Boards(site)
+    boards.on[("mall-relay", 0)] = False  # one of the mall's three channels open
+    for key in TIER2:
+        boards.on[key] = False  # home-3's only channel open
+    base = boards.snapshot(T0)
+    served = {"mall": 30.0, "home-3": 0.3, "home-1": 0.8}
+    snap = Snapshot(T0, nodes={k: NodeReading(load_kw=v) for k, v in served.items()},
+                    devices=base.devices, switches=base.switches)
+    node = {n.id: n for n in site.nodes}
+    out = demand_snapshot(site, ShedState(), snap)
+    able = {k: 1.0 - node[k].load.critical_share_pct / 100.0 for k in served}
+    assert out.node("mall").load_kw == pytest.approx(30.0 / (1.0 - able["mall"] / 3))
+    assert out.node("home-3").load_kw == pytest.approx(0.3 / (1.0 - able["home-3"]))
+    assert out.node("home-1").load_kw == 0.8  # every channel connected: the reading is the demand
+    everything_on = Boards(site).snapshot(T0)
+    plain = Snapshot(T0, nodes={k: NodeReading(load_kw=v) for k, v in served.items()},
+                     devices=everything_on.devices, switches=everything_on.switches)
+    assert demand_snapshot(site, ShedState(), plain) is plain
