@@ -125,8 +125,9 @@ def echonet_driver(device, profile: DeviceProfile | None, plausible_kw: float | 
     """ECHONET Lite driver for a config device with an ``echonet`` block: endpoint from the site
     file, object class and quirks from the profile, plausibility bound from the rating.
 
-    ``client`` is shared by the drivers of one :class:`SiteDevices` (a device with the
-    ``replies_to_3610`` quirk keeps its own, bound to port 3610).
+    ``client`` is shared by the drivers of one :class:`SiteDevices`; a device with the
+    ``replies_to_3610`` quirk (and every device without ``client``) uses the event loop's shared
+    client for its port instead (one socket on port 3610 for all such devices).
     """
     from drivers.echonet.devices import EchonetBattery, EchonetPvInverter, EchonetSmartMeter, EchonetSwitch
     from drivers.echonet.frame import Eoj

@@ -15,6 +15,7 @@ constructor; the owner opens and closes it). A driver given no client opens its 
 from __future__ import annotations
 
 import asyncio
+import weakref
 import logging
 import socket
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -254,10 +255,12 @@ class EchonetClient:
 
     async def _request(self, host: str, port: int, deoj: Eoj, esv: Esv,
                        props: tuple[Property, ...], get_props: tuple[Property, ...] = (),
-                       timeout_s: float | None = None, retries: int | None = None) -> Frame:
+                       timeout_s: float | None = None, retries: int | None = None,
+                       backoff_s: float | None = None) -> Frame:
         if self._transport is None:
             await self.open()
         timeout = self.timeout_s if timeout_s is None else timeout_s
+        backoff = self.backoff_s if backoff_s is None else backoff_s
         attempts = 1 + (self.retries if retries is None else retries)
         tid = self._allocate_tid()
         future: asyncio.Future[Frame] = asyncio.get_running_loop().create_future()
@@ -266,7 +269,7 @@ class EchonetClient:
         try:
             for attempt in range(attempts):
                 if attempt:
-                    await asyncio.sleep(self.backoff_s * 2 ** (attempt - 1))
+                    await asyncio.sleep(backoff * 2 ** (attempt - 1))
                 try:
                     self._send(frame, host, port)
                 except OSError as exc:
@@ -283,7 +286,7 @@ class EchonetClient:
 
     async def get(self, host: str, port: int, eoj: Eoj, epcs: Iterable[int], *,
                   required: Iterable[int] = (), timeout_s: float | None = None,
-                  retries: int | None = None) -> GetResult:
+                  retries: int | None = None, backoff_s: float | None = None) -> GetResult:
         """Read properties (Get); a Get_SNA gives the answered ones, naming the refused.
 
         Raises TransientDeviceError on timeout and PermanentDeviceError when an EPC in
@@ -291,7 +294,7 @@ class EchonetClient:
         """
         wanted = tuple(epcs)
         reply = await self._request(host, port, eoj, Esv.GET,
-                                    tuple(Property(e) for e in wanted), (), timeout_s, retries)
+                                    tuple(Property(e) for e in wanted), (), timeout_s, retries, backoff_s)
         result = _get_result(reply.properties)
         if reply.esv not in (Esv.GET_RES, Esv.GET_SNA):
             raise PermanentDeviceError(f"{host}:{port}#{eoj}", errors.EXCEPTION_RESPONSE,
@@ -301,7 +304,7 @@ class EchonetClient:
 
     async def set(self, host: str, port: int, eoj: Eoj, values: Mapping[int, bytes], *,
                   ack: bool = True, timeout_s: float | None = None,
-                  retries: int | None = None) -> None:
+                  retries: int | None = None, backoff_s: float | None = None) -> None:
         """Write properties: SetC awaiting Set_Res (``ack``), or SetI without waiting.
 
         Raises PermanentDeviceError naming the EPCs a SetC_SNA refused.
@@ -312,7 +315,7 @@ class EchonetClient:
                 await self.open()
             self._send(Frame(self._allocate_tid(), self.seoj, eoj, Esv.SETI, props), host, port)
             return
-        reply = await self._request(host, port, eoj, Esv.SETC, props, (), timeout_s, retries)
+        reply = await self._request(host, port, eoj, Esv.SETC, props, (), timeout_s, retries, backoff_s)
         refused = tuple(p.epc for p in reply.properties if p.edt)
         if reply.esv != Esv.SET_RES:
             refused = refused or tuple(values)
@@ -437,3 +440,42 @@ def _map(edt: bytes | None) -> frozenset[int]:
         return decode_property_map(edt)
     except KnowledgeError:
         return frozenset()
+
+
+# ---- one socket per local port, shared by the drivers of an event loop -------------------------
+
+#: Shared clients per event loop: ``(local_host, local_port) -> [client, users]``.
+_SHARED: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[str, int], list]] = \
+    weakref.WeakKeyDictionary()
+
+
+async def acquire_shared(local_port: int = 0, local_host: str = "0.0.0.0") -> EchonetClient:
+    """The client bound to ``(local_host, local_port)`` for this event loop, opened on first use.
+
+    Every driver that was given no client of its own uses one of these: a daemon then holds one
+    UDP socket on an ephemeral port for all its ECHONET Lite devices, and one on port 3610 for
+    all devices with the ``replies_to_3610`` quirk (a second socket could not bind 3610).
+    Each :func:`acquire_shared` must be matched by one :func:`release_shared`; the last user
+    closes the socket. Requests carry their own timeout, retries and backoff, so devices with
+    different quirks share one client safely.
+    """
+    pool = _SHARED.setdefault(asyncio.get_running_loop(), {})
+    entry = pool.get((local_host, local_port))
+    if entry is None or not entry[0].is_open:
+        client = EchonetClient(local_host, local_port)
+        await client.open()
+        entry = pool[(local_host, local_port)] = [client, 0]
+    entry[1] += 1
+    return entry[0]
+
+
+async def release_shared(client: EchonetClient) -> None:
+    """Give back a client from :func:`acquire_shared`; the last user closes it."""
+    pool = _SHARED.get(asyncio.get_running_loop(), {})
+    for key, entry in list(pool.items()):
+        if entry[0] is client:
+            entry[1] -= 1
+            if entry[1] <= 0:
+                del pool[key]
+                await client.close()
+            return

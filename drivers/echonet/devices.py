@@ -8,8 +8,10 @@ become notes and are never passed on.
 
 Every driver takes ``(endpoint, client=None, quirks=None, name="")``. ``client`` may be one
 :class:`~drivers.echonet.client.EchonetClient` shared by all ECHONET drivers of a daemon (the
-owner opens and closes it; ``close()`` of a driver leaves a shared client open); without one
-the driver opens its own on an ephemeral port (port 3610 with the ``replies_to_3610`` quirk).
+owner opens and closes it; ``close()`` of a driver leaves a given client open); without one
+the driver uses its event loop's shared client for its port, one socket for every such driver
+(port 3610 for all devices with the ``replies_to_3610`` quirk, an ephemeral port for the rest:
+:func:`~drivers.echonet.client.acquire_shared`), taken at connect and given back at close.
 
 Fail-safe: ECHONET Lite has no revert timer for setpoints. ``revert_s`` is therefore not sent;
 the safety is the daemon's re-write every cycle plus the release (``None``), which puts a
@@ -32,7 +34,7 @@ from drivers.capabilities import (
     FixedPointCounters,
     SwitchState,
 )
-from drivers.echonet.client import EchonetClient, GetResult
+from drivers.echonet.client import EchonetClient, GetResult, acquire_shared, release_shared
 from drivers.echonet.frame import Eoj
 from drivers.echonet.knowledge import KnowledgeError, Value, decode_value, encode_value
 from drivers.echonet.quirks import EchonetQuirks
@@ -74,11 +76,10 @@ class EchonetDevice:
         self.quirks = quirks or EchonetQuirks()
         self.name = name or endpoint.label
         self.eoj = Eoj.of(self.CLASS_CODE, endpoint.instance)
-        self._own_client = client is None
-        self.client = client or EchonetClient(
-            local_port=ECHONET_PORT if self.quirks.replies_to_3610 else 0,
-            timeout_s=endpoint.timeout_s, retries=self.quirks.retries,
-            backoff_s=self.quirks.backoff_s)
+        #: No client given: the driver uses the event loop's shared one for its port
+        #: (:func:`~drivers.echonet.client.acquire_shared`) between connect and close.
+        self._shared = client is None
+        self.client: EchonetClient | None = client
         self.get_map: frozenset[int] = frozenset()
         self.set_map: frozenset[int] = frozenset()
         self._last_counters: tuple[float | None, float | None] = (None, None)
@@ -87,6 +88,8 @@ class EchonetDevice:
 
     async def connect(self) -> None:
         """Open the client, read the property maps and check the required EPCs are there."""
+        if self._shared and self.client is None:
+            self.client = await acquire_shared(ECHONET_PORT if self.quirks.replies_to_3610 else 0)
         await self.client.open()
         if self.quirks.replies_to_3610 and self.client.local_port != ECHONET_PORT:
             raise PermanentDeviceError(
@@ -107,8 +110,9 @@ class EchonetDevice:
         """Read what a class needs once (ratings, scaling)."""
 
     async def close(self) -> None:
-        if self._own_client:
-            await self.client.close()
+        if self._shared and self.client is not None:
+            client, self.client = self.client, None
+            await release_shared(client)
 
     def _decode_map(self, edt: bytes | None) -> frozenset[int]:
         value = self._decode(0x9F, edt, []) if edt else None
@@ -126,7 +130,8 @@ class EchonetDevice:
                 await asyncio.sleep(self.quirks.inter_request_delay_s)
             part = await self.client.get(
                 self.endpoint.host, self.endpoint.port, self.eoj, wanted[start:start + step],
-                required=required, timeout_s=self.endpoint.timeout_s, retries=self.quirks.retries)
+                required=required, timeout_s=self.endpoint.timeout_s, retries=self.quirks.retries,
+                backoff_s=self.quirks.backoff_s)
             values.update(part)
             refused += part.refused
         return GetResult(values, refused)
@@ -137,7 +142,8 @@ class EchonetDevice:
         edts = {epc: encode_value(self.CLASS_CODE, epc, v) for epc, v in values.items()}
         await self.client.set(self.endpoint.host, self.endpoint.port, self.eoj, edts,
                               ack=self.quirks.set_service == "SetC",
-                              timeout_s=self.endpoint.timeout_s, retries=self.quirks.retries)
+                              timeout_s=self.endpoint.timeout_s, retries=self.quirks.retries,
+                              backoff_s=self.quirks.backoff_s)
 
     def _decode(self, epc: int, edt: bytes | None, notes: list[str]) -> Value:
         if edt is None:

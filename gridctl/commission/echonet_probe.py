@@ -72,6 +72,8 @@ async def why_unreachable(driver: EchonetDevice, detail: str) -> str:
     """A connect failure in one line: a node that answers but lacks the object says so (an
     ECHONET Lite node ignores requests to objects it does not have)."""
     ep = driver.endpoint
+    if driver.client is None:  # not even a socket: the connect error says why
+        return detail
     try:
         got = await driver.client.get(ep.host, ep.port, NODE_PROFILE, (0xD6,), timeout_s=ep.timeout_s, retries=0)
     except DeviceError:

@@ -18,7 +18,7 @@ from drivers.capabilities import (
     WritesBatteryPower,
     WritesPvLimit,
 )
-from drivers.echonet.client import EchonetClient
+from drivers.echonet.client import EchonetClient, acquire_shared, release_shared
 from drivers.echonet.devices import (
     EchonetBattery,
     EchonetPvInverter,
@@ -274,12 +274,31 @@ async def test_device_answering_only_to_3610_needs_the_quirk_and_a_3610_client(n
         assert (await quirky.read_switches())[0].feedback_on is True
 
 
-async def test_own_client_is_opened_and_closed_by_the_driver(node):
-    switch = EchonetSwitch(endpoint(node))
+async def test_drivers_without_a_client_share_one_socket_closed_by_the_last(node):
+    switch, battery = EchonetSwitch(endpoint(node)), EchonetBattery(endpoint(node))
     await switch.connect()
-    assert switch.client.is_open
+    await battery.connect()
+    shared = switch.client
+    assert shared is battery.client and shared.is_open  # one UDP socket for both
     await switch.close()
-    assert not switch.client.is_open
+    assert shared.is_open and (await battery.read_snapshot()).soc_pct is not None
+    await battery.close()
+    assert not shared.is_open and switch.client is None
+    await switch.connect()  # a reconnect takes a fresh shared socket
+    assert switch.client.is_open and (await switch.read_switches())[0].feedback_on is True
+    await switch.close()
+
+
+async def test_one_port_3610_socket_serves_every_device_that_needs_it():
+    """Devices with the replies_to_3610 quirk all need the controller's port 3610: a second
+    socket could not bind it, so they share one (each acquire matched by a release)."""
+    first = await acquire_shared(3610, "127.12.3.98")
+    second = await acquire_shared(3610, "127.12.3.98")
+    assert first is second and first.local_port == 3610
+    await release_shared(first)
+    assert second.is_open
+    await release_shared(second)
+    assert not first.is_open
 
 
 async def test_garbage_from_the_device_address_does_not_break_a_driver(node, client):
