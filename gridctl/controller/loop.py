@@ -202,7 +202,11 @@ def step(site: SiteConfig, state: ControllerState, snapshot: Snapshot, now: dt.d
         request = PlanRequest(state, snapshot, now, plan_start_utc(site, now))
         state = replace(state, plan_requested_utc=now, replan_wanted=False)
     decision = decide(site, state, snapshot, now)
-    switched = advance_switches(site, state.shedding, decision.setpoints, snapshot, now)
+    reconnect_at = None
+    if state.mode is Mode.RECONNECTING:
+        since = state.grid_healthy_since_utc or state.mode_since_utc
+        reconnect_at = since + dt.timedelta(seconds=site.islanding.reconnect_delay_s)
+    switched = advance_switches(site, state.shedding, decision.setpoints, snapshot, now, reconnect_at)
     if switched.commands or switched.notes:
         decision = replace(decision, setpoints=replace(decision.setpoints, switch_commands=switched.commands),
                            notes=decision.notes + switched.notes)

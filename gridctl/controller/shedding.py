@@ -15,9 +15,13 @@ Rules, per cycle:
    switches, in ``islanding.shed_order``, one tier per cycle and only once every channel of the
    tiers already off confirmed (or failed). A channel of a shed tier that failed raises the next
    tier at once, planned or not: the load behind it still draws.
-3. *Restore*: tiers no longer wanted (all of them once the tie closes) come back in reverse
-   shed order, one tier per ``islanding.restore_step_delay_s`` (counted from the tie closing
-   or the last step), each confirmed before the next.
+3. *Restore*: tiers no longer wanted come back in reverse shed order, one tier per
+   ``islanding.restore_step_delay_s`` (counted from the last step), each confirmed before the
+   next. While reconnecting, every tier is restored ahead of the moment the tie may close
+   (one delay per tier before it), still islanded: the mode machine closes the tie only once
+   no tier is switched off, so load is never shed while the grid is up (the restore is the
+   cold-load pickup of the island, not of the grid). Tiers found off with the tie closed
+   (a restart) come back the same way, counted from the tie closing.
 
 At a fresh start (no commands yet) the switches are taken as found: a tier with a channel that
 reads disconnected counts as shed and is restored by rule 3, never all at once.
@@ -129,8 +133,12 @@ def _settled(base: ShedState, obs: _Observed, channels: tuple[ChannelId, ...]) -
 
 
 def advance(site: SiteConfig, state: ShedState, setpoints: Setpoints, snapshot: Snapshot,
-            now: dt.datetime) -> ShedResult:
-    """One cycle of the switch state machine (see the module text)."""
+            now: dt.datetime, reconnect_at_utc: dt.datetime | None = None) -> ShedResult:
+    """One cycle of the switch state machine (see the module text).
+
+    ``reconnect_at_utc`` is when the tie may close (the grid healthy for the reconnect delay)
+    while reconnecting, else None: the shed tiers are then restored ahead of it.
+    """
     tiers = switched_tiers(site)
     if not tiers:
         return ShedResult(state)
@@ -158,6 +166,8 @@ def advance(site: SiteConfig, state: ShedState, setpoints: Setpoints, snapshot: 
             notes.append(f"tier {nxt} shed because a switch of tier {disobeyed[0]} did not obey")
     elif _settled(base, obs, channels):
         wanted = (_wanted(site, setpoints, tiers) | set(forced)) if tie_open else set()
+        if _restore_before_reconnect(site, len(tiers), now, reconnect_at_utc):
+            wanted = set()
         to_shed = [t for t in order if t in wanted and t not in off]
         to_restore = [t for t in reversed(off) if t not in wanted]
         delay_s = site.islanding.restore_step_delay_s
@@ -171,11 +181,25 @@ def advance(site: SiteConfig, state: ShedState, setpoints: Setpoints, snapshot: 
             last_step = now
             notes.append(f"tier {to_restore[0]} restored through its switches")
     commands, commanded = _commands(tiers, off, base, obs)
+    waiting = {k: v for k, v in obs.waiting.items() if commanded.get(k) == base.commanded.get(k)}
+    changed = {k for k, on in commanded.items() if base.commanded.get(k) != on}
+    unconfirmed = (changed | set(waiting)) - set(obs.failed)
     new = ShedState(off_tiers=tuple(off), forced_tiers=tuple(forced), commanded=commanded,
-                    waiting={k: v for k, v in obs.waiting.items() if commanded.get(k) == base.commanded.get(k)},
-                    failed=obs.failed, tie_open=tie_open, last_step_utc=last_step, at_utc=now,
+                    waiting=waiting, failed=obs.failed, unconfirmed=frozenset(unconfirmed),
+                    tie_open=tie_open, last_step_utc=last_step, at_utc=now,
                     prior=replace(base, prior=None))
     return ShedResult(new, commands, tuple(notes))
+
+
+def _restore_before_reconnect(site: SiteConfig, n_tiers: int, now: dt.datetime,
+                              reconnect_at_utc: dt.datetime | None) -> bool:
+    """True once the shed tiers must come back so that the last is restored when the tie may
+    close: one ``restore_step_delay_s`` per switched tier ahead of ``reconnect_at_utc`` (the
+    number of tiers, not of those still off, so that the window never moves back)."""
+    if reconnect_at_utc is None:
+        return False
+    lead = dt.timedelta(seconds=n_tiers * site.islanding.restore_step_delay_s)
+    return now >= reconnect_at_utc - lead
 
 
 def _adopt_found(site: SiteConfig, base: ShedState, tiers: dict[int, tuple[ChannelId, ...]],

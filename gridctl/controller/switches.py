@@ -65,6 +65,9 @@ class ShedState:
         Cycles each channel has shown another state than commanded.
     failed : frozenset of ChannelId
         Channels that did not obey within ``islanding.switch_confirm_cycles``.
+    unconfirmed : frozenset of ChannelId
+        Channels whose last command is not yet confirmed by a reading (commanded this cycle,
+        or still waiting), failed ones excepted: the tie does not close while there are any.
     tie_open : bool
         The grid tie was open in the last cycle.
     last_step_utc : datetime or None
@@ -81,6 +84,7 @@ class ShedState:
     commanded: Mapping[ChannelId, bool] = field(default_factory=dict)
     waiting: Mapping[ChannelId, int] = field(default_factory=dict)
     failed: frozenset[ChannelId] = frozenset()
+    unconfirmed: frozenset[ChannelId] = frozenset()
     tie_open: bool = False
     last_step_utc: dt.datetime | None = None
     at_utc: dt.datetime | None = None
@@ -90,3 +94,4 @@ class ShedState:
         object.__setattr__(self, "commanded", MappingProxyType(dict(self.commanded)))
         object.__setattr__(self, "waiting", MappingProxyType(dict(self.waiting)))
         object.__setattr__(self, "failed", frozenset(self.failed))
+        object.__setattr__(self, "unconfirmed", frozenset(self.unconfirmed))

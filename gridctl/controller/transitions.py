@@ -9,7 +9,7 @@
     PLANNED_ISLANDING --warning withdrawn----------------------------> GRID_CONNECTED
     ISLANDED --grid signal HEALTHY, no warned window under way--------> RECONNECTING
     RECONNECTING --signal not HEALTHY--------------------------------> ISLANDED
-    RECONNECTING --HEALTHY for reconnect_delay_s---------------------> GRID_CONNECTED
+    RECONNECTING --HEALTHY for reconnect_delay_s, no tier switched off-> GRID_CONNECTED
 
 Unplanned islanding is triggered only by an explicit grid-state signal from the routers
 (``grid_available`` False, or voltage/frequency outside the configured band), never by 0 W at
@@ -116,7 +116,7 @@ def transition(site: SiteConfig, state: ControllerState, snapshot: Snapshot,
     if new_mode is state.mode:
         if healthy_since != state.grid_healthy_since_utc:
             state = replace(state, grid_healthy_since_utc=healthy_since)
-        return Transition(state, signal, False, notes)
+        return Transition(state, signal, False, notes + ((why,) if why else ()))
     state = replace(state, mode=new_mode, mode_since_utc=now, plan=None, plan_start_utc=None,
                     plan_made_at_utc=None, grid_healthy_since_utc=healthy_since)
     return Transition(state, signal, True, notes + (why,))
@@ -173,5 +173,11 @@ def _next_mode(site: SiteConfig, state: ControllerState, snapshot: Snapshot,
         return Mode.ISLANDED, f"grid signal {signal.value} while reconnecting: staying islanded"
     since = state.grid_healthy_since_utc or now
     if (now - since).total_seconds() >= site.islanding.reconnect_delay_s:
+        if state.shedding.off_tiers:  # never close the tie onto shed load (see shedding.py)
+            return mode, (f"grid healthy for the reconnect delay: tier(s) "
+                          f"{list(state.shedding.off_tiers)} still shed, restoring before reconnecting")
+        if state.shedding.unconfirmed:
+            return mode, (f"grid healthy for the reconnect delay: {len(state.shedding.unconfirmed)} "
+                          f"switch channel(s) not yet confirmed connected")
         return Mode.GRID_CONNECTED, "grid healthy for the reconnect delay: reconnected"
     return mode, ""

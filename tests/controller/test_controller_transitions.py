@@ -76,6 +76,26 @@ def test_unplanned_islanding_and_reconnection_after_the_delay(misono):
     _run(misono, table, initial_state(T0))
 
 
+def test_the_tie_does_not_close_onto_switched_off_load(misono):
+    """Reconnecting waits, past the delay, until no load tier is switched off (the switch state
+    machine restores them while still islanded), so load is never shed while the grid is up."""
+    from gridctl.controller.switches import ShedState
+
+    state = _run(misono, [(0, LOST, 0.0, Mode.ISLANDED), (10, OK, 0.0, Mode.RECONNECTING)],
+                 initial_state(T0))
+    state = replace(state, shedding=ShedState(off_tiers=(3,)))
+    now = T0 + dt.timedelta(seconds=320)
+    held = transition(misono, state, snapshot(misono, now, _readings(misono, OK, 0.0)), now)
+    assert held.state.mode is Mode.RECONNECTING and not held.changed
+    assert any("tier(s) [3] still shed" in n for n in held.notes)
+    state = replace(held.state, shedding=ShedState(unconfirmed=frozenset({("store-relay", 0)})))
+    unconfirmed = transition(misono, state, snapshot(misono, now, _readings(misono, OK, 0.0)), now)
+    assert unconfirmed.state.mode is Mode.RECONNECTING  # restored, but not yet seen connected
+    state = replace(held.state, shedding=ShedState())
+    done = transition(misono, state, snapshot(misono, now, _readings(misono, OK, 0.0)), now)
+    assert done.state.mode is Mode.GRID_CONNECTED
+
+
 def test_a_flicker_restarts_the_reconnect_delay(misono):
     table = [
         (0, LOST, 0.0, Mode.ISLANDED),

@@ -252,3 +252,24 @@ def test_a_shed_nodes_load_reading_is_taken_back_to_its_demand(site) -> None:  #
     plain = Snapshot(T0, nodes={k: NodeReading(load_kw=v) for k, v in served.items()},
                      devices=everything_on.devices, switches=everything_on.switches)
     assert demand_snapshot(site, ShedState(), plain) is plain
+
+
+def test_reconnecting_restores_every_tier_before_the_tie_may_close(site) -> None:  # noqa: ANN001
+    """Load is never shed while the grid is up: the tiers come back while still islanded, one
+    restore step apart, the last by the time the reconnect delay is over."""
+    boards, state = Boards(site), ShedState()
+    for k in range(3):
+        state = run(site, boards, state, T0 + k * CYCLE).state
+    assert state.off_tiers == (3, 2, 1)
+    reconnect_at = T0 + dt.timedelta(seconds=100)
+    restored = []
+    for k in range(3, 60):
+        at = T0 + k * CYCLE
+        setpoints = Setpoints(at, shed_tiers=ALL, grid_tie_open=True)  # the plan still sheds
+        result = advance(site, state, setpoints, boards.snapshot(at), at, reconnect_at)
+        boards.apply(result)
+        if result.state.off_tiers != state.off_tiers:
+            restored.append(((reconnect_at - at).total_seconds(), set(state.off_tiers) - set(result.state.off_tiers)))
+        state = result.state
+    assert restored == [(30.0, {1}), (20.0, {2}), (10.0, {3})]
+    assert state.off_tiers == () and not off_channels(result)

@@ -7,8 +7,8 @@ The real daemon, drivers, core, optimizer and ledger control the emulated device
 
 Grid lost -> islanded within one cycle; tiers switched off in order (3, 2, 1), each confirmed by
 its switches' feedback before the next; the critical load stays served; a relay board that
-reboots mid-outage is re-driven within one cycle; after reconnection the tiers come back in
-reverse order (1, 2, 3).
+reboots mid-outage is re-driven within one cycle; when the grid returns the tiers come back in
+reverse order (1, 2, 3) before the tie closes.
 """
 
 from __future__ import annotations
@@ -126,13 +126,16 @@ async def test_echonet_site_outage_sheds_in_order_keeps_critical_and_restores(bl
     assert not [n for r in after for n in r.decision.notes if HOME_3[0] in n and "fault" in n]
     assert daemon.cycle.state.mode is Mode.ISLANDED and not any(_all_served(emulated))
 
-    # The grid returns: tiers back in reverse order, 1, 2, then 3, one per restore step, and the
-    # tie closes after the reconnect delay.
+    # The grid returns: tiers back in reverse order, 1, 2, then 3, one per restore step, while
+    # still islanded; the tie closes after the reconnect delay, never onto shed load.
     emulated.set_grid_connected(True)
     grid_back = len(reports)
     await until(lambda: daemon.cycle.state.mode is Mode.GRID_CONNECTED, 30.0, "reconnected")
-    await until(lambda: all(_all_served(emulated)), 30.0, "all tiers restored")
+    assert all(_all_served(emulated))  # every tier was back before the tie closed
+    await next_cycles(reports, 1)
     restore = reports[grid_back:]
+    tie_closed = [r for r in restore if not r.decision.setpoints.grid_tie_open]
+    assert tie_closed and not any(_commanded_off(r, d) for r in tie_closed for d in (STORE[0], HOME_3[0], HOME_1[0]))
     on = {device_id: next(k for k, r in enumerate(restore) if not _commanded_off(r, device_id))
           for device_id in (STORE[0], HOME_3[0], HOME_1[0])}
     assert on[HOME_1[0]] < on[HOME_3[0]] < on[STORE[0]]

@@ -85,12 +85,16 @@ async def test_outage_sheds_through_switches_in_order_and_restores(block) -> Non
     redriven = [r for r in after if any("mall-relay channel 0" in n and "re-driven" in n for n in r.decision.notes)]
     assert len(redriven) == 1 and redriven[0].switched["mall-relay"] == 3  # written in the cycle that saw it
 
-    # Reconnection: after the reconnect delay, tier 2 (the mall) back first, then tier 3.
+    # Reconnection: tier 2 (the mall) back first, then tier 3, while still islanded; the tie
+    # closes after the reconnect delay and never onto shed load.
     emulated.set_grid_connected(True)
-    await until(lambda: daemon.cycle.state.mode is Mode.GRID_CONNECTED, 30.0, "reconnected")
     back = len(reports)
-    await until(lambda: all(_served(emulated, STORE) + _served(emulated, MALL)), 30.0, "all restored")
-    restore = reports[back - 1:]
+    await until(lambda: daemon.cycle.state.mode is Mode.GRID_CONNECTED, 30.0, "reconnected")
+    assert all(_served(emulated, STORE) + _served(emulated, MALL))
+    await next_cycles(reports, 1)
+    restore = reports[back:]
+    tie_closed = [r for r in restore if not r.decision.setpoints.grid_tie_open]
+    assert tie_closed and not any(_commanded_off(r, d) for r in tie_closed for d in ("store-relay", "mall-relay"))
     on_mall = next(k for k, r in enumerate(restore) if not _commanded_off(r, "mall-relay"))
     on_store = next(k for k, r in enumerate(restore) if not _commanded_off(r, "store-relay"))
     assert on_mall < on_store
