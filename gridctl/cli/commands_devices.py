@@ -184,6 +184,9 @@ def probe_command(
     active: bool = typer.Option(False, "--active", help="run a short battery charge/discharge test, a PV limit "
                                 "test, and toggle every switch channel off and on (left as found)"),
     report: Path | None = typer.Option(None, "--report", help="write FILE.md and FILE.json"),
+    hold_s: float = typer.Option(1.5, "--hold-s", min=0.1, max=60.0,
+                                 help="with --active: how long each test step is held before it is "
+                                      "measured [s] (longer for slow devices or contactors)"),
 ) -> None:
     """Connect to each device, identify it, check values, signs, counters and fail-safe."""
     # Imported here: the probe loads the OPC UA client, which `gridctl run` of a Modbus-only
@@ -202,7 +205,7 @@ def probe_command(
     if not devices.bindings:
         typer.echo("probe: no devices configured for the chosen node(s)", err=True)
         raise typer.Exit(EXIT_USAGE)
-    options = ProbeOptions(active=active)
+    options = ProbeOptions(active=active, active_hold_s=hold_s)
     async def run() -> list:
         try:
             return await probe_all(list(devices.bindings.values()), options)

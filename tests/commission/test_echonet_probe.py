@@ -52,7 +52,8 @@ async def home_and_store(tmp_path, monkeypatch):  # noqa: ANN001, ANN201
 @pytest.mark.integration
 async def test_probe_checks_echonet_devices_and_toggles_switches(home_and_store) -> None:  # noqa: ANN001
     config, emulated = home_and_store
-    code, body, output = await _probe(config, "--node", "home-1", "--node", "store", "--active")
+    code, body, output = await _probe(config, "--node", "home-1", "--node", "store", "--active",
+                                      "--hold-s", "0.5")
     checks = _checks(body)
     assert code == 0, output
     assert "Traceback" not in output
@@ -77,7 +78,8 @@ async def test_probe_names_a_switch_that_does_not_obey_in_one_line(home_and_stor
     config, emulated = home_and_store
     emulated.echonet["home-1-switch"].stuck = True  # acknowledges, does not switch
     emulated.relays["store-relays"].faults.stuck_channels = {1}
-    code, body, output = await _probe(config, "--node", "home-1", "--node", "store", "--active")
+    code, body, output = await _probe(config, "--node", "home-1", "--node", "store", "--active",
+                                      "--hold-s", "0.5")
     checks = _checks(body)
     assert code == 1
     assert checks[("home-1-switch", "active")] == ("fail", "channel 0: switched off, feedback still on")
