@@ -39,6 +39,7 @@ from drivers.echonet.frame import Eoj
 from drivers.echonet.knowledge import KnowledgeError, Value, decode_value, encode_value
 from drivers.echonet.quirks import EchonetQuirks
 from drivers.errors import PermanentDeviceError
+from drivers.guards import monotonic_counters, plausible_power_kw
 from drivers.profile import ECHONET_PORT, EchonetEndpoint
 
 log = logging.getLogger(__name__)
@@ -172,25 +173,11 @@ class EchonetDevice:
     def _guard_counters(self, supplied_kwh: float | None, absorbed_kwh: float | None,
                         notes: list[str]) -> EnergyCounters:
         """Drop a counter that went backwards (garbage or a device reset), with a note."""
-        checked: list[float | None] = []
-        for label, now, before in (("supplied", supplied_kwh, self._last_counters[0]),
-                                   ("absorbed", absorbed_kwh, self._last_counters[1])):
-            if now is not None and before is not None and now < before:
-                notes.append(f"{label} counter went backwards ({before} -> {now} kWh), dropped")
-                now = None
-            checked.append(now)
-        self._last_counters = (
-            checked[0] if checked[0] is not None else self._last_counters[0],
-            checked[1] if checked[1] is not None else self._last_counters[1],
-        )
-        return EnergyCounters(supplied_kwh=checked[0], absorbed_kwh=checked[1])
+        counters, self._last_counters = monotonic_counters(supplied_kwh, absorbed_kwh, self._last_counters, notes)
+        return counters
 
     def _plausible(self, power_kw: float | None, notes: list[str]) -> float | None:
-        bound = self.quirks.plausible_power_kw
-        if power_kw is not None and bound is not None and abs(power_kw) > bound:
-            notes.append(f"power {power_kw:.3f} kW beyond the plausible {bound:g} kW, dropped")
-            return None
-        return power_kw
+        return plausible_power_kw(power_kw, self.quirks.plausible_power_kw, notes)
 
     def _sign(self) -> int:
         return -1 if self.quirks.invert_power_sign else 1

@@ -12,6 +12,7 @@ import logging
 from drivers import errors
 from drivers.capabilities import DeviceIdentity, DeviceReading, EnergyCounters, GridState
 from drivers.errors import PermanentDeviceError
+from drivers.guards import monotonic_counters, plausible_power_kw
 from drivers.profile import DeviceQuirks, ModbusEndpoint
 from drivers.sunspec.client import SunSpecClient
 from drivers.sunspec.models import Value
@@ -99,26 +100,12 @@ class SunSpecDevice:
         """Drop a counter that went backwards (garbage or a device reset), with a note."""
         if self.quirks.swap_counters:
             supplied_kwh, absorbed_kwh = absorbed_kwh, supplied_kwh
-        previous = self._last_counters
-        checked: list[float | None] = []
-        for label, now, before in (("supplied", supplied_kwh, previous[0]), ("absorbed", absorbed_kwh, previous[1])):
-            if now is not None and before is not None and now < before:
-                notes.append(f"{label} counter went backwards ({before} -> {now} kWh), dropped")
-                now = None
-            checked.append(now)
-        self._last_counters = (
-            checked[0] if checked[0] is not None else previous[0],
-            checked[1] if checked[1] is not None else previous[1],
-        )
-        return EnergyCounters(supplied_kwh=checked[0], absorbed_kwh=checked[1])
+        counters, self._last_counters = monotonic_counters(supplied_kwh, absorbed_kwh, self._last_counters, notes)
+        return counters
 
     def _plausible(self, power_kw: float | None, notes: list[str]) -> float | None:
         """Drop a power reading beyond the profile's plausibility bound (garbage), with a note."""
-        bound = self.quirks.plausible_power_kw
-        if power_kw is not None and bound is not None and abs(power_kw) > bound:
-            notes.append(f"power {power_kw:.3f} kW beyond the plausible {bound:g} kW, dropped")
-            return None
-        return power_kw
+        return plausible_power_kw(power_kw, self.quirks.plausible_power_kw, notes)
 
     async def _grid_from(self, values: dict[str, Value], voltage_key: str, connected: bool | None) -> GridState:
         voltage = values.get(voltage_key)

@@ -391,30 +391,27 @@ async def _active_pv_test(p: _Probe, driver: SunSpecPvInverter) -> None:
                               f"back to {after:.2f} kW after release")
 
 
-async def active_pv_test(pv: DeviceBinding, options: ProbeOptions) -> list[CheckResult]:
-    """The active PV limit test on its own connection; errors become a failed check."""
-    p = _Probe(pv, options)
+async def _on_own_connection(binding: DeviceBinding, options: ProbeOptions, test) -> list[CheckResult]:  # noqa: ANN001
+    """Run ``test(probe, driver)`` on the device's own connection; errors become a failed check."""
+    p = _Probe(binding, options)
     try:
-        await pv.driver.connect()
-        await _active_pv_test(p, pv.driver)
+        await binding.driver.connect()
+        await test(p, binding.driver)
     except DeviceError as exc:
         p.add("active", FAIL, describe_error(exc))
     finally:
-        await pv.driver.close()
+        await binding.driver.close()
     return p.results
+
+
+async def active_pv_test(pv: DeviceBinding, options: ProbeOptions) -> list[CheckResult]:
+    """The active PV limit test on its own connection; errors become a failed check."""
+    return await _on_own_connection(pv, options, _active_pv_test)
 
 
 async def active_switches(switch: DeviceBinding, options: ProbeOptions) -> list[CheckResult]:
     """The active switch test on its own connection; errors become a failed check."""
-    p = _Probe(switch, options)
-    try:
-        await switch.driver.connect()
-        await active_switch_test(p, switch.driver)
-    except DeviceError as exc:
-        p.add("active", FAIL, describe_error(exc))
-    finally:
-        await switch.driver.close()
-    return p.results
+    return await _on_own_connection(switch, options, active_switch_test)
 
 
 def _grid_meter(bindings: list[DeviceBinding], node_id: str) -> DeviceBinding | None:
