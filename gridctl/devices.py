@@ -20,12 +20,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Union
 
-from drivers.capabilities import DeviceReading, WritesBatteryPower, WritesLegPower, WritesPvLimit
+from drivers.capabilities import DeviceReading
+from drivers.release import release_driver
 from drivers.errors import DeviceError, PermanentDeviceError
 from drivers.profile import DeviceQuirks, ModbusEndpoint, OpcUaEndpoint, TlsSettings
 from drivers.relay.modbus_board import ModbusRelayBoard, RelayBoardMap
 from drivers.sunspec.devices import SunSpecBattery, SunSpecDevice, SunSpecMeter, SunSpecPvInverter
-from gridctl.config.devices import DeviceProfile, ModbusProtocol, OpcuaProtocol, RelayBoardDevice
+from gridctl.config.devices import DeviceProfile, ModbusProtocol, OpcuaProtocol, RelayBoardDevice, link_leg_ids
 from gridctl.config.site import Node, SiteConfig
 from gridctl.credentials import read_secret
 
@@ -250,16 +251,8 @@ class SiteDevices:
         mode and power until told otherwise).
         """
         async def one(b: DeviceBinding) -> DeviceError | None:
-            d = b.driver
             try:
-                if isinstance(d, WritesBatteryPower):
-                    await d.write_battery_power_kw(None, b.revert_s)
-                if isinstance(d, WritesPvLimit):
-                    await d.write_pv_limit_kw(None, b.revert_s)
-                if isinstance(d, WritesLegPower):
-                    for leg in getattr(b.config, "legs", ()):
-                        if leg.kind == "link":
-                            await d.write_leg_power_kw(leg.id, None)
+                await release_driver(b.driver, link_leg_ids(b.config), b.revert_s)
             except DeviceError as exc:
                 return exc
             return None

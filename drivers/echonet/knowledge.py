@@ -147,16 +147,19 @@ def load_classes(path: Path = CLASSES_FILE) -> dict[int, ClassSpec]:
     return classes
 
 
+@cache
+def _epc_index() -> dict[tuple[int, int], EpcSpec]:
+    """Every known ``(class_code, epc)``, built once (decoding runs per EPC per poll)."""
+    return {(code, prop.epc): prop for code, spec in load_classes().items() for prop in spec.properties}
+
+
 def epc_spec(class_code: int, epc: int) -> EpcSpec:
     """The spec of ``epc`` in ``class_code`` (or the super class); KnowledgeError if unknown."""
-    classes = load_classes()
-    for code in (class_code, SUPER_CLASS):
-        spec = classes.get(code)
-        if spec is not None:
-            for prop in spec.properties:
-                if prop.epc == epc:
-                    return prop
-    raise KnowledgeError(f"class 0x{class_code:04X} has no known EPC 0x{epc:02X}")
+    index = _epc_index()
+    spec = index.get((class_code, epc)) or index.get((SUPER_CLASS, epc))
+    if spec is None:
+        raise KnowledgeError(f"class 0x{class_code:04X} has no known EPC 0x{epc:02X}")
+    return spec
 
 
 def class_name(class_code: int) -> str:

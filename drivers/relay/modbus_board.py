@@ -144,7 +144,6 @@ class ModbusRelayBoard:
         PermanentDeviceError
             The board has no such coils, inputs or watchdog register (wrong profile or unit id).
         """
-        await self._call(self._open)
         await self._call(lambda: self._read_bits("coils", self.board.coil_base))
         if self.board.watchdog_register is not None:
             await self._call(self._arm_watchdog)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
-import logging
 import signal
 from pathlib import Path
 
@@ -19,7 +18,7 @@ from rich.table import Table
 
 from drivers.errors import DeviceError
 from drivers.profile import ModbusEndpoint
-from gridctl.cli.common import load_site_or_exit
+from gridctl.cli.common import load_site_or_exit, quiet_driver_logs
 from gridctl.commission.checks import FAIL, describe_error, overall
 from gridctl.commission.scan import parse_target, scan
 from gridctl.devices import SiteDevices
@@ -31,15 +30,6 @@ commission_app = typer.Typer(help="Prove devices' wiring before gridctl controls
 _STYLE = {"pass": "green", "fail": "bold red", "warn": "yellow", "skip": "dim"}
 
 
-def _quiet_libraries() -> None:
-    # pymodbus and asyncua log every refused connection and session detail; the CLI reports
-    # each failure itself, in one line.
-    for name in ("pymodbus", "asyncua"):
-        logging.getLogger(name).setLevel(logging.CRITICAL)
-
-
-
-
 # -- emulate ------------------------------------------------------------------------------
 def emulate(
     config: Path = typer.Argument(..., help="site file whose devices to emulate"),
@@ -48,7 +38,7 @@ def emulate(
 ) -> None:
     """Serve every device of CONFIG (SunSpec Modbus, relay boards, ECHONET Lite nodes and secure
     OPC UA routers) on its loopback address and port."""
-    _quiet_libraries()
+    quiet_driver_logs()
     site = load_site_or_exit(config)
     # Imported here, not at module level: only this command needs the simulator package
     # (the CLI may import sim; the rest of gridctl may not).
@@ -105,7 +95,7 @@ def scan_command(
 ) -> None:
     """Find the SunSpec base, list the models (name, length) and the identity; or, with
     --echonet, the ECHONET Lite nodes: instance lists, maker codes and property maps."""
-    _quiet_libraries()
+    quiet_driver_logs()
     if echonet:
         _scan_echonet(targets or [], multicast, timeout_s, as_json)
         return
@@ -194,7 +184,7 @@ def probe_command(
     from gridctl.commission.probe import ProbeOptions, probe_all
     from gridctl.commission.report import write_reports
 
-    _quiet_libraries()
+    quiet_driver_logs()
     site = load_site_or_exit(config)
     known = [n.id for n in site.nodes]
     unknown = [n for n in (node or []) if n not in known]

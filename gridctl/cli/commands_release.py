@@ -12,12 +12,11 @@ Exit codes: 0 every device released, 1 some device could not be reached, 2 bad c
 from __future__ import annotations
 
 import asyncio
-import logging
 from pathlib import Path
 
 import typer
 
-from gridctl.cli.common import load_site_or_exit
+from gridctl.cli.common import load_site_or_exit, quiet_driver_logs
 from gridctl.commission.checks import describe_error
 from gridctl.devices import SiteDevices
 
@@ -28,8 +27,7 @@ _RELEASED_KINDS = ("battery", "pv_inverter", "router")
 
 def release(config: Path = typer.Argument(..., help="site file")) -> None:
     """Release every battery, PV inverter and router link leg of CONFIG (one line per failure)."""
-    for name in ("pymodbus", "asyncua"):
-        logging.getLogger(name).setLevel(logging.CRITICAL)
+    quiet_driver_logs()
     site = load_site_or_exit(config)
     devices = SiteDevices.from_config(site)
     devices.bindings = {k: b for k, b in devices.bindings.items() if b.kind in _RELEASED_KINDS}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import typer
@@ -28,3 +29,11 @@ def load_site_or_exit(path: Path) -> SiteConfig:
     except OSError as exc:
         typer.echo(f"{path}: cannot read: {exc.strerror}", err=True)
         raise typer.Exit(EXIT_CONFIG) from None
+
+
+def quiet_driver_logs() -> None:
+    """Silence the device libraries' own logging; the CLI reports each failure in one line."""
+    # pymodbus and asyncua log every refused connection and session detail; the CLI reports
+    # each failure itself, in one line.
+    for name in ("pymodbus", "asyncua"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)

@@ -10,6 +10,7 @@ from gridctl.config.devices import (
     PvInverterDevice,
     RouterDevice,
     RouterLeg,
+    link_leg_ids,
 )
 from gridctl.config.errors import ConfigError, ConfigIssue
 from gridctl.config.loader import load_profiles, load_site
@@ -18,6 +19,6 @@ from gridctl.config.tariffs import ExportTariff, ImportTariff
 
 __all__ = [
     "BatteryDevice", "ConfigError", "ConfigIssue", "Contract", "DeviceProfile", "ExportTariff",
-    "ImportTariff", "Link", "LoadSpec", "MeterDevice", "Node", "PvInverterDevice", "RouterDevice",
+    "ImportTariff", "Link", "LoadSpec", "MeterDevice", "Node", "PvInverterDevice", "RouterDevice", "link_leg_ids",
     "RouterLeg", "SiteConfig", "SiteInfo", "load_profiles", "load_site",
 ]

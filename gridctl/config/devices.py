@@ -252,6 +252,11 @@ class RouterDevice(_DeviceBase):
     legs: list[RouterLeg] = Field(min_length=1)
 
 
+def link_leg_ids(device) -> tuple[str, ...]:  # noqa: ANN001 - any configured device
+    """The ids of a router's link legs (what a release unsets); () for any other device."""
+    return tuple(leg.id for leg in getattr(device, "legs", ()) if leg.kind == "link")
+
+
 Device = Annotated[
     PvInverterDevice | BatteryDevice | MeterDevice | RouterDevice | RelayBoardDevice | SwitchDevice,
     Field(discriminator="kind"),

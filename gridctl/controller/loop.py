@@ -40,7 +40,7 @@ from gridctl.controller.rules import link_net_in_kw
 from gridctl.controller.shedding import advance as advance_switches
 from gridctl.controller.shedding import demand_snapshot
 from gridctl.controller.topology import site_index
-from gridctl.controller.transitions import transition
+from gridctl.controller.transitions import reconnect_at, transition
 from gridctl.controller.types import ControllerState, Decision, Mode, Snapshot, Transition
 from optimizer import DispatchPlan
 
@@ -202,11 +202,8 @@ def step(site: SiteConfig, state: ControllerState, snapshot: Snapshot, now: dt.d
         request = PlanRequest(state, snapshot, now, plan_start_utc(site, now))
         state = replace(state, plan_requested_utc=now, replan_wanted=False)
     decision = decide(site, state, snapshot, now)
-    reconnect_at = None
-    if state.mode is Mode.RECONNECTING:
-        since = state.grid_healthy_since_utc or state.mode_since_utc
-        reconnect_at = since + dt.timedelta(seconds=site.islanding.reconnect_delay_s)
-    switched = advance_switches(site, state.shedding, decision.setpoints, snapshot, now, reconnect_at)
+    closes_at = reconnect_at(site, state, now) if state.mode is Mode.RECONNECTING else None
+    switched = advance_switches(site, state.shedding, decision.setpoints, snapshot, now, closes_at)
     if switched.commands or switched.notes:
         decision = replace(decision, setpoints=replace(decision.setpoints, switch_commands=switched.commands),
                            notes=decision.notes + switched.notes)

@@ -119,17 +119,15 @@ def _observe(site: SiteConfig, base: ShedState, channels: tuple[ChannelId, ...],
     return _Observed(waiting, frozenset(failed), tuple(newly), frozenset(dead), tuple(notes))
 
 
-def _wanted(site: SiteConfig, setpoints: Setpoints, tiers: dict[int, tuple[ChannelId, ...]]) -> set[int]:
-    wanted = set()
-    for node in site.nodes:
-        if node.load.switches and node.load.shed_tier in setpoints.shed_tiers.get(node.id, ()):
-            wanted.add(node.load.shed_tier)
-    return wanted & set(tiers)
+def _wanted(site: SiteConfig, setpoints: Setpoints) -> set[int]:
+    """The switched tiers the decision sheds."""
+    return {node.load.shed_tier for node in site.nodes
+            if node.load.switches and node.load.shed_tier in setpoints.shed_tiers.get(node.id, ())}
 
 
-def _settled(base: ShedState, obs: _Observed, channels: tuple[ChannelId, ...]) -> bool:
-    """Every channel shows its command (or has failed): the last step is confirmed."""
-    return all(key not in obs.waiting or key in obs.failed for key in channels if key in base.commanded)
+def _settled(obs: _Observed) -> bool:
+    """Every commanded channel shows its command (or has failed): the last step is confirmed."""
+    return obs.waiting.keys() <= obs.failed
 
 
 def advance(site: SiteConfig, state: ShedState, setpoints: Setpoints, snapshot: Snapshot,
@@ -164,8 +162,8 @@ def advance(site: SiteConfig, state: ShedState, setpoints: Setpoints, snapshot: 
             forced.append(nxt)
             last_step = now
             notes.append(f"tier {nxt} shed because a switch of tier {disobeyed[0]} did not obey")
-    elif _settled(base, obs, channels):
-        wanted = (_wanted(site, setpoints, tiers) | set(forced)) if tie_open else set()
+    elif _settled(obs):
+        wanted = (_wanted(site, setpoints) | set(forced)) if tie_open else set()
         if _restore_before_reconnect(site, len(tiers), now, reconnect_at_utc):
             wanted = set()
         to_shed = [t for t in order if t in wanted and t not in off]
@@ -221,8 +219,7 @@ def _adopt_found(site: SiteConfig, base: ShedState, tiers: dict[int, tuple[Chann
                 commanded[key] = reading.effective_on
     if not off:
         return base
-    return replace(base, off_tiers=tuple(off), commanded=commanded, last_step_utc=now,
-                   tie_open=base.tie_open)
+    return replace(base, off_tiers=tuple(off), commanded=commanded, last_step_utc=now)
 
 
 def demand_snapshot(site: SiteConfig, state: ShedState, snapshot: Snapshot) -> Snapshot:

@@ -11,10 +11,16 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Mapping
 
-__all__ = ["ChannelId", "ShedState", "SwitchCommand", "SwitchReading"]
+__all__ = ["ChannelId", "ShedState", "SwitchCommand", "SwitchReading", "shedding_actuated"]
 
 #: ``(device_id, channel)`` of one switched channel.
 ChannelId = tuple[str, int]
+
+
+def shedding_actuated(site) -> bool:  # noqa: ANN001 - a SiteConfig (config is imported by callers)
+    """True when some node sheds through switches (``load.switches``); a site without any keeps
+    the idealised shedding tiers."""
+    return any(node.load.switches for node in site.nodes)
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from gridctl.config import BatteryDevice, PvInverterDevice, RouterDevice, SiteConfig
+from gridctl.controller.switches import shedding_actuated
 
 __all__ = ["LinkInfo", "SiteIndex", "site_index"]
 
@@ -113,7 +114,8 @@ def _build_index(site: SiteConfig) -> SiteIndex:
                     + [t.value_of_lost_load_jpy_per_kwh for t in order], dtype=float)
     k_of = {number: k for k, number in enumerate(tier_numbers) if k > 0}
     node_tier = np.array([k_of[n.load.shed_tier] for n in site.nodes], dtype=int)
-    share = np.array([_unsheddable_share(site, n) for n in site.nodes], dtype=float)
+    actuated = shedding_actuated(site)
+    share = np.array([_unsheddable_share(n, actuated) for n in site.nodes], dtype=float)
     return SiteIndex(
         node_ids=tuple(n.id for n in site.nodes),
         tier_numbers=tier_numbers,
@@ -127,11 +129,10 @@ def _build_index(site: SiteConfig) -> SiteIndex:
     )
 
 
-def _unsheddable_share(site: SiteConfig, node) -> float:  # noqa: ANN001 - a config Node
+def _unsheddable_share(node, actuated: bool) -> float:  # noqa: ANN001 - a config Node
     """Share of a node's load the plan may not shed: its critical share, or all of it at a node
-    without switches in a site whose shedding is actuated through switches (nothing can
+    without switches in a site whose shedding is ``actuated`` through switches (nothing can
     disconnect that load; a site without any switches keeps the idealised tiers)."""
-    actuated = any(n.load.switches for n in site.nodes)
     if actuated and not node.load.switches:
         return 1.0
     return node.load.critical_share_pct / 100.0

@@ -34,7 +34,7 @@ from gridctl.controller.types import (
     Transition,
 )
 
-__all__ = ["grid_signal", "initial_state", "tie_flow_settled", "transition"]
+__all__ = ["grid_signal", "initial_state", "reconnect_at", "tie_flow_settled", "transition"]
 
 #: Grid-tie flow regarded as zero before opening [kW]: the larger of this and 2 % of the
 #: node's import limit (meters and converters are not exact).
@@ -122,6 +122,13 @@ def transition(site: SiteConfig, state: ControllerState, snapshot: Snapshot,
     return Transition(state, signal, True, notes + (why,))
 
 
+def reconnect_at(site: SiteConfig, state: ControllerState, now: dt.datetime) -> dt.datetime:
+    """When the tie may close while reconnecting: the grid healthy for ``reconnect_delay_s``
+    (counted from ``now`` when no healthy time is recorded yet)."""
+    since = state.grid_healthy_since_utc or now
+    return since + dt.timedelta(seconds=site.islanding.reconnect_delay_s)
+
+
 def _expire(state: ControllerState, now: dt.datetime) -> ControllerState:
     windows = tuple(w for w in state.outage_windows if w.end_utc > now)
     request = state.reserve_request
@@ -171,8 +178,7 @@ def _next_mode(site: SiteConfig, state: ControllerState, snapshot: Snapshot,
     # RECONNECTING
     if signal is not GridSignal.HEALTHY:
         return Mode.ISLANDED, f"grid signal {signal.value} while reconnecting: staying islanded"
-    since = state.grid_healthy_since_utc or now
-    if (now - since).total_seconds() >= site.islanding.reconnect_delay_s:
+    if now >= reconnect_at(site, state, now):
         if state.shedding.off_tiers:  # never close the tie onto shed load (see shedding.py)
             return mode, (f"grid healthy for the reconnect delay: tier(s) "
                           f"{list(state.shedding.off_tiers)} still shed, restoring before reconnecting")

@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 from drivers.echonet.frame import Eoj
 from drivers.echonet.knowledge import Value, decode_value, encode_value
 from sim.emulators.echonet_node import EchonetNode, EmulatedObject, EmulatedProperty
-from sim.emulators.sunspec_server import DevicePhysics, _Setpoint
+from sim.emulators.sunspec_server import DevicePhysics
 from sim.plant.devices import step_battery, step_counters, step_pv
 
 JST = ZoneInfo("Asia/Tokyo")
@@ -85,7 +85,6 @@ class _DeviceObject:
     def reboot(self) -> None:
         """Back to power-on defaults (operation on, no setpoints)."""
         self.operation_on = True
-        self.physics.setpoint = _Setpoint()
 
     def _signed_epcs(self) -> frozenset[int]:
         return frozenset()
@@ -127,7 +126,7 @@ class _DeviceObject:
             0x88: self._ro(0x88, lambda: "fault" if self.fault else "no_fault", announce=True),
             0x8A: self._ro(0x8A, lambda: self.maker_code),
             0x8C: self._ro(0x8C, lambda: "GRIDCTL-EMU"),
-            0x8D: self._ro(0x8D, lambda: f"EMU{self.object.eoj}" if hasattr(self, "object") else ""),
+            0x8D: self._ro(0x8D, lambda: f"EMU{self.object.eoj}"),
         }
 
     def _properties(self) -> dict[int, EmulatedProperty]:

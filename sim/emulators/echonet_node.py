@@ -19,7 +19,7 @@ import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
-from drivers.echonet.frame import NODE_PROFILE, Eoj, Esv, Frame, FrameError, Property, decode, encode
+from drivers.echonet.frame import CONTROLLER, NODE_PROFILE, Eoj, Esv, Frame, FrameError, Property, decode, encode
 from drivers.echonet.knowledge import encode_instance_list, encode_property_map
 
 log = logging.getLogger(__name__)
@@ -29,7 +29,6 @@ Getter = Callable[[], bytes]
 Setter = Callable[[bytes], bool]
 
 _MAP_EPCS = (0x9D, 0x9E, 0x9F)
-MULTICAST_GROUP = "224.0.23.0"
 
 
 @dataclass
@@ -310,5 +309,5 @@ class EchonetNode:
             return
         given = values or {}
         props = tuple(Property(e, given.get(e) or self._get_one(obj, e) or b"") for e in epcs)
-        frame = Frame(0, obj.eoj, Eoj.of(0x05FF, 1), Esv.INF, props)
+        frame = Frame(0, obj.eoj, CONTROLLER, Esv.INF, props)
         self._send(encode(frame), to)

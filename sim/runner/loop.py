@@ -25,7 +25,7 @@ import numpy as np
 
 from gridctl.config import SiteConfig
 from gridctl.controller import demand_basis_kw
-from gridctl.controller.switches import ChannelId
+from gridctl.controller.switches import ChannelId, shedding_actuated
 from gridctl.controller.types import Setpoints, Snapshot
 from gridctl.tariffs import JST
 from sim.outages import OutageWindow, outage_masks
@@ -155,8 +155,7 @@ def run_policy(scenario: Scenario, policy: Policy,
         for n in scenario.site.nodes])
     last = _initial_readings(plant, profiles, k0)
     shed_now = np.zeros(len(plant.node_ids))
-    reading = scenario.load_reading or ("served" if any(n.load.switches for n in scenario.site.nodes)
-                                        else "demand")
+    reading = scenario.load_reading or ("served" if shedding_actuated(scenario.site) else "demand")
     served_only = 1.0 if reading == "served" else 0.0
     phases = {"plant": 0.0, "settle": 0.0}
     for k, now in enumerate(starts):

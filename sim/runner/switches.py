@@ -16,14 +16,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from gridctl.config import SiteConfig
-from gridctl.controller.switches import ChannelId, SwitchCommand, SwitchReading
+from gridctl.controller.switches import ChannelId, SwitchCommand, SwitchReading, shedding_actuated
 
 __all__ = ["SimSwitches", "SwitchFault", "shedding_actuated"]
-
-
-def shedding_actuated(site: SiteConfig) -> bool:
-    """True when some node sheds through switches (``load.switches``)."""
-    return any(node.load.switches for node in site.nodes)
 
 
 @dataclass(frozen=True)
@@ -53,6 +48,10 @@ class _Channel:
     reset_done: bool = False
 
 
+#: A channel without a fault.
+_NO_FAULT = SwitchFault()
+
+
 class SimSwitches:
     """Every switched channel of a site, with its contactor."""
 
@@ -64,7 +63,7 @@ class SimSwitches:
 
     def _settle(self, now: dt.datetime) -> None:
         for key, ch in self.channels.items():
-            fault = self.faults.get(key, SwitchFault())
+            fault = self.faults.get(key, _NO_FAULT)
             if fault.reset_at_utc is not None and not ch.reset_done and now >= fault.reset_at_utc:
                 ch.reset_done, ch.commanded_on, ch.changed_utc = True, True, now
             if fault.stuck or ch.contactor_on == ch.commanded_on:

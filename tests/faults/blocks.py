@@ -63,3 +63,18 @@ async def next_cycles(reports: list, n: int) -> list:
     start = len(reports)
     await until(lambda: len(reports) >= start + n, 30.0 + n * POLL_S * 4, f"{n} cycles")
     return reports[start:start + n]
+
+
+def served(emulated: EmulatedSite, switch: tuple[str, tuple[int, ...]]) -> list[bool]:
+    """Each channel's circuit connected, as the emulated device holds it: a relay board's NC
+    contactors (energised = disconnected) or an ECHONET Lite switch object."""
+    device_id, channels = switch
+    if device_id in emulated.relays:
+        board = emulated.relays[device_id]
+        return [not board.circuit_energised(ch) for ch in channels]
+    return [emulated.echonet[device_id].is_on]
+
+
+def commanded_off(report, device_id: str) -> bool:  # noqa: ANN001 - a daemon CycleReport
+    """True when the cycle commanded some channel of ``device_id`` disconnected."""
+    return any(c.device_id == device_id and not c.on for c in report.decision.setpoints.switch_commands)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import time
 
 import pytest
 
@@ -21,6 +20,7 @@ from gridctl.ledger.verify import verify_ledger
 from sim.emulators.site import build_site
 from tests.daemon.test_cycle_table import outside_limits
 from tests.faults.daemon_child import AcceleratedClock
+from tests.faults.blocks import until
 from tests.fixtures.emulators import REPO, write_site_config
 
 ECHONET_SITE = REPO / "configs" / "misono-echonet.yaml"
@@ -35,14 +35,6 @@ def fast(site, **islanding):  # noqa: ANN001, ANN201 - SiteConfig in, SiteConfig
     market = site.market.model_copy(update={"grace_period_s": 30})
     return site.model_copy(update={"control": control, "market": market,
                                    "islanding": site.islanding.model_copy(update=islanding)})
-
-
-async def until(condition, timeout_s: float, what: str) -> None:  # noqa: ANN001
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for: {what}")
-        await asyncio.sleep(0.05)
 
 
 @pytest.fixture

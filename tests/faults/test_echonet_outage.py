@@ -18,7 +18,7 @@ import pytest
 
 from gridctl.config import load_site
 from gridctl.controller.types import Mode
-from tests.faults.blocks import fault_site, next_cycles, running_block, until
+from tests.faults.blocks import commanded_off, fault_site, next_cycles, running_block, served, until
 from tests.fixtures.emulators import REPO, write_site_config
 from tests.fixtures.relay_site import dump_tree
 
@@ -54,21 +54,8 @@ async def block(tmp_path, monkeypatch):  # noqa: ANN001, ANN201
         yield site, emulated, daemon, reports
 
 
-def _served(emulated, switch: tuple[str, tuple[int, ...]]) -> list[bool]:  # noqa: ANN001
-    """Each channel's circuit connected, as the emulated device holds it."""
-    device_id, channels = switch
-    if device_id in emulated.relays:
-        board = emulated.relays[device_id]
-        return [not board.circuit_energised(ch) for ch in channels]  # NC contactors
-    return [emulated.echonet[device_id].is_on]
-
-
 def _all_served(emulated) -> list[bool]:  # noqa: ANN001
-    return _served(emulated, STORE) + _served(emulated, HOME_3) + _served(emulated, HOME_1)
-
-
-def _commanded_off(report, device_id: str) -> bool:  # noqa: ANN001
-    return any(c.device_id == device_id and not c.on for c in report.decision.setpoints.switch_commands)
+    return served(emulated, STORE) + served(emulated, HOME_3) + served(emulated, HOME_1)
 
 
 def _feedback(report, switch: tuple[str, tuple[int, ...]]) -> list[bool | None]:  # noqa: ANN001
@@ -91,7 +78,7 @@ async def test_echonet_site_outage_sheds_in_order_keeps_critical_and_restores(bl
     start = len(reports)
     await until(lambda: not any(_all_served(emulated)), 60.0, "all three tiers shed")
     outage = reports[start - 2:]
-    first = {device_id: next(k for k, r in enumerate(outage) if _commanded_off(r, device_id))
+    first = {device_id: next(k for k, r in enumerate(outage) if commanded_off(r, device_id))
              for device_id in (STORE[0], HOME_3[0], HOME_1[0])}
     assert first[STORE[0]] < first[HOME_3[0]] < first[HOME_1[0]]  # tier 3, then 2, then 1 ...
     # ... each only once the tier before was confirmed off by its switches' feedback
@@ -106,9 +93,9 @@ async def test_echonet_site_outage_sheds_in_order_keeps_critical_and_restores(bl
     # The store's relay board reboots mid-outage (every output back to connected): re-driven
     # within one cycle, in the cycle that reads the reset.
     emulated.relays[STORE[0]].reboot()
-    assert all(_served(emulated, STORE))
+    assert all(served(emulated, STORE))
     after = await next_cycles(reports, 2)
-    assert not any(_served(emulated, STORE))
+    assert not any(served(emulated, STORE))
     redriven = [r for r in after if any(f"{STORE[0]} channel" in n and "re-driven" in n for n in r.decision.notes)]
     assert len(redriven) == 1 and redriven[0].switched[STORE[0]] == len(STORE[1])
     assert daemon.cycle.state.mode is Mode.ISLANDED and not any(_all_served(emulated))
@@ -135,8 +122,8 @@ async def test_echonet_site_outage_sheds_in_order_keeps_critical_and_restores(bl
     await next_cycles(reports, 1)
     restore = reports[grid_back:]
     tie_closed = [r for r in restore if not r.decision.setpoints.grid_tie_open]
-    assert tie_closed and not any(_commanded_off(r, d) for r in tie_closed for d in (STORE[0], HOME_3[0], HOME_1[0]))
-    on = {device_id: next(k for k, r in enumerate(restore) if not _commanded_off(r, device_id))
+    assert tie_closed and not any(commanded_off(r, d) for r in tie_closed for d in (STORE[0], HOME_3[0], HOME_1[0]))
+    on = {device_id: next(k for k, r in enumerate(restore) if not commanded_off(r, device_id))
           for device_id in (STORE[0], HOME_3[0], HOME_1[0])}
     assert on[HOME_1[0]] < on[HOME_3[0]] < on[STORE[0]]
     step_s = site.islanding.restore_step_delay_s

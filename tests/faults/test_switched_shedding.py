@@ -14,7 +14,7 @@ import pytest
 
 from gridctl.config import load_site
 from gridctl.controller.types import Mode
-from tests.faults.blocks import fault_site, next_cycles, running_block, until
+from tests.faults.blocks import commanded_off, fault_site, next_cycles, running_block, served, until
 from tests.fixtures.relay_site import relay_site_tree, write_relay_site
 
 STORE = ("store-relay", (0, 1))  # tier 3: shed first
@@ -45,32 +45,22 @@ async def block(tmp_path, monkeypatch):  # noqa: ANN001, ANN201
         yield site, emulated, daemon, reports
 
 
-def _served(emulated, board: tuple[str, tuple[int, ...]]) -> list[bool]:  # noqa: ANN001
-    """Each channel's circuit connected, as the emulated contactors hold it (NC wiring)."""
-    relay = emulated.relays[board[0]]
-    return [not relay.circuit_energised(ch) for ch in board[1]]
-
-
-def _commanded_off(report, device_id: str) -> bool:  # noqa: ANN001
-    return any(c.device_id == device_id and not c.on for c in report.decision.setpoints.switch_commands)
-
-
 @pytest.mark.slow
 async def test_outage_sheds_through_switches_in_order_and_restores(block) -> None:  # noqa: ANN001
     site, emulated, daemon, reports = block
     average_kw = {n.id: n.load.annual_kwh / 8760.0 for n in site.nodes}
     await next_cycles(reports, 2)
-    assert _served(emulated, STORE) == [True, True] and _served(emulated, MALL) == [True] * 3
+    assert served(emulated, STORE) == [True, True] and served(emulated, MALL) == [True] * 3
     assert not any(c.on is False for r in reports for c in r.decision.setpoints.switch_commands)
 
     emulated.set_grid_connected(False)
     await next_cycles(reports, 2)  # the cycle in flight may have read the grid before the loss
     assert daemon.cycle.state.mode is Mode.ISLANDED
     start = len(reports)
-    await until(lambda: not any(_served(emulated, STORE) + _served(emulated, MALL)), 30.0, "both tiers shed")
+    await until(lambda: not any(served(emulated, STORE) + served(emulated, MALL)), 30.0, "both tiers shed")
     outage = reports[start - 2:]
-    first_store = next(k for k, r in enumerate(outage) if _commanded_off(r, "store-relay"))
-    first_mall = next(k for k, r in enumerate(outage) if _commanded_off(r, "mall-relay"))
+    first_store = next(k for k, r in enumerate(outage) if commanded_off(r, "store-relay"))
+    first_mall = next(k for k, r in enumerate(outage) if commanded_off(r, "mall-relay"))
     assert first_store < first_mall  # tier 3 before tier 2 ...
     seen = outage[first_mall].snapshot.switches["store-relay"]
     assert [s.feedback_on for s in seen[:2]] == [False, False]  # ... once its feedback confirmed
@@ -79,9 +69,9 @@ async def test_outage_sheds_through_switches_in_order_and_restores(block) -> Non
 
     # A relay board reboots mid-outage: every output back to connected; re-driven in one cycle.
     emulated.relays["mall-relay"].reboot()
-    assert all(_served(emulated, MALL))
+    assert all(served(emulated, MALL))
     after = await next_cycles(reports, 2)  # the cycle in flight, and one that read the reset
-    assert not any(_served(emulated, MALL))
+    assert not any(served(emulated, MALL))
     redriven = [r for r in after if any("mall-relay channel 0" in n and "re-driven" in n for n in r.decision.notes)]
     assert len(redriven) == 1 and redriven[0].switched["mall-relay"] == 3  # written in the cycle that saw it
 
@@ -90,12 +80,12 @@ async def test_outage_sheds_through_switches_in_order_and_restores(block) -> Non
     emulated.set_grid_connected(True)
     back = len(reports)
     await until(lambda: daemon.cycle.state.mode is Mode.GRID_CONNECTED, 30.0, "reconnected")
-    assert all(_served(emulated, STORE) + _served(emulated, MALL))
+    assert all(served(emulated, STORE) + served(emulated, MALL))
     await next_cycles(reports, 1)
     restore = reports[back:]
     tie_closed = [r for r in restore if not r.decision.setpoints.grid_tie_open]
-    assert tie_closed and not any(_commanded_off(r, d) for r in tie_closed for d in ("store-relay", "mall-relay"))
-    on_mall = next(k for k, r in enumerate(restore) if not _commanded_off(r, "mall-relay"))
-    on_store = next(k for k, r in enumerate(restore) if not _commanded_off(r, "store-relay"))
+    assert tie_closed and not any(commanded_off(r, d) for r in tie_closed for d in ("store-relay", "mall-relay"))
+    on_mall = next(k for k, r in enumerate(restore) if not commanded_off(r, "mall-relay"))
+    on_store = next(k for k, r in enumerate(restore) if not commanded_off(r, "store-relay"))
     assert on_mall < on_store
     assert all(r.healthy for r in reports)

@@ -32,8 +32,9 @@ from drivers.capabilities import (
     WritesPvLimit,
 )
 from drivers.errors import PermanentDeviceError
+from drivers.release import release_driver
 from drivers.relay.modbus_board import ModbusRelayBoard
-from gridctl.config import BatteryDevice, PvInverterDevice, RouterDevice, SiteConfig
+from gridctl.config import BatteryDevice, PvInverterDevice, RouterDevice, SiteConfig, link_leg_ids
 from gridctl.controller.switches import SwitchCommand
 from gridctl.controller.types import Setpoint, SetpointKind
 
@@ -222,17 +223,9 @@ class DeviceHandle:
         """Hand control back to the device's own safe behaviour (shutdown, no decision)."""
         if not self.connected:
             return
-        d = self.driver
         with contextlib.suppress(Exception):
             async with asyncio.timeout(self.operation_timeout_s):
-                if isinstance(d, WritesBatteryPower):
-                    await d.write_battery_power_kw(None, revert_s)
-                if isinstance(d, WritesPvLimit):
-                    await d.write_pv_limit_kw(None, revert_s)
-                if isinstance(d, WritesLegPower) and isinstance(self.config, RouterDevice):
-                    for leg in self.config.legs:
-                        if leg.kind == "link":
-                            await d.write_leg_power_kw(leg.id, None)
+                await release_driver(self.driver, link_leg_ids(self.config), revert_s)
 
     async def close(self) -> None:
         if self._connecting is not None and not self._connecting.done() and \
